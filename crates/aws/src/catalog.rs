@@ -1,0 +1,277 @@
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use sluice_core::{CatalogEntry, DatasetName, IngestId, IngestSource, IngestStatus};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::StoreError;
+
+/// How long a claimed idempotency key blocks retries before a crashed attempt is presumed dead.
+const IN_PROGRESS_SECONDS: i64 = 60;
+/// How long a completed request can be replayed by key (the table's TTL removes it after).
+const RETENTION_SECONDS: i64 = 24 * 60 * 60;
+
+/// The catalog table (schema: `docs/catalog.md`): one item per ingested object, and one per
+/// idempotency key, both under the dataset's partition.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+/// A request made under an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub dataset: DatasetName,
+    /// Hash of the client's key: bounded length, no odd characters in the sort key.
+    pub key_hash: String,
+    /// Hash of what the request asked for, so a key reused for another request is caught.
+    pub fingerprint: String,
+}
+
+/// The response a completed request gave, replayed verbatim to retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This request owns the key and must complete or release it.
+    Acquired,
+    /// An earlier request with this key finished.
+    Completed { fingerprint: String, response: StoredResponse },
+    /// An earlier request with this key is still running.
+    InProgress,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn dataset_pk(dataset: &DatasetName) -> AttributeValue {
+    s(format!("DATASET#{dataset}"))
+}
+
+fn ingest_sk(id: IngestId) -> AttributeValue {
+    s(format!("INGEST#{id}"))
+}
+
+fn idempotency_sk(key_hash: &str) -> AttributeValue {
+    s(format!("IDEMPOTENCY#{key_hash}"))
+}
+
+impl Catalog {
+    pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { dynamodb, table: table.into() }
+    }
+
+    /// Claims an idempotency key with a conditional write, so of two concurrent requests
+    /// with one key exactly one proceeds.
+    pub async fn claim(&self, record: &IdempotencyRecord, now: OffsetDateTime) -> Result<Claim, StoreError> {
+        let now_s = now.unix_timestamp();
+        let result = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", dataset_pk(&record.dataset))
+            .item("sk", idempotency_sk(&record.key_hash))
+            .item("entity", s("idempotency"))
+            .item("status", s("IN_PROGRESS"))
+            .item("fingerprint", s(&record.fingerprint))
+            .item("in_progress_until", n(now_s + IN_PROGRESS_SECONDS))
+            .item("expires_at", n(now_s + RETENTION_SECONDS))
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now \
+                 OR (#status = :in_progress AND in_progress_until < :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", n(now_s))
+            .expression_attribute_values(":in_progress", s("IN_PROGRESS"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Acquired),
+            Err(SdkError::ServiceError(err))
+                if matches!(err.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                self.existing_claim(record).await
+            }
+            Err(err) => Err(StoreError::new("DynamoDB", "PutItem", err)),
+        }
+    }
+
+    async fn existing_claim(&self, record: &IdempotencyRecord) -> Result<Claim, StoreError> {
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", dataset_pk(&record.dataset))
+            .key("sk", idempotency_sk(&record.key_hash))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| StoreError::new("DynamoDB", "GetItem", err))?
+            .item
+            // Deleted between our write and this read: the other attempt gave up, so it is ours
+            // to retry, which the client does by sending the request again.
+            .ok_or_else(|| corrupt("idempotency record vanished while being read; retry the request"))?;
+        if string(&item, "status")? != "COMPLETED" {
+            return Ok(Claim::InProgress);
+        }
+        Ok(Claim::Completed {
+            fingerprint: string(&item, "fingerprint")?,
+            response: StoredResponse {
+                status: number(&item, "response_status")?,
+                body: string(&item, "response_body")?,
+            },
+        })
+    }
+
+    /// Records an ingest, and in the same transaction marks its idempotency key completed with
+    /// the response to replay, so the catalog never has one without the other.
+    pub async fn record(
+        &self,
+        entry: &CatalogEntry,
+        completing: Option<(&IdempotencyRecord, &StoredResponse)>,
+    ) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(entry_item(entry)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|err| StoreError::new("DynamoDB", "TransactWriteItems", err))?;
+        let mut transaction =
+            self.dynamodb.transact_write_items().transact_items(TransactWriteItem::builder().put(put).build());
+        if let Some((record, response)) = completing {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", dataset_pk(&record.dataset))
+                .key("sk", idempotency_sk(&record.key_hash))
+                .update_expression("SET #status = :completed, response_status = :code, response_body = :body")
+                .condition_expression("#status = :in_progress AND fingerprint = :fingerprint")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":completed", s("COMPLETED"))
+                .expression_attribute_values(":in_progress", s("IN_PROGRESS"))
+                .expression_attribute_values(":fingerprint", s(&record.fingerprint))
+                .expression_attribute_values(":code", n(response.status))
+                .expression_attribute_values(":body", s(&response.body))
+                .build()
+                .map_err(|err| StoreError::new("DynamoDB", "TransactWriteItems", err))?;
+            transaction = transaction.transact_items(TransactWriteItem::builder().update(update).build());
+        }
+        transaction.send().await.map_err(|err| StoreError::new("DynamoDB", "TransactWriteItems", err))?;
+        Ok(())
+    }
+
+    /// Gives up a claim after a failed attempt, so the client's retry can run.
+    pub async fn release(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
+        self.dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", dataset_pk(&record.dataset))
+            .key("sk", idempotency_sk(&record.key_hash))
+            .condition_expression("#status = :in_progress")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", s("IN_PROGRESS"))
+            .send()
+            .await
+            .map_err(|err| StoreError::new("DynamoDB", "DeleteItem", err))?;
+        Ok(())
+    }
+
+    pub async fn ingest(&self, dataset: &DatasetName, id: IngestId) -> Result<Option<CatalogEntry>, StoreError> {
+        let output = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", dataset_pk(dataset))
+            .key("sk", ingest_sk(id))
+            .send()
+            .await
+            .map_err(|err| StoreError::new("DynamoDB", "GetItem", err))?;
+        output.item.as_ref().map(entry_from_item).transpose()
+    }
+}
+
+fn entry_item(entry: &CatalogEntry) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        ("pk".to_owned(), dataset_pk(&entry.dataset)),
+        ("sk".to_owned(), ingest_sk(entry.ingest_id)),
+        ("entity".to_owned(), s("ingest")),
+        ("dataset".to_owned(), s(entry.dataset.as_str())),
+        ("ingest_id".to_owned(), s(entry.ingest_id.to_string())),
+        ("bucket".to_owned(), s(&entry.bucket)),
+        ("key".to_owned(), s(&entry.key)),
+        ("content_type".to_owned(), s(&entry.content_type)),
+        ("status".to_owned(), s(entry.status.as_str())),
+        ("source".to_owned(), s(entry.source.as_str())),
+        ("received_at".to_owned(), s(entry.received_at.format(&Rfc3339).expect("UTC times format as RFC 3339"))),
+    ]);
+    if let Some(size) = entry.size_bytes {
+        item.insert("size_bytes".to_owned(), n(size));
+    }
+    if let Some(sha256) = &entry.sha256 {
+        item.insert("sha256".to_owned(), s(sha256));
+    }
+    if let Some(rows) = entry.row_count {
+        item.insert("row_count".to_owned(), n(rows));
+    }
+    item
+}
+
+fn entry_from_item(item: &HashMap<String, AttributeValue>) -> Result<CatalogEntry, StoreError> {
+    let status = string(item, "status")?;
+    let source = string(item, "source")?;
+    let received_at = string(item, "received_at")?;
+    Ok(CatalogEntry {
+        dataset: DatasetName::parse(&string(item, "dataset")?).map_err(|err| corrupt(err.to_string()))?,
+        ingest_id: string(item, "ingest_id")?
+            .parse()
+            .map_err(|err: sluice_core::InvalidIngestId| corrupt(err.to_string()))?,
+        bucket: string(item, "bucket")?,
+        key: string(item, "key")?,
+        content_type: string(item, "content_type")?,
+        status: IngestStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
+        source: IngestSource::parse(&source).ok_or_else(|| corrupt(format!("unknown source {source:?}")))?,
+        received_at: OffsetDateTime::parse(&received_at, &Rfc3339).map_err(|err| corrupt(err.to_string()))?,
+        size_bytes: optional_number(item, "size_bytes")?,
+        sha256: item.get("sha256").map(|_| string(item, "sha256")).transpose()?,
+        row_count: optional_number(item, "row_count")?,
+    })
+}
+
+fn corrupt(message: impl Into<String>) -> StoreError {
+    StoreError { service: "DynamoDB", operation: "read catalog item", message: message.into() }
+}
+
+fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Result<String, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value.clone()),
+        _ => Err(corrupt(format!("attribute {name} is missing or not a string"))),
+    }
+}
+
+fn number<T: std::str::FromStr>(item: &HashMap<String, AttributeValue>, name: &str) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => {
+            value.parse().map_err(|_| corrupt(format!("attribute {name} = {value} is out of range")))
+        }
+        _ => Err(corrupt(format!("attribute {name} is missing or not a number"))),
+    }
+}
+
+fn optional_number<T: std::str::FromStr>(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<Option<T>, StoreError> {
+    item.get(name).map(|_| number(item, name)).transpose()
+}

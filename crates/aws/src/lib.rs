@@ -1,0 +1,32 @@
+//! The thin AWS layer. Clients are built once per container from `aws-config`, which honours
+//! `AWS_ENDPOINT_URL`, so the same code talks to AWS, moto or LocalStack. Each store wraps
+//! one resource and speaks domain types; no SDK type leaks out of this crate.
+
+mod catalog;
+mod clients;
+mod raw_zone;
+pub mod settings;
+
+pub use catalog::{Catalog, Claim, IdempotencyRecord, StoredResponse};
+pub use clients::AwsClients;
+pub use raw_zone::{PresignedPut, RawZone};
+
+/// A failed call to an AWS service, with the SDK's full error chain in the message.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} {operation} failed: {message}")]
+pub struct StoreError {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub message: String,
+}
+
+impl StoreError {
+    fn new(service: &'static str, operation: &'static str, err: impl std::error::Error) -> Self {
+        Self { service, operation, message: error_chain(err) }
+    }
+}
+
+/// An SDK error with its whole source chain; the top level alone is often just "service error".
+pub fn error_chain(err: impl std::error::Error) -> String {
+    aws_sdk_s3::error::DisplayErrorContext(err).to_string()
+}

@@ -1,0 +1,151 @@
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use sluice_cli::{LocalCloud, LocalOptions, demo, project_root};
+
+/// Sluice: serverless MLOps on AWS, and its local cloud.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The local cloud: AWS APIs on a local endpoint, Sluice's functions in process.
+    #[command(subcommand)]
+    Local(Local),
+}
+
+#[derive(Subcommand)]
+enum Local {
+    /// Create the template's resources and serve its API on localhost until Ctrl-C.
+    Up {
+        #[command(flatten)]
+        options: Options,
+        /// Port for the API on 127.0.0.1.
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+    },
+    /// Create the template's resources on the endpoint, then exit.
+    Provision {
+        #[command(flatten)]
+        options: Options,
+    },
+    /// Start a private local cloud, ingest the samples, show where they landed, then stop.
+    Demo {
+        #[command(flatten)]
+        options: Options,
+    },
+}
+
+#[derive(Args)]
+struct Options {
+    /// AWS endpoint to use, e.g. http://localhost:4566 for LocalStack. Without it (and
+    /// without AWS_ENDPOINT_URL), a private moto server is started and stopped with sluice.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint: Option<String>,
+    /// Stack name: prefixes the local resource names.
+    #[arg(long, default_value = "sluice")]
+    stack: String,
+    /// Project root holding template.yaml (default: found from the working directory).
+    #[arg(long)]
+    project: Option<PathBuf>,
+}
+
+impl Options {
+    fn local(self, port: u16) -> Result<LocalOptions, String> {
+        let project_root = self
+            .project
+            .or_else(project_root)
+            .ok_or("no template.yaml found here or above; run sluice inside the project or pass --project")?;
+        redirect_metrics(&project_root)?;
+        Ok(LocalOptions {
+            project_root,
+            endpoint: self.endpoint,
+            stack_name: self.stack,
+            api_address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        })
+    }
+}
+
+/// Where the functions' CloudWatch metrics (EMF lines) go locally, instead of the terminal.
+const METRICS_FILE: &str = ".local/metrics.ndjson";
+
+fn redirect_metrics(project_root: &std::path::Path) -> Result<(), String> {
+    let path = project_root.join(METRICS_FILE);
+    let open = || -> std::io::Result<std::fs::File> {
+        std::fs::create_dir_all(path.parent().expect("the file is in a folder"))?;
+        std::fs::OpenOptions::new().create(true).append(true).open(&path)
+    };
+    let file = open().map_err(|err| format!("cannot open {}: {err}", path.display()))?;
+    sluice_core::metrics::redirect(Box::new(file));
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .json()
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("sluice: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let Command::Local(local) = cli.command;
+    match local {
+        Local::Up { options, port } => {
+            let options = options.local(port)?;
+            let cloud = LocalCloud::start(&options).await.map_err(|e| e.to_string())?;
+            println!("Sluice local cloud is up (stack {}).", cloud.stack.name);
+            println!("  AWS endpoint  {}", cloud.endpoint);
+            println!("  API           {}", cloud.api.url());
+            println!("  metrics (EMF) {METRICS_FILE}");
+            for bucket in &cloud.stack.buckets {
+                println!("  bucket        {} ({})", bucket.name, bucket.logical_id);
+            }
+            for table in &cloud.stack.tables {
+                println!("  table         {} ({})", table.name, table.logical_id);
+            }
+            for function in &cloud.stack.functions {
+                for route in &function.http_routes {
+                    println!("  route         {:<40} -> {}", route.route_key(), function.logical_id);
+                }
+            }
+            println!("Press Ctrl-C to stop.");
+            tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+            println!("Stopping.");
+            Ok(())
+        }
+        Local::Provision { options } => {
+            let options = options.local(0)?;
+            let endpoint = options.endpoint.clone().ok_or("provision needs --endpoint or AWS_ENDPOINT_URL")?;
+            let clients = sluice_aws::AwsClients::for_local_endpoint(&endpoint).await;
+            let stack = sluice_localcloud::template::Stack::load(
+                &options.project_root.join("template.yaml"),
+                &options.stack_name,
+            )
+            .map_err(|e| e.to_string())?;
+            sluice_localcloud::provision::provision(&clients, &stack).await.map_err(|e| e.to_string())?;
+            println!("Provisioned stack {} on {endpoint}.", stack.name);
+            Ok(())
+        }
+        Local::Demo { options } => {
+            let options = options.local(0)?;
+            let cloud = LocalCloud::start(&options).await.map_err(|e| e.to_string())?;
+            demo::run(&cloud, &options.project_root).await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,93 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest dataset name; it becomes an S3 key prefix and a DynamoDB key, so keep it short.
+pub const MAX_DATASET_NAME_LEN: usize = 63;
+
+/// A validated dataset name: `[a-z0-9][a-z0-9_-]{0,62}`.
+///
+/// The name is used verbatim as the first segment of S3 keys, so anything that could
+/// climb out of the prefix (`..`, `/`, percent-encoding) must be impossible by construction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DatasetName(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid dataset name {name:?}: {reason}; expected [a-z0-9][a-z0-9_-]{{0,62}}")]
+pub struct InvalidDatasetName {
+    pub name: String,
+    pub reason: &'static str,
+}
+
+impl DatasetName {
+    pub fn parse(name: &str) -> Result<Self, InvalidDatasetName> {
+        let invalid = |reason| InvalidDatasetName { name: name.to_owned(), reason };
+        let mut chars = name.chars();
+        match chars.next() {
+            None => return Err(invalid("it is empty")),
+            Some(c) if !(c.is_ascii_lowercase() || c.is_ascii_digit()) => {
+                return Err(invalid("it must start with a lowercase letter or digit"));
+            }
+            Some(_) => {}
+        }
+        if name.len() > MAX_DATASET_NAME_LEN {
+            return Err(invalid("it is longer than 63 characters"));
+        }
+        if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+            return Err(invalid("only lowercase letters, digits, '_' and '-' are allowed"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for DatasetName {
+    type Error = InvalidDatasetName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<DatasetName> for String {
+    fn from(value: DatasetName) -> Self {
+        value.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_names_in_the_documented_alphabet() {
+        for name in ["a", "0", "iris", "sensor_readings-2026", &"a".repeat(63)] {
+            assert_eq!(DatasetName::parse(name).unwrap().as_str(), name);
+        }
+    }
+
+    #[test]
+    fn rejects_names_that_could_escape_or_collide() {
+        let too_long = "a".repeat(64);
+        for name in ["", "../x", "%2e%2e", "Iris", "_iris", "-iris", "a/b", "a.b", "a b", "é", too_long.as_str()] {
+            let err = DatasetName::parse(name).unwrap_err();
+            assert_eq!(err.name, name);
+            assert!(err.to_string().contains("invalid dataset name"), "{err}");
+        }
+    }
+
+    #[test]
+    fn deserialising_validates() {
+        assert!(serde_json::from_str::<DatasetName>("\"iris\"").is_ok());
+        assert!(serde_json::from_str::<DatasetName>("\"../etc\"").is_err());
+    }
+}

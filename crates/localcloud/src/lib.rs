@@ -1,0 +1,39 @@
+//! The local cloud: everything needed to run Sluice's functions on one machine with no AWS
+//! account and no Docker.
+//!
+//! - [`moto`] starts a local AWS endpoint (moto server) and guarantees it stops.
+//! - [`template`] reads `template.yaml`, the single source of truth for what exists.
+//! - [`provision`] creates the template's buckets and tables on the endpoint.
+//! - [`api`] serves the template's HTTP API routes on localhost, handing each request to a
+//!   function as the API Gateway event it would receive in AWS.
+//! - [`client`] talks HTTP to that API and to presigned URLs.
+//!
+//! Functions are reached through [`Functions`], which takes and returns JSON exactly as the
+//! Lambda service does, so later event sources (S3, SNS, EventBridge, schedules) plug in
+//! the same way.
+
+pub mod api;
+pub mod client;
+pub mod moto;
+pub mod provision;
+pub mod template;
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// Invokes a function by its logical id with a JSON event, as Lambda's Invoke does.
+pub trait Functions: Send + Sync + 'static {
+    fn invoke(
+        &self,
+        function: &str,
+        event: serde_json::Value,
+    ) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, InvokeError>> + Send + '_>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("function {0} has no local implementation")]
+    UnknownFunction(String),
+    #[error("function {function} could not read its event: {message}")]
+    BadEvent { function: String, message: String },
+}

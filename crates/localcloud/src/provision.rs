@@ -1,0 +1,83 @@
+//! Creates a stack's buckets and tables on the local endpoint. Safe to run again: what
+//! already exists is left as it is.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use sluice_aws::AwsClients;
+
+use crate::template::{Stack, Table};
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not create {resource}: {message}")]
+pub struct ProvisionError {
+    pub resource: String,
+    pub message: String,
+}
+
+fn failed(resource: &str, err: impl std::error::Error) -> ProvisionError {
+    ProvisionError { resource: resource.to_owned(), message: sluice_aws::error_chain(err) }
+}
+
+pub async fn provision(clients: &AwsClients, stack: &Stack) -> Result<(), ProvisionError> {
+    for bucket in &stack.buckets {
+        let result = clients.s3.create_bucket().bucket(&bucket.name).send().await;
+        if let Err(err) = result {
+            let already_there = err
+                .as_service_error()
+                .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists());
+            if !already_there {
+                return Err(failed(&format!("bucket {}", bucket.name), err));
+            }
+        }
+        tracing::info!(logical_id = %bucket.logical_id, name = %bucket.name, "bucket ready");
+    }
+    for table in &stack.tables {
+        create_table(clients, table).await?;
+        tracing::info!(logical_id = %table.logical_id, name = %table.name, "table ready");
+    }
+    Ok(())
+}
+
+async fn create_table(clients: &AwsClients, table: &Table) -> Result<(), ProvisionError> {
+    let resource = format!("table {}", table.name);
+    let invalid = |message: String| ProvisionError { resource: resource.clone(), message };
+    let mut request = clients.dynamodb.create_table().table_name(&table.name).billing_mode(BillingMode::PayPerRequest);
+    for (name, kind) in &table.key_schema {
+        let element = KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(KeyType::from(kind.as_str()))
+            .build()
+            .map_err(|err| invalid(err.to_string()))?;
+        request = request.key_schema(element);
+    }
+    for (name, kind) in &table.attributes {
+        let definition = AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::from(kind.as_str()))
+            .build()
+            .map_err(|err| invalid(err.to_string()))?;
+        request = request.attribute_definitions(definition);
+    }
+    match request.send().await {
+        Ok(_) => {}
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => return Ok(()),
+        Err(err) => return Err(failed(&resource, err)),
+    }
+    if let Some(attribute) = &table.ttl_attribute {
+        let specification = TimeToLiveSpecification::builder()
+            .attribute_name(attribute)
+            .enabled(true)
+            .build()
+            .map_err(|err| invalid(err.to_string()))?;
+        clients
+            .dynamodb
+            .update_time_to_live()
+            .table_name(&table.name)
+            .time_to_live_specification(specification)
+            .send()
+            .await
+            .map_err(|err| failed(&resource, err))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,465 @@
+//! Reads `template.yaml` into the resources the local cloud creates and serves. The template
+//! is the single source of truth: nothing here names a bucket, table or route.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde_yaml::{Mapping, Value};
+
+pub const ACCOUNT_ID: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("template is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(message: impl Into<String>) -> TemplateError {
+    TemplateError::Invalid(message.into())
+}
+
+/// The resources of one stack, with the physical names they get locally.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stack {
+    pub name: String,
+    pub buckets: Vec<Bucket>,
+    pub tables: Vec<Table>,
+    pub functions: Vec<Function>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub logical_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub logical_id: String,
+    pub name: String,
+    /// `(attribute, HASH | RANGE)`
+    pub key_schema: Vec<(String, String)>,
+    /// `(attribute, S | N | B)`
+    pub attributes: Vec<(String, String)>,
+    pub ttl_attribute: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub logical_id: String,
+    /// The cargo binary (`Metadata.BuildProperties.Binary`): which crate implements it.
+    pub binary: String,
+    pub environment: HashMap<String, String>,
+    pub http_routes: Vec<HttpRoute>,
+}
+
+/// An `HttpApi` event: `METHOD /path/{param}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub method: String,
+    pub path: String,
+}
+
+impl HttpRoute {
+    /// API Gateway's `routeKey`, e.g. `POST /datasets/{dataset}/records`.
+    pub fn route_key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+impl Stack {
+    pub fn load(path: &Path, stack_name: &str) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| TemplateError::Read { path: path.display().to_string(), source })?;
+        Self::from_yaml(&text, stack_name)
+    }
+
+    pub fn from_yaml(text: &str, stack_name: &str) -> Result<Self, TemplateError> {
+        let document: Value = serde_yaml::from_str(text)?;
+        let document = long_form(document);
+        let resources = document
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| invalid("template has no Resources"))?;
+        let mut context = Context::new(stack_name, &document)?;
+
+        let mut buckets = Vec::new();
+        let mut tables = Vec::new();
+        for (id, resource) in resources {
+            let id = id.as_str().ok_or_else(|| invalid("resource ids must be strings"))?;
+            let properties = resource.get("Properties").cloned().unwrap_or(Value::Mapping(Mapping::new()));
+            match resource_type(resource)? {
+                "AWS::S3::Bucket" => {
+                    let name = match properties.get("BucketName") {
+                        Some(name) => context.string(name)?,
+                        None => format!("{stack_name}-{}", id.to_ascii_lowercase()),
+                    };
+                    context.names.insert(id.to_owned(), name.clone());
+                    buckets.push(Bucket { logical_id: id.to_owned(), name });
+                }
+                "AWS::DynamoDB::Table" => {
+                    let name = match properties.get("TableName") {
+                        Some(name) => context.string(name)?,
+                        None => format!("{stack_name}-{id}"),
+                    };
+                    context.names.insert(id.to_owned(), name.clone());
+                    tables.push(table(id, name, &properties)?);
+                }
+                _ => {}
+            }
+        }
+
+        let globals = document.get("Globals").and_then(|g| g.get("Function"));
+        let mut functions = Vec::new();
+        for (id, resource) in resources {
+            if resource_type(resource)? != "AWS::Serverless::Function" {
+                continue;
+            }
+            let id = id.as_str().expect("checked above");
+            functions.push(function(id, resource, globals, &context)?);
+        }
+        Ok(Self { name: stack_name.to_owned(), buckets, tables, functions })
+    }
+
+    pub fn function(&self, logical_id: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.logical_id == logical_id)
+    }
+}
+
+fn resource_type(resource: &Value) -> Result<&str, TemplateError> {
+    resource.get("Type").and_then(Value::as_str).ok_or_else(|| invalid("every resource needs a Type"))
+}
+
+fn table(id: &str, name: String, properties: &Value) -> Result<Table, TemplateError> {
+    let pairs = |list: &str, first: &str, second: &str| -> Result<Vec<(String, String)>, TemplateError> {
+        properties
+            .get(list)
+            .and_then(Value::as_sequence)
+            .ok_or_else(|| invalid(format!("table {id} has no {list}")))?
+            .iter()
+            .map(|entry| {
+                let field = |name: &str| {
+                    entry
+                        .get(name)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or_else(|| invalid(format!("table {id}: every {list} entry needs {name}")))
+                };
+                Ok((field(first)?, field(second)?))
+            })
+            .collect()
+    };
+    let ttl = properties.get("TimeToLiveSpecification");
+    let ttl_attribute = ttl
+        .filter(|spec| spec.get("Enabled").and_then(Value::as_bool).unwrap_or(false))
+        .and_then(|spec| spec.get("AttributeName"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok(Table {
+        logical_id: id.to_owned(),
+        name,
+        key_schema: pairs("KeySchema", "AttributeName", "KeyType")?,
+        attributes: pairs("AttributeDefinitions", "AttributeName", "AttributeType")?,
+        ttl_attribute,
+    })
+}
+
+fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Context) -> Result<Function, TemplateError> {
+    let binary = resource
+        .get("Metadata")
+        .and_then(|m| m.get("BuildProperties"))
+        .and_then(|b| b.get("Binary"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(format!("function {id} needs Metadata.BuildProperties.Binary (the cargo binary)")))?
+        .to_owned();
+    let properties = resource.get("Properties");
+    let mut environment = HashMap::new();
+    for source in [globals, properties] {
+        let variables =
+            source.and_then(|s| s.get("Environment")).and_then(|e| e.get("Variables")).and_then(Value::as_mapping);
+        for (name, value) in variables.into_iter().flatten() {
+            let name =
+                name.as_str().ok_or_else(|| invalid(format!("function {id}: variable names must be strings")))?;
+            let value =
+                context.string(value).map_err(|err| invalid(format!("function {id}, variable {name}: {err}")))?;
+            environment.insert(name.to_owned(), value);
+        }
+    }
+    let mut http_routes = Vec::new();
+    let events = properties.and_then(|p| p.get("Events")).and_then(Value::as_mapping);
+    for (_, event) in events.into_iter().flatten() {
+        if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+            continue;
+        }
+        let field = |name: &str| {
+            event
+                .get("Properties")
+                .and_then(|p| p.get(name))
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(format!("function {id}: HttpApi events need {name}")))
+        };
+        http_routes.push(HttpRoute { method: field("Method")?.to_ascii_uppercase(), path: field("Path")?.to_owned() });
+    }
+    Ok(Function { logical_id: id.to_owned(), binary, environment, http_routes })
+}
+
+/// Rewrites short-form intrinsics (`!Ref X`, `!Sub ...`) into their long form
+/// (`{Ref: X}`, `{Fn::Sub: ...}`), so resolution handles one shape.
+fn long_form(value: Value) -> Value {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let key = if name == "Ref" { "Ref".to_owned() } else { format!("Fn::{name}") };
+            let mut inner = long_form(tagged.value);
+            if name == "GetAtt"
+                && let Value::String(dotted) = &inner
+                && let Some((resource, attribute)) = dotted.split_once('.')
+            {
+                inner = Value::Sequence(vec![resource.into(), attribute.into()]);
+            }
+            let mut mapping = Mapping::new();
+            mapping.insert(key.into(), inner);
+            Value::Mapping(mapping)
+        }
+        Value::Mapping(mapping) => Value::Mapping(mapping.into_iter().map(|(k, v)| (k, long_form(v))).collect()),
+        Value::Sequence(items) => Value::Sequence(items.into_iter().map(long_form).collect()),
+        other => other,
+    }
+}
+
+/// What `Ref`, `Fn::Sub` and `Fn::GetAtt` resolve against locally.
+struct Context {
+    /// Parameters (their defaults) and pseudo parameters.
+    parameters: BTreeMap<String, String>,
+    /// Physical names of the resources created locally, by logical id.
+    names: BTreeMap<String, String>,
+    resource_types: BTreeMap<String, String>,
+}
+
+impl Context {
+    fn new(stack_name: &str, document: &Value) -> Result<Self, TemplateError> {
+        let mut parameters = BTreeMap::from([
+            ("AWS::StackName".to_owned(), stack_name.to_owned()),
+            ("AWS::AccountId".to_owned(), ACCOUNT_ID.to_owned()),
+            ("AWS::Region".to_owned(), REGION.to_owned()),
+            ("AWS::Partition".to_owned(), "aws".to_owned()),
+            ("AWS::URLSuffix".to_owned(), "amazonaws.com".to_owned()),
+        ]);
+        for (name, spec) in document.get("Parameters").and_then(Value::as_mapping).into_iter().flatten() {
+            let name = name.as_str().ok_or_else(|| invalid("parameter names must be strings"))?;
+            if let Some(default) = spec.get("Default") {
+                parameters.insert(
+                    name.to_owned(),
+                    scalar(default).ok_or_else(|| invalid(format!("parameter {name}: default must be a scalar")))?,
+                );
+            }
+        }
+        let resource_types = document
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, r)| Some((id.as_str()?.to_owned(), r.get("Type")?.as_str()?.to_owned())))
+            .collect();
+        Ok(Self { parameters, names: BTreeMap::new(), resource_types })
+    }
+
+    fn reference(&self, name: &str) -> Result<String, TemplateError> {
+        self.parameters
+            .get(name)
+            .or_else(|| self.names.get(name))
+            .cloned()
+            .ok_or_else(|| invalid(format!("cannot resolve Ref {name} locally")))
+    }
+
+    fn attribute(&self, resource: &str, attribute: &str) -> Result<String, TemplateError> {
+        let name = self.reference(resource)?;
+        match (self.resource_types.get(resource).map(String::as_str), attribute) {
+            (Some("AWS::S3::Bucket"), "Arn") => Ok(format!("arn:aws:s3:::{name}")),
+            (Some("AWS::DynamoDB::Table"), "Arn") => Ok(format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}")),
+            _ => Err(invalid(format!("cannot resolve GetAtt {resource}.{attribute} locally"))),
+        }
+    }
+
+    /// Resolves a property value to the string it becomes at deploy time.
+    fn string(&self, value: &Value) -> Result<String, TemplateError> {
+        if let Some(text) = scalar(value) {
+            return Ok(text);
+        }
+        let mapping = value
+            .as_mapping()
+            .filter(|m| m.len() == 1)
+            .ok_or_else(|| invalid(format!("expected a string, found {value:?}")))?;
+        let (function, argument) = mapping.iter().next().expect("one entry");
+        match function.as_str().unwrap_or_default() {
+            "Ref" => self.reference(argument.as_str().ok_or_else(|| invalid("Ref takes a name"))?),
+            "Fn::GetAtt" => {
+                let parts: Vec<&str> = argument.as_sequence().into_iter().flatten().filter_map(Value::as_str).collect();
+                match parts.as_slice() {
+                    [resource, attribute] => self.attribute(resource, attribute),
+                    _ => Err(invalid("GetAtt takes [resource, attribute]")),
+                }
+            }
+            "Fn::Sub" => match argument {
+                Value::String(text) => self.substitute(text, &BTreeMap::new()),
+                Value::Sequence(items) if items.len() == 2 => {
+                    let text = items[0].as_str().ok_or_else(|| invalid("Sub takes a string"))?;
+                    let mut variables = BTreeMap::new();
+                    for (name, value) in items[1].as_mapping().into_iter().flatten() {
+                        variables.insert(name.as_str().unwrap_or_default().to_owned(), self.string(value)?);
+                    }
+                    self.substitute(text, &variables)
+                }
+                _ => Err(invalid("Sub takes a string or [string, variables]")),
+            },
+            "Fn::Join" => {
+                let items = argument
+                    .as_sequence()
+                    .filter(|i| i.len() == 2)
+                    .ok_or_else(|| invalid("Join takes [separator, list]"))?;
+                let separator = items[0].as_str().unwrap_or_default();
+                let parts = items[1].as_sequence().ok_or_else(|| invalid("Join takes a list"))?;
+                Ok(parts.iter().map(|p| self.string(p)).collect::<Result<Vec<_>, _>>()?.join(separator))
+            }
+            other => Err(invalid(format!("intrinsic {other} is not supported by the local cloud"))),
+        }
+    }
+
+    fn substitute(&self, text: &str, variables: &BTreeMap<String, String>) -> Result<String, TemplateError> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}').ok_or_else(|| invalid(format!("unclosed ${{ in Sub {text:?}")))? + start;
+            let name = &rest[start + 2..end];
+            if let Some(literal) = name.strip_prefix('!') {
+                out.push_str("${");
+                out.push_str(literal);
+                out.push('}');
+            } else if let Some(value) = variables.get(name) {
+                out.push_str(value);
+            } else if let Some((resource, attribute)) = name.split_once('.') {
+                out.push_str(&self.attribute(resource, attribute)?);
+            } else {
+                out.push_str(&self.reference(name)?);
+            }
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = r#"
+Parameters:
+  MaxBody:
+    Type: Number
+    Default: 1024
+Globals:
+  Function:
+    Environment:
+      Variables:
+        SHARED: !Sub "${AWS::StackName}-${AWS::Region}"
+Resources:
+  Raw:
+    Type: AWS::S3::Bucket
+  Named:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: !Sub "${AWS::StackName}-named-${AWS::AccountId}"
+  Catalog:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions:
+        - { AttributeName: pk, AttributeType: S }
+        - { AttributeName: sk, AttributeType: S }
+      KeySchema:
+        - { AttributeName: pk, KeyType: HASH }
+        - { AttributeName: sk, KeyType: RANGE }
+      TimeToLiveSpecification: { AttributeName: expires_at, Enabled: true }
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties: { Binary: ingest }
+    Properties:
+      Environment:
+        Variables:
+          RAW_BUCKET: !Ref Raw
+          TABLE_ARN: !GetAtt Catalog.Arn
+          MAX: !Ref MaxBody
+          JOINED: !Join ["/", [!Ref Named, "x"]]
+          LITERAL: !Sub "${!NotAVariable}"
+      Events:
+        Post:
+          Type: HttpApi
+          Properties: { Path: "/datasets/{dataset}/records", Method: post }
+        Nightly:
+          Type: Schedule
+          Properties: { Schedule: rate(1 day) }
+"#;
+
+    #[test]
+    fn resolves_resources_names_and_environment() {
+        let stack = Stack::from_yaml(TEMPLATE, "demo").unwrap();
+        assert_eq!(
+            stack.buckets,
+            vec![
+                Bucket { logical_id: "Raw".into(), name: "demo-raw".into() },
+                Bucket { logical_id: "Named".into(), name: "demo-named-123456789012".into() },
+            ]
+        );
+        let table = &stack.tables[0];
+        assert_eq!(table.name, "demo-Catalog");
+        assert_eq!(table.key_schema, vec![("pk".into(), "HASH".into()), ("sk".into(), "RANGE".into())]);
+        assert_eq!(table.ttl_attribute.as_deref(), Some("expires_at"));
+
+        let function = stack.function("Fn").unwrap();
+        assert_eq!(function.binary, "ingest");
+        let env = &function.environment;
+        assert_eq!(env["RAW_BUCKET"], "demo-raw");
+        assert_eq!(env["TABLE_ARN"], "arn:aws:dynamodb:us-east-1:123456789012:table/demo-Catalog");
+        assert_eq!(env["MAX"], "1024");
+        assert_eq!(env["SHARED"], "demo-us-east-1");
+        assert_eq!(env["JOINED"], "demo-named-123456789012/x");
+        assert_eq!(env["LITERAL"], "${NotAVariable}");
+        assert_eq!(
+            function.http_routes,
+            vec![HttpRoute { method: "POST".into(), path: "/datasets/{dataset}/records".into() }]
+        );
+        assert_eq!(function.http_routes[0].route_key(), "POST /datasets/{dataset}/records");
+    }
+
+    #[test]
+    fn unresolvable_references_are_errors_not_guesses() {
+        let template = "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata: {BuildProperties: {Binary: x}}\n    Properties:\n      Environment:\n        Variables:\n          A: !Ref Missing\n";
+        let err = Stack::from_yaml(template, "s").unwrap_err().to_string();
+        assert!(err.contains("Missing") && err.contains("variable A"), "{err}");
+    }
+
+    #[test]
+    fn the_project_template_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        let stack = Stack::load(&path, "sluice").unwrap();
+        assert!(stack.function("IngestFunction").is_some_and(|f| !f.http_routes.is_empty()));
+    }
+}

@@ -1,0 +1,334 @@
+//! The `ingest` function: the API through which data enters Sluice.
+//!
+//! Routes (API Gateway HTTP API, payload format 2.0):
+//! - `POST /datasets/{dataset}/records`: the body is stored unchanged in the raw zone and
+//!   recorded in the catalog with status `RECEIVED`.
+//! - `POST /datasets/{dataset}/uploads`: a presigned PUT URL for files too large for the API.
+//! - `GET /datasets/{dataset}/ingests/{id}`: the catalog entry.
+//!
+//! A request is validated completely before anything is written, so a rejected request
+//! leaves no trace in S3 or DynamoDB.
+
+mod error;
+mod response;
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use base64::Engine;
+use http::HeaderValue;
+use serde::Deserialize;
+use serde_json::json;
+use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
+use sluice_aws::{AwsClients, Catalog, Claim, IdempotencyRecord, RawZone, StoredResponse};
+use sluice_core::metrics::{Metric, Unit, publish};
+use sluice_core::{CatalogEntry, DatasetName, IngestId, IngestSource, IngestStatus, Sha256Digest, raw_object_key};
+use sluice_formats::{ContentKind, inspect};
+use time::OffsetDateTime;
+
+pub use error::ApiError;
+use response::json_response;
+
+/// The largest body `POST /records` accepts. Lambda's synchronous payload limit is 6 MB for
+/// the whole event, and API Gateway base64-encodes binary bodies (4/3 growth), so 4 MiB of
+/// raw bytes is what reliably fits.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+const DEFAULT_UPLOAD_URL_TTL_SECONDS: u64 = 15 * 60;
+
+pub const ROUTE_POST_RECORDS: &str = "POST /datasets/{dataset}/records";
+pub const ROUTE_POST_UPLOADS: &str = "POST /datasets/{dataset}/uploads";
+pub const ROUTE_GET_INGEST: &str = "GET /datasets/{dataset}/ingests/{id}";
+
+pub struct Ingest {
+    raw_zone: RawZone,
+    catalog: Catalog,
+    max_body_bytes: usize,
+    upload_url_ttl: Duration,
+}
+
+/// What `POST /uploads` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadRequest {
+    content_type: String,
+}
+
+impl Ingest {
+    /// Reads `RAW_BUCKET`, `CATALOG_TABLE` and the optional `MAX_BODY_BYTES` and
+    /// `UPLOAD_URL_TTL_SECONDS`, as `template.yaml` sets them.
+    pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
+        Ok(Self {
+            raw_zone: RawZone::new(clients.s3.clone(), required(vars, "RAW_BUCKET")?),
+            catalog: Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?),
+            max_body_bytes: parsed_or(vars, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+            upload_url_ttl: Duration::from_secs(parsed_or(
+                vars,
+                "UPLOAD_URL_TTL_SECONDS",
+                DEFAULT_UPLOAD_URL_TTL_SECONDS,
+            )?),
+        })
+    }
+
+    pub async fn handle(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        let started = Instant::now();
+        let route = request.route_key.clone().unwrap_or_default();
+        let request_id = request.request_context.request_id.clone().unwrap_or_default();
+        let result = match route.as_str() {
+            ROUTE_POST_RECORDS => self.post_records(&request).await,
+            ROUTE_POST_UPLOADS => self.post_upload(&request).await,
+            ROUTE_GET_INGEST => self.get_ingest(&request).await,
+            _ => Err(ApiError::RouteNotFound(route.clone())),
+        };
+        let response = result.unwrap_or_else(|err| {
+            match &err {
+                ApiError::Store(store) => tracing::error!(%route, %request_id, error = %store, "request failed"),
+                client => {
+                    tracing::info!(%route, %request_id, code = client.code(), error = %client, "request rejected")
+                }
+            }
+            err.to_response(&request_id)
+        });
+        let status = response.status_code;
+        let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+        tracing::info!(%route, %request_id, status, latency_ms, "request handled");
+        publish(
+            "Sluice",
+            &[("Function", "ingest")],
+            &[
+                Metric { name: "Requests", unit: Unit::Count, value: 1.0 },
+                Metric {
+                    name: "ClientErrors",
+                    unit: Unit::Count,
+                    value: f64::from(u8::from((400..500).contains(&status))),
+                },
+                Metric { name: "ServerErrors", unit: Unit::Count, value: f64::from(u8::from(status >= 500)) },
+                Metric { name: "Latency", unit: Unit::Milliseconds, value: latency_ms },
+            ],
+        );
+        response
+    }
+
+    async fn post_records(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let dataset = dataset(request)?;
+        let content_type = header(request, "content-type").ok_or(ApiError::MissingContentType)?;
+        let kind = ContentKind::from_content_type(content_type)?;
+        let body = self.body(request)?;
+        let inspection = inspect(kind, &body)?;
+        let digest = Sha256Digest::of(&body);
+        let idempotency = idempotency(request, &dataset, &[kind.mime().as_bytes(), digest.hex.as_bytes()])?;
+
+        self.idempotently(idempotency, |now| async move {
+            let ingest_id = IngestId::generate();
+            let key = raw_object_key(&dataset, now, ingest_id, kind.extension());
+            let entry = CatalogEntry {
+                dataset: dataset.clone(),
+                ingest_id,
+                bucket: self.raw_zone.bucket().to_owned(),
+                key: key.clone(),
+                content_type: kind.mime().to_owned(),
+                status: IngestStatus::Received,
+                source: IngestSource::Api,
+                received_at: now,
+                size_bytes: Some(body.len() as u64),
+                sha256: Some(digest.hex.clone()),
+                row_count: inspection.rows,
+            };
+            let size = body.len();
+            self.raw_zone.put(&key, body, kind.mime(), &digest).await?;
+            tracing::info!(%dataset, %ingest_id, %key, size, rows = ?inspection.rows, "stored in raw zone");
+            publish(
+                "Sluice",
+                &[("Function", "ingest"), ("Dataset", dataset.as_str())],
+                &[
+                    Metric { name: "IngestedObjects", unit: Unit::Count, value: 1.0 },
+                    Metric { name: "IngestedBytes", unit: Unit::Bytes, value: size as f64 },
+                ],
+            );
+            Ok(Created { entry, body: None, stored_object: Some(key) })
+        })
+        .await
+    }
+
+    async fn post_upload(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let dataset = dataset(request)?;
+        let body = self.body(request)?;
+        let upload: UploadRequest =
+            serde_json::from_slice(&body).map_err(|err| ApiError::InvalidUploadRequest(err.to_string()))?;
+        let kind = ContentKind::from_content_type(&upload.content_type)?;
+        let idempotency = idempotency(request, &dataset, &[kind.mime().as_bytes()])?;
+
+        self.idempotently(idempotency, |now| async move {
+            let ingest_id = IngestId::generate();
+            let key = raw_object_key(&dataset, now, ingest_id, kind.extension());
+            let presigned = self.raw_zone.presign_put(&key, kind.mime(), self.upload_url_ttl).await?;
+            let expires_at = now + self.upload_url_ttl;
+            let entry = CatalogEntry {
+                dataset: dataset.clone(),
+                ingest_id,
+                bucket: self.raw_zone.bucket().to_owned(),
+                key,
+                content_type: kind.mime().to_owned(),
+                status: IngestStatus::AwaitingUpload,
+                source: IngestSource::PresignedUpload,
+                received_at: now,
+                size_bytes: None,
+                sha256: None,
+                row_count: None,
+            };
+            let headers: serde_json::Map<String, serde_json::Value> =
+                presigned.headers.into_iter().map(|(name, value)| (name, value.into())).collect();
+            let upload = json!({
+                "method": "PUT",
+                "url": presigned.url,
+                "headers": headers,
+                "expires_at": expires_at.format(&time::format_description::well_known::Rfc3339).expect("UTC times format"),
+            });
+            Ok(Created { entry, body: Some(upload), stored_object: None })
+        })
+        .await
+    }
+
+    async fn get_ingest(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let dataset = dataset(request)?;
+        let id: IngestId = path_parameter(request, "id").parse()?;
+        let entry = self
+            .catalog
+            .ingest(&dataset, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("dataset {dataset} has no ingest {id}")))?;
+        Ok(json_response(200, &serde_json::to_value(&entry).expect("catalog entries serialise")))
+    }
+
+    /// The request body as bytes, refused if over the limit before it is decoded.
+    fn body(&self, request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, ApiError> {
+        let text = request.body.as_deref().unwrap_or_default();
+        let size = if request.is_base64_encoded { text.len() / 4 * 3 } else { text.len() };
+        if size > self.max_body_bytes {
+            return Err(ApiError::PayloadTooLarge { size, max: self.max_body_bytes });
+        }
+        if !request.is_base64_encoded {
+            return Ok(text.as_bytes().to_vec());
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|err| ApiError::InvalidBase64(err.to_string()))?;
+        if bytes.len() > self.max_body_bytes {
+            return Err(ApiError::PayloadTooLarge { size: bytes.len(), max: self.max_body_bytes });
+        }
+        Ok(bytes)
+    }
+
+    /// Runs `create` at most once per idempotency key: a retry gets the first response back
+    /// and writes nothing. On failure, whatever `create` stored is removed and the key freed.
+    async fn idempotently<F, Fut>(
+        &self,
+        idempotency: Option<IdempotencyRecord>,
+        create: F,
+    ) -> Result<ApiGatewayV2httpResponse, ApiError>
+    where
+        F: FnOnce(OffsetDateTime) -> Fut,
+        Fut: Future<Output = Result<Created, ApiError>>,
+    {
+        let now = OffsetDateTime::now_utc();
+        if let Some(record) = &idempotency {
+            match self.catalog.claim(record, now).await? {
+                Claim::Acquired => {}
+                Claim::InProgress => return Err(ApiError::RequestInProgress),
+                Claim::Completed { fingerprint, .. } if fingerprint != record.fingerprint => {
+                    return Err(ApiError::IdempotencyKeyReused);
+                }
+                Claim::Completed { response, .. } => return Ok(replayed(response)),
+            }
+        }
+        let result = async {
+            let created = create(now).await?;
+            let response = created.response_body();
+            let stored = StoredResponse { status: 201, body: response.to_string() };
+            let completing = idempotency.as_ref().map(|record| (record, &stored));
+            if let Err(err) = self.catalog.record(&created.entry, completing).await {
+                if let Some(key) = &created.stored_object {
+                    self.forget_object(key).await;
+                }
+                return Err(err.into());
+            }
+            Ok(json_response(201, &response))
+        }
+        .await;
+        if result.is_err()
+            && let Some(record) = &idempotency
+            && let Err(err) = self.catalog.release(record).await
+        {
+            tracing::error!(error = %err, "could not release idempotency key; it frees itself when its claim expires");
+        }
+        result
+    }
+
+    async fn forget_object(&self, key: &str) {
+        if let Err(err) = self.raw_zone.delete(key).await {
+            tracing::error!(%key, error = %err, "could not remove an object whose catalog write failed");
+        }
+    }
+}
+
+/// What a successful POST made: the catalog entry, anything extra for the response, and
+/// the raw-zone object to remove if the catalog write fails.
+struct Created {
+    entry: CatalogEntry,
+    body: Option<serde_json::Value>,
+    stored_object: Option<String>,
+}
+
+impl Created {
+    fn response_body(&self) -> serde_json::Value {
+        let mut body = serde_json::to_value(&self.entry).expect("catalog entries serialise");
+        if let Some(upload) = &self.body {
+            body["upload"] = upload.clone();
+        }
+        body
+    }
+}
+
+fn replayed(stored: StoredResponse) -> ApiGatewayV2httpResponse {
+    let body: serde_json::Value = serde_json::from_str(&stored.body).unwrap_or(serde_json::Value::String(stored.body));
+    let mut response = json_response(stored.status, &body);
+    response.headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+fn header<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn path_parameter<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> &'a str {
+    request.path_parameters.get(name).map(String::as_str).unwrap_or_default()
+}
+
+fn dataset(request: &ApiGatewayV2httpRequest) -> Result<DatasetName, ApiError> {
+    Ok(DatasetName::parse(path_parameter(request, "dataset"))?)
+}
+
+/// The request's idempotency record, if it sent an `Idempotency-Key`. The fingerprint covers
+/// the route, the dataset and `parts` (what the request asks for), so a key reused for a
+/// different request is told apart from a retry.
+fn idempotency(
+    request: &ApiGatewayV2httpRequest,
+    dataset: &DatasetName,
+    parts: &[&[u8]],
+) -> Result<Option<IdempotencyRecord>, ApiError> {
+    let Some(key) = request.headers.get("idempotency-key") else { return Ok(None) };
+    let key = key.to_str().map_err(|_| ApiError::InvalidIdempotencyKey)?;
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::InvalidIdempotencyKey);
+    }
+    let route = request.route_key.as_deref().unwrap_or_default();
+    let mut fingerprint_input = Vec::new();
+    for part in [route.as_bytes(), dataset.as_str().as_bytes()].iter().chain(parts) {
+        fingerprint_input.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        fingerprint_input.extend_from_slice(part);
+    }
+    Ok(Some(IdempotencyRecord {
+        dataset: dataset.clone(),
+        key_hash: Sha256Digest::of(key.as_bytes()).hex,
+        fingerprint: Sha256Digest::of(&fingerprint_input).hex,
+    }))
+}
