@@ -1,7 +1,7 @@
 use std::io::Cursor;
 
 use calamine::{Reader, Xlsx};
-use image::{ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use serde_json::Value;
 
 use crate::ContentKind;
@@ -58,8 +58,10 @@ pub fn inspect(kind: ContentKind, body: &[u8]) -> Result<Inspection, FormatError
         ContentKind::Xlsx => xlsx_rows(body)?,
         ContentKind::Json => json_rows(body)?,
         ContentKind::Ndjson => ndjson_rows(body)?,
-        ContentKind::Png => return image_size(body, ImageFormat::Png, "PNG"),
-        ContentKind::Jpeg => return image_size(body, ImageFormat::Jpeg, "JPEG"),
+        ContentKind::Png | ContentKind::Jpeg => {
+            let image = decode_image(kind, body)?;
+            return Ok(Inspection { rows: None, image_size: Some((image.width(), image.height())) });
+        }
     };
     if rows == 0 {
         return Err(FormatError::NoRows);
@@ -171,22 +173,27 @@ fn ndjson_rows(body: &[u8]) -> Result<u64, FormatError> {
     Ok(rows)
 }
 
-fn image_size(body: &[u8], format: ImageFormat, name: &'static str) -> Result<Inspection, FormatError> {
+/// Decodes a PNG or JPEG, refusing images over [`MAX_IMAGE_PIXELS`] before decoding them.
+pub fn decode_image(kind: ContentKind, body: &[u8]) -> Result<DynamicImage, FormatError> {
+    let (format, name) = match kind {
+        ContentKind::Png => (ImageFormat::Png, "PNG"),
+        ContentKind::Jpeg => (ImageFormat::Jpeg, "JPEG"),
+        other => return Err(FormatError::Image { format: "image", message: format!("{other} is not an image type") }),
+    };
     let decode_error = |err: image::ImageError| FormatError::Image { format: name, message: err.to_string() };
-    let mut reader = ImageReader::with_format(Cursor::new(body), format);
-    let (width, height) = reader.into_dimensions().map_err(decode_error)?;
+    let (width, height) =
+        ImageReader::with_format(Cursor::new(body), format).into_dimensions().map_err(decode_error)?;
     if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
         return Err(FormatError::ImageTooLarge { format: name, width, height, max: MAX_IMAGE_PIXELS });
     }
     // The header can lie about the size; limits make the decoder stop rather than allocate.
-    reader = ImageReader::with_format(Cursor::new(body), format);
+    let mut reader = ImageReader::with_format(Cursor::new(body), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(width);
     limits.max_image_height = Some(height);
     limits.max_alloc = Some(MAX_IMAGE_PIXELS * 4);
     reader.limits(limits);
-    reader.decode().map_err(decode_error)?;
-    Ok(Inspection { rows: None, image_size: Some((width, height)) })
+    reader.decode().map_err(decode_error)
 }
 
 #[cfg(test)]

@@ -1,0 +1,177 @@
+//! Typed column buffers and the Parquet file they become (Snappy, one row group per
+//! buffer flush, every column optional).
+
+use std::sync::Arc;
+
+use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as PhysicalType};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::Type;
+
+use crate::EtlError;
+use crate::schema::{ColumnType, Schema};
+
+/// Rows per row group: large enough for good compression and fast scans, small enough
+/// that one group's buffers stay a fraction of a Lambda's memory.
+pub const ROW_GROUP_ROWS: usize = 100_000;
+
+/// One parsed cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    Null,
+    Boolean(bool),
+    Integer(i64),
+    Float(f64),
+    Timestamp(i64),
+    String(&'a str),
+}
+
+enum Values {
+    Boolean(Vec<bool>),
+    Integer(Vec<i64>),
+    Float(Vec<f64>),
+    Timestamp(Vec<i64>),
+    String(Vec<ByteArray>),
+}
+
+struct Column {
+    values: Values,
+    /// 1 where the row has a value, 0 for null.
+    definition_levels: Vec<i16>,
+}
+
+/// The rows of one row group, column by column.
+pub struct Columns(Vec<Column>);
+
+impl Columns {
+    pub fn new(schema: &Schema) -> Self {
+        Self(
+            schema
+                .fields
+                .iter()
+                .map(|field| Column {
+                    values: match field.column_type {
+                        ColumnType::Boolean => Values::Boolean(Vec::new()),
+                        ColumnType::Integer => Values::Integer(Vec::new()),
+                        ColumnType::Float => Values::Float(Vec::new()),
+                        ColumnType::Timestamp => Values::Timestamp(Vec::new()),
+                        ColumnType::String => Values::String(Vec::new()),
+                    },
+                    definition_levels: Vec::new(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Appends a row whose cells were converted to the schema's types.
+    pub fn push_row(&mut self, cells: &[Cell<'_>]) {
+        for (column, cell) in self.0.iter_mut().zip(cells) {
+            let present = match (&mut column.values, *cell) {
+                (_, Cell::Null) => false,
+                (Values::Boolean(v), Cell::Boolean(x)) => {
+                    v.push(x);
+                    true
+                }
+                (Values::Integer(v), Cell::Integer(x)) | (Values::Timestamp(v), Cell::Timestamp(x)) => {
+                    v.push(x);
+                    true
+                }
+                (Values::Float(v), Cell::Float(x)) => {
+                    v.push(x);
+                    true
+                }
+                (Values::String(v), Cell::String(x)) => {
+                    v.push(ByteArray::from(x.as_bytes().to_vec()));
+                    true
+                }
+                (_, other) => unreachable!("cell {other:?} does not match its column; conversion guarantees it does"),
+            };
+            column.definition_levels.push(i16::from(present));
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.0.first().map_or(0, |c| c.definition_levels.len())
+    }
+
+    fn clear(&mut self) {
+        for column in &mut self.0 {
+            column.definition_levels.clear();
+            match &mut column.values {
+                Values::Boolean(v) => v.clear(),
+                Values::Integer(v) | Values::Timestamp(v) => v.clear(),
+                Values::Float(v) => v.clear(),
+                Values::String(v) => v.clear(),
+            }
+        }
+    }
+}
+
+pub struct ParquetSink {
+    writer: SerializedFileWriter<Vec<u8>>,
+}
+
+fn failed(err: parquet::errors::ParquetError) -> EtlError {
+    EtlError::Parquet(err.to_string())
+}
+
+impl ParquetSink {
+    pub fn new(schema: &Schema) -> Result<Self, EtlError> {
+        let fields = schema
+            .fields
+            .iter()
+            .map(|field| {
+                let (physical, logical) = match field.column_type {
+                    ColumnType::Boolean => (PhysicalType::BOOLEAN, None),
+                    ColumnType::Integer => (PhysicalType::INT64, None),
+                    ColumnType::Float => (PhysicalType::DOUBLE, None),
+                    ColumnType::Timestamp => {
+                        (PhysicalType::INT64, Some(LogicalType::timestamp(true, TimeUnit::MICROS)))
+                    }
+                    ColumnType::String => (PhysicalType::BYTE_ARRAY, Some(LogicalType::String)),
+                };
+                Type::primitive_type_builder(&field.name, physical)
+                    .with_repetition(Repetition::OPTIONAL)
+                    .with_logical_type(logical)
+                    .build()
+                    .map(Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(failed)?;
+        let schema = Type::group_type_builder("schema").with_fields(fields).build().map_err(failed)?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_created_by(format!("sluice-etl {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let writer = SerializedFileWriter::new(Vec::new(), Arc::new(schema), Arc::new(properties)).map_err(failed)?;
+        Ok(Self { writer })
+    }
+
+    /// Writes the buffered rows as one row group and empties the buffers.
+    pub fn write_row_group(&mut self, columns: &mut Columns) -> Result<(), EtlError> {
+        if columns.rows() == 0 {
+            return Ok(());
+        }
+        let mut row_group = self.writer.next_row_group().map_err(failed)?;
+        for column in &columns.0 {
+            let mut writer = row_group.next_column().map_err(failed)?.expect("one writer per schema column");
+            let levels = Some(column.definition_levels.as_slice());
+            match &column.values {
+                Values::Boolean(v) => writer.typed::<BoolType>().write_batch(v, levels, None),
+                Values::Integer(v) | Values::Timestamp(v) => writer.typed::<Int64Type>().write_batch(v, levels, None),
+                Values::Float(v) => writer.typed::<DoubleType>().write_batch(v, levels, None),
+                Values::String(v) => writer.typed::<ByteArrayType>().write_batch(v, levels, None),
+            }
+            .map_err(failed)?;
+            writer.close().map_err(failed)?;
+        }
+        row_group.close().map_err(failed)?;
+        columns.clear();
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<Vec<u8>, EtlError> {
+        self.writer.into_inner().map_err(failed)
+    }
+}

@@ -1,0 +1,130 @@
+use serde::{Deserialize, Serialize};
+
+/// The column types the ETL infers and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    Boolean,
+    Integer,
+    Float,
+    /// Microseconds since the Unix epoch, UTC.
+    Timestamp,
+    String,
+}
+
+impl ColumnType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Boolean => "boolean",
+            Self::Integer => "integer",
+            Self::Float => "float",
+            Self::Timestamp => "timestamp",
+            Self::String => "string",
+        }
+    }
+
+    /// Whether every value of `other` can be stored in a column of this type unchanged.
+    pub fn holds(self, other: Self) -> bool {
+        self == other || self == Self::String || (self == Self::Float && other == Self::Integer)
+    }
+
+    /// The narrowest type holding both.
+    pub fn widen(self, other: Self) -> Self {
+        if self.holds(other) {
+            self
+        } else if other.holds(self) {
+            other
+        } else {
+            Self::String
+        }
+    }
+}
+
+/// Every column is nullable: a missing value is a null, never a rejected row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub column_type: ColumnType,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Schema {
+    pub fields: Vec<Field>,
+}
+
+impl Schema {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The dataset schema an object with schema `incoming` is stored under, or why it
+    /// cannot be. Without `evolve`, a new column or a type the dataset column cannot hold
+    /// is refused; with it, new columns are appended and types widened. Columns the object
+    /// lacks are stored as nulls either way.
+    pub fn reconcile(&self, incoming: &Schema, evolve: bool) -> Result<Schema, String> {
+        let mut result = self.clone();
+        for field in &incoming.fields {
+            match result.fields.iter_mut().find(|f| f.name == field.name) {
+                None if evolve => result.fields.push(field.clone()),
+                None => {
+                    return Err(format!(
+                        "column {:?} is not in the dataset schema (the dataset does not evolve its schema)",
+                        field.name
+                    ));
+                }
+                Some(existing) if existing.column_type.holds(field.column_type) => {}
+                Some(existing) if evolve => existing.column_type = existing.column_type.widen(field.column_type),
+                Some(existing) => {
+                    return Err(format!(
+                        "column {:?} is {} in the dataset schema but {} in this object",
+                        field.name,
+                        existing.column_type.as_str(),
+                        field.column_type.as_str()
+                    ));
+                }
+            }
+        }
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(fields: &[(&str, ColumnType)]) -> Schema {
+        Schema { fields: fields.iter().map(|(n, t)| Field { name: (*n).into(), column_type: *t }).collect() }
+    }
+
+    #[test]
+    fn compatible_objects_keep_the_dataset_schema() {
+        let dataset = schema(&[("a", ColumnType::Float), ("b", ColumnType::String), ("c", ColumnType::Integer)]);
+        let incoming = schema(&[("a", ColumnType::Integer), ("b", ColumnType::Boolean)]);
+        assert_eq!(dataset.reconcile(&incoming, false), Ok(dataset.clone()));
+    }
+
+    #[test]
+    fn new_columns_and_type_changes_are_refused_with_the_reason() {
+        let dataset = schema(&[("a", ColumnType::Integer)]);
+        let err =
+            dataset.reconcile(&schema(&[("a", ColumnType::Integer), ("z", ColumnType::Float)]), false).unwrap_err();
+        assert!(err.contains("\"z\"") && err.contains("not in the dataset schema"), "{err}");
+        let err = dataset.reconcile(&schema(&[("a", ColumnType::String)]), false).unwrap_err();
+        assert_eq!(err, "column \"a\" is integer in the dataset schema but string in this object");
+    }
+
+    #[test]
+    fn evolving_datasets_append_columns_and_widen_types() {
+        let dataset = schema(&[("a", ColumnType::Integer), ("t", ColumnType::Timestamp)]);
+        let incoming = schema(&[("a", ColumnType::Float), ("t", ColumnType::Integer), ("z", ColumnType::Boolean)]);
+        let evolved = dataset.reconcile(&incoming, true).unwrap();
+        assert_eq!(evolved, schema(&[("a", ColumnType::Float), ("t", ColumnType::String), ("z", ColumnType::Boolean)]));
+    }
+
+    #[test]
+    fn schema_json_names_types_in_lowercase() {
+        let json = serde_json::to_value(schema(&[("a", ColumnType::Timestamp)])).unwrap();
+        assert_eq!(json, serde_json::json!({"fields": [{"name": "a", "type": "timestamp"}]}));
+    }
+}

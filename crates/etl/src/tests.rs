@@ -1,0 +1,256 @@
+use bytes::Bytes;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::{Field as ParquetField, Row};
+
+use super::*;
+
+fn read_rows(parquet: &[u8]) -> Vec<Row> {
+    let reader = SerializedFileReader::new(Bytes::from(parquet.to_vec())).unwrap();
+    reader.get_row_iter(None).unwrap().map(Result::unwrap).collect()
+}
+
+fn cell(row: &Row, name: &str) -> ParquetField {
+    row.get_column_iter().find(|(n, _)| *n == name).map(|(_, f)| f.clone()).unwrap()
+}
+
+fn types(schema: &Schema) -> Vec<(&str, ColumnType)> {
+    schema.fields.iter().map(|f| (f.name.as_str(), f.column_type)).collect()
+}
+
+fn csv(body: &str) -> Result<Outcome, EtlError> {
+    process_table(ContentKind::Csv, body.as_bytes(), None, &DatasetOptions::default())
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../../samples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn infers_each_type_and_writes_typed_parquet() {
+    let outcome = csv("id,price,active,seen_at,name,note\n\
+         1, 9.5 ,true,2026-11-22T10:15:01Z,alpha,NA\n\
+         2,10,FALSE,2026-11-23,beta,\n\
+         3,null,true,2026-11-24 08:00:00,gamma,x\n")
+    .unwrap();
+    assert_eq!(
+        types(&outcome.schema),
+        vec![
+            ("id", ColumnType::Integer),
+            ("price", ColumnType::Float),
+            ("active", ColumnType::Boolean),
+            ("seen_at", ColumnType::Timestamp),
+            ("name", ColumnType::String),
+            ("note", ColumnType::String),
+        ]
+    );
+    assert_eq!((outcome.rows_in, outcome.rows_out), (3, 3));
+    let rows = read_rows(&outcome.parquet);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(cell(&rows[0], "id"), ParquetField::Long(1));
+    assert_eq!(cell(&rows[0], "price"), ParquetField::Double(9.5), "cells are trimmed");
+    assert_eq!(cell(&rows[1], "active"), ParquetField::Bool(false));
+    assert_eq!(cell(&rows[0], "seen_at"), ParquetField::TimestampMicros(1_795_342_501_000_000));
+    assert_eq!(cell(&rows[2], "name"), ParquetField::Str("gamma".into()));
+    assert_eq!(cell(&rows[2], "price"), ParquetField::Null, "null tokens become nulls");
+    assert_eq!(cell(&rows[0], "note"), ParquetField::Null);
+    assert_eq!(cell(&rows[1], "note"), ParquetField::Null);
+}
+
+#[test]
+fn every_row_is_either_written_or_rejected_with_its_reason() {
+    let mut body = String::from("a,b\n");
+    for i in 0..200 {
+        body.push_str(&format!("{i},x{i}\n"));
+    }
+    body.push_str("oops,y\n"); // row 201: not an integer
+    body.push_str("5,x5\n"); // row 202: duplicate of row 6
+    body.push_str("7\n"); // row 203: ragged
+    let outcome = csv(&body).unwrap();
+    assert_eq!(types(&outcome.schema), vec![("a", ColumnType::Integer), ("b", ColumnType::String)]);
+    assert_eq!(outcome.rows_in, 203);
+    assert_eq!(outcome.rows_out, 200);
+    assert_eq!(outcome.rows_in, outcome.rows_out + outcome.rejected.len() as u64);
+    let reasons: Vec<(u64, &str)> = outcome.rejected.iter().map(|r| (r.row, r.reason.as_str())).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (201, "column \"a\": \"oops\" is not a valid integer"),
+            (202, "exact duplicate of row 6"),
+            (203, "expected 2 fields (as many as the header), found 1"),
+        ]
+    );
+    assert_eq!(outcome.rejected[0].values["a"], "oops", "the rejected row is kept whole");
+    assert_eq!(read_rows(&outcome.parquet).len(), 200);
+}
+
+#[test]
+fn duplicates_are_judged_after_trimming_and_null_normalisation() {
+    let outcome = csv("a,b\n1,x\n 1 ,x\n2,NA\n2,\n").unwrap();
+    assert_eq!(outcome.rows_out, 2);
+    assert_eq!(outcome.rejected.len(), 2);
+}
+
+#[test]
+fn a_mostly_text_column_stays_text() {
+    let outcome = csv("code\n1\n2\nA7\n").unwrap();
+    assert_eq!(types(&outcome.schema), vec![("code", ColumnType::String)]);
+    assert_eq!(outcome.rows_out, 3);
+}
+
+#[test]
+fn later_objects_are_checked_against_the_dataset_schema() {
+    let first = csv("a,b\n1,2.5\n").unwrap();
+    let options = DatasetOptions::default();
+    let new_column = process_table(ContentKind::Csv, b"a,b,c\n1,2.5,z\n", Some(&first.schema), &options);
+    assert!(matches!(&new_column, Err(EtlError::Schema(reason)) if reason.contains("\"c\"")), "{new_column:?}");
+    let type_change = process_table(ContentKind::Csv, b"a,b\nx,2.5\ny,1\n", Some(&first.schema), &options);
+    assert!(matches!(&type_change, Err(EtlError::Schema(reason)) if reason.contains("integer")), "{type_change:?}");
+
+    let compatible = process_table(ContentKind::Csv, b"b,a\n3,4\n", Some(&first.schema), &options).unwrap();
+    assert_eq!(compatible.schema, first.schema, "column order and widening follow the dataset");
+    assert_eq!(cell(&read_rows(&compatible.parquet)[0], "b"), ParquetField::Double(3.0));
+
+    let evolving = DatasetOptions { evolve_schema: true, ..DatasetOptions::default() };
+    let evolved = process_table(ContentKind::Csv, b"a,b,c\nx,2.5,z\n", Some(&first.schema), &evolving).unwrap();
+    assert_eq!(
+        types(&evolved.schema),
+        vec![("a", ColumnType::String), ("b", ColumnType::Float), ("c", ColumnType::String)]
+    );
+}
+
+#[test]
+fn replaying_an_object_produces_identical_bytes() {
+    let body = sample("iris.csv");
+    let options = DatasetOptions::default();
+    let first = process_table(ContentKind::Csv, &body, None, &options).unwrap();
+    let second = process_table(ContentKind::Csv, &body, None, &options).unwrap();
+    assert_eq!(first.parquet, second.parquet);
+    assert_eq!(first.profile, second.profile);
+}
+
+#[test]
+fn all_tabular_samples_agree() {
+    let options = DatasetOptions::default();
+    let csv = process_table(ContentKind::Csv, &sample("iris.csv"), None, &options).unwrap();
+    for (kind, file) in
+        [(ContentKind::Xlsx, "iris.xlsx"), (ContentKind::Json, "iris.json"), (ContentKind::Ndjson, "iris.ndjson")]
+    {
+        let outcome = process_table(kind, &sample(file), Some(&csv.schema), &options).unwrap();
+        assert_eq!(outcome.schema, csv.schema, "{file}");
+        assert_eq!((outcome.rows_in, outcome.rows_out), (12, 12), "{file}");
+        assert_eq!(read_rows(&outcome.parquet), read_rows(&csv.parquet), "{file} holds the same values");
+    }
+    assert_eq!(
+        types(&csv.schema),
+        vec![
+            ("sepal_length", ColumnType::Float),
+            ("sepal_width", ColumnType::Float),
+            ("petal_length", ColumnType::Float),
+            ("petal_width", ColumnType::Float),
+            ("species", ColumnType::String),
+        ]
+    );
+}
+
+#[test]
+fn json_records_may_differ_in_keys_and_nest() {
+    let body = br#"[{"a":1,"tags":["x","y"]},{"b":true,"a":2}]"#;
+    let outcome = process_table(ContentKind::Json, body, None, &DatasetOptions::default()).unwrap();
+    assert_eq!(
+        types(&outcome.schema),
+        vec![("a", ColumnType::Integer), ("tags", ColumnType::String), ("b", ColumnType::Boolean)]
+    );
+    let rows = read_rows(&outcome.parquet);
+    assert_eq!(cell(&rows[0], "tags"), ParquetField::Str(r#"["x","y"]"#.into()));
+    assert_eq!(cell(&rows[0], "b"), ParquetField::Null);
+}
+
+#[test]
+fn decimal_comma_and_semicolon_delimiter() {
+    let options =
+        DatasetOptions { decimal_separator: DecimalSeparator::Comma, csv_delimiter: Some(';'), ..Default::default() };
+    let outcome = process_table(ContentKind::Csv, b"x;y\n1,5;2\n-0,25;3\n", None, &options).unwrap();
+    assert_eq!(types(&outcome.schema), vec![("x", ColumnType::Float), ("y", ColumnType::Integer)]);
+    assert_eq!(cell(&read_rows(&outcome.parquet)[1], "x"), ParquetField::Double(-0.25));
+}
+
+#[test]
+fn large_objects_are_written_in_several_row_groups() {
+    let mut body = String::from("n,half\n");
+    for i in 0..(ROW_GROUP_ROWS + 10) {
+        body.push_str(&format!("{i},{}\n", i as f64 / 2.0));
+    }
+    let outcome = csv(&body).unwrap();
+    let reader = SerializedFileReader::new(Bytes::from(outcome.parquet.clone())).unwrap();
+    assert_eq!(reader.metadata().num_row_groups(), 2);
+    assert_eq!(reader.metadata().file_metadata().num_rows(), ROW_GROUP_ROWS as i64 + 10);
+    assert_eq!(outcome.profile.rows, ROW_GROUP_ROWS as u64 + 10);
+    let n = outcome.profile.column("n").unwrap();
+    let sluice_profile::Stats::Numeric(stats) = &n.stats else { panic!("numeric") };
+    assert_eq!((stats.min, stats.max), (0.0, (ROW_GROUP_ROWS + 9) as f64));
+}
+
+#[test]
+fn profiles_describe_the_written_rows() {
+    let outcome = csv("x,c\n1,a\n2,a\n3,b\nNA,\n").unwrap();
+    assert_eq!(outcome.profile.rows, 4);
+    let x = outcome.profile.column("x").unwrap();
+    assert_eq!((x.count, x.nulls), (3, 1));
+    let c = outcome.profile.column("c").unwrap();
+    let sluice_profile::Stats::Categorical(stats) = &c.stats else { panic!("categorical") };
+    assert_eq!(stats.top, vec![("a".to_owned(), 2), ("b".to_owned(), 1)]);
+}
+
+#[test]
+fn unparseable_objects_are_errors() {
+    assert!(matches!(csv("a,a\n1,2\n"), Err(EtlError::Parse(_))));
+    let bad_json = process_table(ContentKind::Json, b"[1,2]", None, &DatasetOptions::default());
+    assert!(matches!(bad_json, Err(EtlError::Parse(reason)) if reason.contains("record 1")));
+}
+
+#[test]
+fn an_image_becomes_one_row_of_scaled_grayscale_pixels() {
+    let outcome =
+        process_image(ContentKind::Png, &sample("digit-7.png"), Some("7"), None, &DatasetOptions::default()).unwrap();
+    assert_eq!(outcome.schema.fields.len(), 1 + 28 * 28);
+    let rows = read_rows(&outcome.parquet);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(cell(&rows[0], "label"), ParquetField::Str("7".into()));
+    let pixels: Vec<f64> = rows[0]
+        .get_column_iter()
+        .filter(|(name, _)| name.starts_with("pixel_"))
+        .map(|(_, field)| match field {
+            ParquetField::Double(v) => *v,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(pixels.len(), 784);
+    assert!(pixels.iter().all(|p| (0.0..=1.0).contains(p)));
+    assert!(pixels.iter().any(|&p| p > 0.5), "the digit's strokes are bright");
+}
+
+#[test]
+fn images_are_resized_to_the_configured_size_and_checked_against_the_dataset() {
+    let options = DatasetOptions { image_size: Some([8, 4]), ..Default::default() };
+    let outcome = process_image(ContentKind::Jpeg, &sample("digit-3.jpg"), None, None, &options).unwrap();
+    assert_eq!(outcome.schema.fields.len(), 1 + 32);
+    assert_eq!(cell(&read_rows(&outcome.parquet)[0], "label"), ParquetField::Null);
+    let table_schema = csv("a\n1\n").unwrap().schema;
+    let mismatch = process_image(ContentKind::Png, &sample("digit-7.png"), None, Some(&table_schema), &options);
+    assert!(matches!(mismatch, Err(EtlError::Schema(_))));
+    let bomb =
+        std::fs::read(format!("{}/../formats/tests/fixtures/bomb-7000x7000.png", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    assert!(
+        matches!(process_image(ContentKind::Png, &bomb, None, None, &options), Err(EtlError::Image(m)) if m.contains("7000x7000"))
+    );
+}
+
+#[test]
+fn dataset_options_are_validated() {
+    assert!(DatasetOptions::default().validate().is_ok());
+    assert!(DatasetOptions { csv_delimiter: Some('"'), ..Default::default() }.validate().is_err());
+    assert!(DatasetOptions { image_size: Some([0, 28]), ..Default::default() }.validate().is_err());
+    let parsed: DatasetOptions = serde_json::from_str(r#"{"evolve_schema":true,"decimal_separator":","}"#).unwrap();
+    assert_eq!(parsed.decimal_separator, DecimalSeparator::Comma);
+    assert!(serde_json::from_str::<DatasetOptions>(r#"{"evolve":true}"#).is_err(), "unknown keys are refused");
+}
