@@ -42,16 +42,19 @@ fn resources() -> Value {
 }
 
 #[test]
-fn raw_bucket_is_encrypted_private_and_tls_only() {
+fn data_lake_buckets_are_encrypted_private_and_tls_only() {
     let resources = resources();
-    let bucket = &resources["RawBucket"]["Properties"];
-    assert!(bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"].is_string());
-    for setting in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
-        assert_eq!(bucket["PublicAccessBlockConfiguration"][setting], true, "{setting}");
+    for bucket in ["RawBucket", "CuratedBucket"] {
+        let properties = &resources[bucket]["Properties"];
+        let encryption = &properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+        assert!(encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"].is_string(), "{bucket}");
+        for setting in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
+            assert_eq!(properties["PublicAccessBlockConfiguration"][setting], true, "{bucket} {setting}");
+        }
+        let statement = &resources[format!("{bucket}Policy")]["Properties"]["PolicyDocument"]["Statement"][0];
+        assert_eq!(statement["Effect"], "Deny", "{bucket}");
+        assert_eq!(statement["Condition"]["Bool"]["aws:SecureTransport"], "false", "{bucket}");
     }
-    let statement = &resources["RawBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
-    assert_eq!(statement["Effect"], "Deny");
-    assert_eq!(statement["Condition"]["Bool"]["aws:SecureTransport"], "false");
 }
 
 #[test]
@@ -86,7 +89,7 @@ async fn localstack_init_hook_creates_what_the_runner_expects() {
 
     let clients = sluice_aws::AwsClients::for_local_endpoint(sluice_tests::moto_endpoint()).await;
     let stack = sluice_localcloud::template::Stack::load(&root.join("template.yaml"), &stack_name).unwrap();
-    assert!(!stack.buckets.is_empty() && !stack.tables.is_empty());
+    assert!(!stack.buckets.is_empty() && !stack.tables.is_empty() && !stack.queues.is_empty());
     for bucket in &stack.buckets {
         clients.s3.head_bucket().bucket(&bucket.name).send().await.unwrap_or_else(|e| panic!("{}: {e:?}", bucket.name));
     }
@@ -95,4 +98,23 @@ async fn localstack_init_hook_creates_what_the_runner_expects() {
         let attribute = ttl.time_to_live_description().and_then(|d| d.attribute_name()).map(str::to_owned);
         assert_eq!(attribute, table.ttl_attribute, "{}", table.name);
     }
+    for queue in &stack.queues {
+        clients
+            .sqs
+            .get_queue_url()
+            .queue_name(&queue.name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:?}", queue.name));
+    }
+}
+
+#[test]
+fn etl_has_a_dead_letter_queue_and_bounded_retries() {
+    let resources = resources();
+    let config = &resources["EtlFunction"]["Properties"]["EventInvokeConfig"];
+    assert_eq!(config["MaximumRetryAttempts"], 2);
+    assert_eq!(config["DestinationConfig"]["OnFailure"]["Type"], "SQS");
+    assert_eq!(resources["EtlFunction"]["Properties"]["Events"]["RawObjectCreated"]["Type"], "S3");
+    assert_eq!(resources["EtlDeadLetterQueue"]["Type"], "AWS::SQS::Queue");
 }

@@ -3,7 +3,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use sluice_core::{CatalogEntry, DatasetName, IngestId, IngestSource, IngestStatus};
+use sluice_core::options::DatasetOptions;
+use sluice_core::schema::Schema;
+use sluice_core::{CatalogEntry, DatasetName, IngestId, IngestSource, IngestStatus, Processing};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -67,6 +69,16 @@ fn ingest_sk(id: IngestId) -> AttributeValue {
 
 fn idempotency_sk(key_hash: &str) -> AttributeValue {
     s(format!("IDEMPOTENCY#{key_hash}"))
+}
+
+const SCHEMA_SK: &str = "SCHEMA";
+const OPTIONS_SK: &str = "OPTIONS";
+
+/// A dataset's schema and the version it was stored under (for optimistic updates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedSchema {
+    pub schema: Schema,
+    pub version: u64,
 }
 
 impl Catalog {
@@ -188,6 +200,116 @@ impl Catalog {
         Ok(())
     }
 
+    /// Writes an entry whole, replacing what was there (the ETL's update after processing).
+    pub async fn put_entry(&self, entry: &CatalogEntry) -> Result<(), StoreError> {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(entry_item(entry)))
+            .send()
+            .await
+            .map_err(|err| StoreError::new("DynamoDB", "PutItem", err))?;
+        Ok(())
+    }
+
+    /// Every ingest entry of a dataset.
+    pub async fn ingests(&self, dataset: &DatasetName) -> Result<Vec<CatalogEntry>, StoreError> {
+        let pages = self
+            .dynamodb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :ingest)")
+            .expression_attribute_values(":pk", dataset_pk(dataset))
+            .expression_attribute_values(":ingest", s("INGEST#"))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|err| StoreError::new("DynamoDB", "Query", err))?;
+        pages.iter().map(entry_from_item).collect()
+    }
+
+    pub async fn schema(&self, dataset: &DatasetName) -> Result<Option<VersionedSchema>, StoreError> {
+        let Some(item) = self.dataset_item(dataset, SCHEMA_SK).await? else { return Ok(None) };
+        let schema = serde_json::from_str(&string(&item, "schema")?).map_err(|err| corrupt(err.to_string()))?;
+        Ok(Some(VersionedSchema { schema, version: number(&item, "version")? }))
+    }
+
+    /// Stores `schema` as the dataset's, if the stored version is still `expected` (`None`:
+    /// no schema yet). Returns false when another writer got there first.
+    pub async fn save_schema(
+        &self,
+        dataset: &DatasetName,
+        schema: &Schema,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", dataset_pk(dataset))
+            .item("sk", s(SCHEMA_SK))
+            .item("entity", s("schema"))
+            .item("schema", s(serde_json::to_string(schema).expect("schemas serialise")))
+            .item("version", n(expected.map_or(1, |v| v + 1)));
+        let request = match expected {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(version) => {
+                request.condition_expression("version = :expected").expression_attribute_values(":expected", n(version))
+            }
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(err))
+                if matches!(err.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(StoreError::new("DynamoDB", "PutItem", err)),
+        }
+    }
+
+    /// The dataset's options, or the defaults if it has none.
+    pub async fn options(&self, dataset: &DatasetName) -> Result<DatasetOptions, StoreError> {
+        match self.dataset_item(dataset, OPTIONS_SK).await? {
+            None => Ok(DatasetOptions::default()),
+            Some(item) => serde_json::from_str(&string(&item, "options")?).map_err(|err| corrupt(err.to_string())),
+        }
+    }
+
+    pub async fn save_options(&self, dataset: &DatasetName, options: &DatasetOptions) -> Result<(), StoreError> {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", dataset_pk(dataset))
+            .item("sk", s(OPTIONS_SK))
+            .item("entity", s("options"))
+            .item("options", s(serde_json::to_string(options).expect("options serialise")))
+            .send()
+            .await
+            .map_err(|err| StoreError::new("DynamoDB", "PutItem", err))?;
+        Ok(())
+    }
+
+    async fn dataset_item(
+        &self,
+        dataset: &DatasetName,
+        sort_key: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        Ok(self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", dataset_pk(dataset))
+            .key("sk", s(sort_key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| StoreError::new("DynamoDB", "GetItem", err))?
+            .item)
+    }
+
     pub async fn ingest(&self, dataset: &DatasetName, id: IngestId) -> Result<Option<CatalogEntry>, StoreError> {
         let output = self
             .dynamodb
@@ -225,6 +347,34 @@ fn entry_item(entry: &CatalogEntry) -> HashMap<String, AttributeValue> {
     if let Some(rows) = entry.row_count {
         item.insert("row_count".to_owned(), n(rows));
     }
+    if let Some(label) = &entry.label {
+        item.insert("label".to_owned(), s(label));
+    }
+    if let Some(processing) = &entry.processing {
+        let processed_at = processing.processed_at.format(&Rfc3339).expect("UTC times format as RFC 3339");
+        item.insert("processed_at".to_owned(), s(processed_at));
+        let numbers = [
+            ("rows_in", processing.rows_in),
+            ("rows_out", processing.rows_out),
+            ("rows_rejected", processing.rows_rejected),
+        ];
+        for (name, value) in numbers {
+            if let Some(value) = value {
+                item.insert(name.to_owned(), n(value));
+            }
+        }
+        let strings = [
+            ("curated_key", &processing.curated_key),
+            ("rejected_key", &processing.rejected_key),
+            ("profile_key", &processing.profile_key),
+            ("failure_reason", &processing.failure_reason),
+        ];
+        for (name, value) in strings {
+            if let Some(value) = value {
+                item.insert(name.to_owned(), s(value));
+            }
+        }
+    }
     item
 }
 
@@ -244,9 +394,27 @@ fn entry_from_item(item: &HashMap<String, AttributeValue>) -> Result<CatalogEntr
         source: IngestSource::parse(&source).ok_or_else(|| corrupt(format!("unknown source {source:?}")))?,
         received_at: OffsetDateTime::parse(&received_at, &Rfc3339).map_err(|err| corrupt(err.to_string()))?,
         size_bytes: optional_number(item, "size_bytes")?,
-        sha256: item.get("sha256").map(|_| string(item, "sha256")).transpose()?,
+        sha256: optional_string(item, "sha256")?,
         row_count: optional_number(item, "row_count")?,
+        label: optional_string(item, "label")?,
+        processing: match optional_string(item, "processed_at")? {
+            None => None,
+            Some(at) => Some(Processing {
+                processed_at: OffsetDateTime::parse(&at, &Rfc3339).map_err(|err| corrupt(err.to_string()))?,
+                rows_in: optional_number(item, "rows_in")?,
+                rows_out: optional_number(item, "rows_out")?,
+                rows_rejected: optional_number(item, "rows_rejected")?,
+                curated_key: optional_string(item, "curated_key")?,
+                rejected_key: optional_string(item, "rejected_key")?,
+                profile_key: optional_string(item, "profile_key")?,
+                failure_reason: optional_string(item, "failure_reason")?,
+            }),
+        },
     })
+}
+
+fn optional_string(item: &HashMap<String, AttributeValue>, name: &str) -> Result<Option<String>, StoreError> {
+    item.get(name).map(|_| string(item, name)).transpose()
 }
 
 fn corrupt(message: impl Into<String>) -> StoreError {

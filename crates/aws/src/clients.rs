@@ -6,6 +6,7 @@ use aws_sdk_s3::config::{Credentials, RequestChecksumCalculation};
 pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl AwsClients {
@@ -32,6 +33,10 @@ impl AwsClients {
             // A presigned PUT must not carry a checksum of a body the SDK never saw.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .build();
-        Self { s3: aws_sdk_s3::Client::from_conf(s3_config), dynamodb: aws_sdk_dynamodb::Client::new(config) }
+        Self {
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+        }
     }
 }

@@ -4,12 +4,14 @@
 
 mod catalog;
 mod clients;
+mod curated_zone;
 mod raw_zone;
 pub mod settings;
 
-pub use catalog::{Catalog, Claim, IdempotencyRecord, StoredResponse};
+pub use catalog::{Catalog, Claim, IdempotencyRecord, StoredResponse, VersionedSchema};
 pub use clients::AwsClients;
-pub use raw_zone::{PresignedPut, RawZone};
+pub use curated_zone::CuratedZone;
+pub use raw_zone::{PresignedPut, RawObject, RawZone};
 
 /// A failed call to an AWS service, with the SDK's full error chain in the message.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,17 @@ pub struct RawZone {
     bucket: String,
 }
 
+/// Object metadata key carrying an image's ground-truth label (`x-amz-meta-label`).
+pub const LABEL_METADATA: &str = "label";
+
+/// An object read back from the raw zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawObject {
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+    pub label: Option<String>,
+}
+
 /// A URL the client PUTs the object to, with the headers it must send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresignedPut {
@@ -38,19 +49,36 @@ impl RawZone {
         body: Vec<u8>,
         content_type: &str,
         sha256: &Sha256Digest,
+        label: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.s3
+        let mut request = self
+            .s3
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
             .checksum_sha256(&sha256.base64)
-            .metadata("sha256", &sha256.hex)
-            .body(ByteStream::from(body))
+            .metadata("sha256", &sha256.hex);
+        if let Some(label) = label {
+            request = request.metadata(LABEL_METADATA, label);
+        }
+        request.body(ByteStream::from(body)).send().await.map_err(|err| StoreError::new("S3", "PutObject", err))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<RawObject, StoreError> {
+        let output = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
             .send()
             .await
-            .map_err(|err| StoreError::new("S3", "PutObject", err))?;
-        Ok(())
+            .map_err(|err| StoreError::new("S3", "GetObject", err))?;
+        let content_type = output.content_type().map(str::to_owned);
+        let label = output.metadata().and_then(|m| m.get(LABEL_METADATA)).cloned();
+        let body = output.body.collect().await.map_err(|err| StoreError::new("S3", "GetObject", err))?.to_vec();
+        Ok(RawObject { body, content_type, label })
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -64,24 +92,22 @@ impl RawZone {
         Ok(())
     }
 
-    /// A presigned PUT bound to `key` and `content_type`; S3 refuses any other content type.
+    /// A presigned PUT bound to `key`, `content_type` and the label (sent as object
+    /// metadata); S3 refuses the upload if the client sends other values.
     pub async fn presign_put(
         &self,
         key: &str,
         content_type: &str,
+        label: Option<&str>,
         expires_in: Duration,
     ) -> Result<PresignedPut, StoreError> {
         let config =
             PresigningConfig::expires_in(expires_in).map_err(|err| StoreError::new("S3", "PresignPutObject", err))?;
-        let request = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .presigned(config)
-            .await
-            .map_err(|err| StoreError::new("S3", "PresignPutObject", err))?;
+        let mut request = self.s3.put_object().bucket(&self.bucket).key(key).content_type(content_type);
+        if let Some(label) = label {
+            request = request.metadata(LABEL_METADATA, label);
+        }
+        let request = request.presigned(config).await.map_err(|err| StoreError::new("S3", "PresignPutObject", err))?;
         Ok(PresignedPut {
             url: request.uri().to_owned(),
             headers: request.headers().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),

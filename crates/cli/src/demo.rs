@@ -9,14 +9,15 @@ use sluice_localcloud::client::{ClientError, HttpClient, HttpResponse};
 
 use crate::LocalCloud;
 
-/// Each sample and the dataset it is ingested into.
-const SAMPLES: [(&str, &str, &str); 6] = [
-    ("iris.csv", "iris", "text/csv"),
-    ("iris.xlsx", "iris", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-    ("iris.json", "iris", "application/json"),
-    ("iris.ndjson", "iris", "application/x-ndjson"),
-    ("digit-7.png", "digits", "image/png"),
-    ("digit-3.jpg", "digits", "image/jpeg"),
+/// Each sample, the request path it is posted to, and its content type.
+const SAMPLES: [(&str, &str, &str); 7] = [
+    ("iris.csv", "/datasets/iris/records", "text/csv"),
+    ("iris.xlsx", "/datasets/iris/records", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    ("iris.json", "/datasets/iris/records", "application/json"),
+    ("iris.ndjson", "/datasets/iris/records", "application/x-ndjson"),
+    ("iris-dirty.csv", "/datasets/iris/records", "text/csv"),
+    ("digit-7.png", "/datasets/digits/records?label=7", "image/png"),
+    ("digit-3.jpg", "/datasets/digits/records?label=3", "image/jpeg"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -52,20 +53,20 @@ pub async fn run(cloud: &LocalCloud, project_root: &Path) -> Result<String, Demo
 
     say("\n1. Samples uploaded with POST /datasets/{dataset}/records".into());
     let mut ingests = Vec::new();
-    for (file, dataset, content_type) in SAMPLES {
-        let path = project_root.join("samples").join(file);
-        let body =
-            std::fs::read(&path).map_err(|source| DemoError::Sample { path: path.display().to_string(), source })?;
-        let url = format!("{api}/datasets/{dataset}/records");
-        let response = client.send(Method::POST, &url, &[("content-type", content_type)], body).await?;
+    for (file, path, content_type) in SAMPLES {
+        let sample = project_root.join("samples").join(file);
+        let body = std::fs::read(&sample)
+            .map_err(|source| DemoError::Sample { path: sample.display().to_string(), source })?;
+        let response =
+            client.send(Method::POST, &format!("{api}{path}"), &[("content-type", content_type)], body).await?;
         let entry = expect(&response, 201, file)?;
         let rows = entry["row_count"].as_u64().map_or("image".to_owned(), |n| format!("{n} rows"));
         say(format!(
-            "  {file:<12} -> {} {dataset:<7} ingest {}  {rows}",
+            "  {file:<14} -> {} {path:<33} ingest {}  {rows}",
             response.status.as_u16(),
             entry["ingest_id"].as_str().unwrap_or("?")
         ));
-        ingests.push((dataset, entry));
+        ingests.push(entry);
     }
 
     say("\n2. A large file goes through a presigned upload URL".into());
@@ -85,6 +86,7 @@ pub async fn run(cloud: &LocalCloud, project_root: &Path) -> Result<String, Demo
         put.status.as_u16()
     ));
     say(format!("  object: s3://{bucket}/{}", upload["key"].as_str().unwrap_or("?")));
+    ingests.push(upload);
 
     say("\n3. Bad input is refused with a reason, and nothing is written".into());
     let bad: [(&str, &str, &str, &[u8]); 4] = [
@@ -113,17 +115,107 @@ pub async fn run(cloud: &LocalCloud, project_root: &Path) -> Result<String, Demo
         say(format!("  {:<72} {:>6} bytes", object.key().unwrap_or_default(), object.size().unwrap_or_default()));
     }
 
-    let (dataset, first) = &ingests[0];
-    let id = first["ingest_id"].as_str().unwrap_or_default();
+    let first = &ingests[0];
+    let (dataset, id) =
+        (first["dataset"].as_str().unwrap_or_default(), first["ingest_id"].as_str().unwrap_or_default());
     say(format!("\n5. The catalog: GET /datasets/{dataset}/ingests/{id}"));
     let response = client.send(Method::GET, &format!("{api}/datasets/{dataset}/ingests/{id}"), &[], Vec::new()).await?;
-    let entry = expect(&response, 200, "GET ingest")?;
-    let mut pretty = String::new();
-    for line in serde_json::to_string_pretty(&entry).unwrap_or_default().lines() {
-        let _ = writeln!(pretty, "  {line}");
+    say(indented(&expect(&response, 200, "GET ingest")?));
+
+    say("\n6. The ETL (S3 event -> etl function) turned every object into curated Parquet".into());
+    for entry in &ingests {
+        let (dataset, id) =
+            (entry["dataset"].as_str().unwrap_or_default(), entry["ingest_id"].as_str().unwrap_or_default());
+        let processed = wait_processed(&client, &api, dataset, id).await?;
+        let processing = &processed["processing"];
+        let outcome = match processed["status"].as_str() {
+            Some("PROCESSED") => format!(
+                "{} rows in, {} out, {} rejected",
+                processing["rows_in"], processing["rows_out"], processing["rows_rejected"]
+            ),
+            _ => format!("FAILED: {}", processing["failure_reason"].as_str().unwrap_or("?")),
+        };
+        say(format!("  {dataset:<7} {id}  {outcome}"));
     }
-    say(pretty.trim_end().to_owned());
+    let curated = cloud.resource_name("CuratedBucket").unwrap_or("?").to_owned();
+    let listing = cloud
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(&curated)
+        .send()
+        .await
+        .map_err(|err| DemoError::List(sluice_aws::error_chain(err)))?;
+    say(format!("  s3://{curated}/"));
+    for object in listing.contents() {
+        say(format!("    {:<84} {:>6} bytes", object.key().unwrap_or_default(), object.size().unwrap_or_default()));
+    }
+    let dirty = &ingests[4];
+    let dirty_entry = wait_processed(&client, &api, "iris", dirty["ingest_id"].as_str().unwrap_or_default()).await?;
+    if let Some(key) = dirty_entry["processing"]["rejected_key"].as_str() {
+        let rejected = cloud.clients.s3.get_object().bucket(&curated).key(key).send().await;
+        if let Ok(output) = rejected
+            && let Ok(body) = output.body.collect().await
+        {
+            say("  rejected rows of iris-dirty.csv, with their reasons:".into());
+            for line in String::from_utf8_lossy(&body.into_bytes()).lines() {
+                say(format!("    {line}"));
+            }
+        }
+    }
+
+    say("\n7. The dataset: GET /datasets/iris (schema, counts, merged profile)".into());
+    let response = client.send(Method::GET, &format!("{api}/datasets/iris"), &[], Vec::new()).await?;
+    let summary = expect(&response, 200, "GET dataset")?;
+    let fields: Vec<String> = summary["schema"]["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| format!("{}: {}", f["name"].as_str().unwrap_or("?"), f["type"].as_str().unwrap_or("?")))
+        .collect();
+    say(format!("  schema v{}: {}", summary["schema"]["version"], fields.join(", ")));
+    say(format!("  objects {}  rows {}", summary["objects"], summary["rows"]));
+    for column in summary["profile"]["columns"].as_array().into_iter().flatten() {
+        let detail = match column["kind"].as_str() {
+            Some("numeric") => format!(
+                "min {} max {} mean {:.3} std {:.3}",
+                column["min"],
+                column["max"],
+                column["mean"].as_f64().unwrap_or_default(),
+                column["std"].as_f64().unwrap_or_default()
+            ),
+            _ => format!("top {}", column["top"]),
+        };
+        say(format!(
+            "  {:<13} {:>3} values {:>2} nulls  {detail}",
+            column["name"].as_str().unwrap_or("?"),
+            column["count"],
+            column["nulls"]
+        ));
+    }
     Ok(report)
+}
+
+/// The entry once the ETL has run (bounded: 30 s).
+async fn wait_processed(client: &HttpClient, api: &str, dataset: &str, id: &str) -> Result<Value, DemoError> {
+    for _ in 0..300 {
+        let response =
+            client.send(Method::GET, &format!("{api}/datasets/{dataset}/ingests/{id}"), &[], Vec::new()).await?;
+        let entry = expect(&response, 200, "GET ingest")?;
+        if matches!(entry["status"].as_str(), Some("PROCESSED" | "FAILED")) {
+            return Ok(entry);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(DemoError::Unexpected(format!("ingest {id} was not processed within 30 s")))
+}
+
+fn indented(value: &Value) -> String {
+    let mut text = String::new();
+    for line in serde_json::to_string_pretty(value).unwrap_or_default().lines() {
+        let _ = writeln!(text, "  {line}");
+    }
+    text.trim_end().to_owned()
 }
 
 fn expect(response: &HttpResponse, status: u16, what: &str) -> Result<Value, DemoError> {

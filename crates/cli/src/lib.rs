@@ -10,9 +10,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::s3::S3Event;
+use etl::Etl;
 use ingest::Ingest;
 use sluice_aws::AwsClients;
 use sluice_localcloud::api::ApiServer;
+use sluice_localcloud::events::EventDelivery;
 use sluice_localcloud::moto::MotoServer;
 use sluice_localcloud::template::Stack;
 use sluice_localcloud::{Functions, InvokeError, provision};
@@ -29,11 +32,14 @@ pub enum LocalError {
     Function { function: String, message: String },
     #[error("cannot serve the API: {0}")]
     Serve(#[from] std::io::Error),
+    #[error(transparent)]
+    Events(#[from] sluice_localcloud::events::DeliveryError),
 }
 
 /// One Lambda function's handler, built as its container would build it.
 enum Handler {
     Ingest(Ingest),
+    Etl(Etl),
 }
 
 /// Every function of a stack, invoked in process.
@@ -48,6 +54,10 @@ impl LocalFunctions {
             let handler = match function.binary.as_str() {
                 "ingest" => Handler::Ingest(
                     Ingest::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
+                ),
+                "etl" => Handler::Etl(
+                    Etl::from_settings(clients.clone(), &function.environment)
+                        .map_err(|err| failed(err.to_string()))?,
                 ),
                 other => return Err(failed(format!("binary {other} has no local implementation"))),
             };
@@ -72,6 +82,17 @@ impl Functions for LocalFunctions {
                     let request: ApiGatewayV2httpRequest = serde_json::from_value(event).map_err(bad_event)?;
                     serde_json::to_value(ingest.handle(request).await).map_err(bad_event)
                 }
+                Some(Handler::Etl(etl)) => {
+                    let event: S3Event = serde_json::from_value(event).map_err(bad_event)?;
+                    match etl.handle(event).await {
+                        Ok(()) => Ok(serde_json::Value::Null),
+                        Err(err) => Err(InvokeError::Failed {
+                            function: function.clone(),
+                            error_type: "EtlFailure".into(),
+                            message: err.to_string(),
+                        }),
+                    }
+                }
                 None => Err(InvokeError::UnknownFunction(function)),
             }
         })
@@ -88,12 +109,14 @@ pub struct LocalOptions {
     pub api_address: SocketAddr,
 }
 
-/// A running local cloud: the AWS endpoint, the stack's resources on it, and its API.
+/// A running local cloud: the AWS endpoint, the stack's resources on it, its API and the
+/// delivery of its events.
 pub struct LocalCloud {
     pub endpoint: String,
     pub clients: AwsClients,
     pub stack: Stack,
     pub api: ApiServer,
+    _events: EventDelivery,
     // Dropped last: the server outlives the clients and API that use it.
     _moto: Option<MotoServer>,
 }
@@ -109,9 +132,10 @@ impl LocalCloud {
         let clients = AwsClients::for_local_endpoint(&endpoint).await;
         let stack = Stack::load(&options.project_root.join("template.yaml"), &options.stack_name)?;
         provision::provision(&clients, &stack).await?;
-        let functions = LocalFunctions::for_stack(&clients, &stack)?;
-        let api = ApiServer::start(options.api_address, &stack, Arc::new(functions)).await?;
-        Ok(Self { endpoint, clients, stack, api, _moto: moto })
+        let functions: Arc<dyn Functions> = Arc::new(LocalFunctions::for_stack(&clients, &stack)?);
+        let api = ApiServer::start(options.api_address, &stack, Arc::clone(&functions)).await?;
+        let events = EventDelivery::start(&clients, &stack, functions).await?;
+        Ok(Self { endpoint, clients, stack, api, _events: events, _moto: moto })
     }
 
     /// The physical name of a resource by its logical id in `template.yaml`.
@@ -121,6 +145,7 @@ impl LocalCloud {
             .iter()
             .map(|b| (&b.logical_id, &b.name))
             .chain(self.stack.tables.iter().map(|t| (&t.logical_id, &t.name)))
+            .chain(self.stack.queues.iter().map(|q| (&q.logical_id, &q.name)))
             .find(|(id, _)| *id == logical_id)
             .map(|(_, name)| name.as_str())
     }

@@ -11,6 +11,10 @@ pub enum IngestStatus {
     AwaitingUpload,
     /// The object is stored unchanged in the raw zone.
     Received,
+    /// The ETL wrote its curated Parquet, rejected rows and profile.
+    Processed,
+    /// The ETL could not process the object; `failure_reason` says why.
+    Failed,
 }
 
 impl IngestStatus {
@@ -18,6 +22,8 @@ impl IngestStatus {
         match self {
             Self::AwaitingUpload => "AWAITING_UPLOAD",
             Self::Received => "RECEIVED",
+            Self::Processed => "PROCESSED",
+            Self::Failed => "FAILED",
         }
     }
 
@@ -25,6 +31,8 @@ impl IngestStatus {
         match s {
             "AWAITING_UPLOAD" => Some(Self::AwaitingUpload),
             "RECEIVED" => Some(Self::Received),
+            "PROCESSED" => Some(Self::Processed),
+            "FAILED" => Some(Self::Failed),
             _ => None,
         }
     }
@@ -38,6 +46,8 @@ pub enum IngestSource {
     Api,
     /// A client PUT to a presigned URL from `POST /datasets/{dataset}/uploads`.
     PresignedUpload,
+    /// Written to the raw bucket directly, bypassing the API.
+    S3,
 }
 
 impl IngestSource {
@@ -45,6 +55,7 @@ impl IngestSource {
         match self {
             Self::Api => "api",
             Self::PresignedUpload => "presigned_upload",
+            Self::S3 => "s3",
         }
     }
 
@@ -52,6 +63,7 @@ impl IngestSource {
         match s {
             "api" => Some(Self::Api),
             "presigned_upload" => Some(Self::PresignedUpload),
+            "s3" => Some(Self::S3),
             _ => None,
         }
     }
@@ -78,6 +90,35 @@ pub struct CatalogEntry {
     /// Data rows (header excluded) where counting is cheap; absent for images.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub row_count: Option<u64>,
+    /// Ground-truth label sent with an image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// What the ETL made of the object, once it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processing: Option<Processing>,
+}
+
+/// The ETL's result for one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Processing {
+    #[serde(with = "time::serde::rfc3339")]
+    pub processed_at: OffsetDateTime,
+    /// Rows read; `rows_in = rows_out + rows_rejected`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_out: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_rejected: Option<u64>,
+    /// Curated-bucket keys of the outputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curated_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
 }
 
 #[cfg(test)]
@@ -87,11 +128,13 @@ mod tests {
 
     #[test]
     fn statuses_and_sources_round_trip() {
-        for status in [IngestStatus::AwaitingUpload, IngestStatus::Received] {
+        for status in
+            [IngestStatus::AwaitingUpload, IngestStatus::Received, IngestStatus::Processed, IngestStatus::Failed]
+        {
             assert_eq!(IngestStatus::parse(status.as_str()), Some(status));
             assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
         }
-        for source in [IngestSource::Api, IngestSource::PresignedUpload] {
+        for source in [IngestSource::Api, IngestSource::PresignedUpload, IngestSource::S3] {
             assert_eq!(IngestSource::parse(source.as_str()), Some(source));
             assert_eq!(serde_json::to_value(source).unwrap(), source.as_str());
         }
@@ -111,6 +154,8 @@ mod tests {
             size_bytes: None,
             sha256: None,
             row_count: None,
+            label: None,
+            processing: None,
         };
         let json = serde_json::to_value(&entry).unwrap();
         assert_eq!(json["received_at"], "2026-03-07T12:00:00Z");

@@ -63,6 +63,66 @@ pub fn raw_object_key(dataset: &DatasetName, received_at: OffsetDateTime, id: In
     format!("{dataset}/ingest_date={date}/{id}.{extension}")
 }
 
+/// The parts of a raw-zone key, recovered from an S3 event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawKey {
+    pub dataset: DatasetName,
+    /// `YYYY-MM-DD`
+    pub date: String,
+    pub ingest_id: IngestId,
+    pub extension: String,
+}
+
+impl RawKey {
+    /// Parses `<dataset>/ingest_date=<YYYY-MM-DD>/<ingest id>.<ext>`; anything else is not
+    /// an object the ingestion API could have written.
+    pub fn parse(key: &str) -> Option<Self> {
+        let mut parts = key.split('/');
+        let (dataset, partition, file) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let date = partition.strip_prefix("ingest_date=")?;
+        let valid_date = date.len() == 10
+            && date.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        let (id, extension) = file.split_once('.')?;
+        Some(Self {
+            dataset: DatasetName::parse(dataset).ok()?,
+            date: valid_date.then(|| date.to_owned())?,
+            ingest_id: id.parse().ok()?,
+            extension: extension.to_owned(),
+        })
+    }
+
+    /// Curated-zone keys for this object's outputs.
+    pub fn curated(&self) -> CuratedKeys {
+        let (dataset, date, id) = (&self.dataset, &self.date, self.ingest_id);
+        CuratedKeys {
+            data: format!("data/{dataset}/ingest_date={date}/{id}.parquet"),
+            rejected: format!("rejected/{dataset}/ingest_date={date}/{id}.ndjson"),
+            profile: format!("profiles/{dataset}/ingest_date={date}/{id}.json"),
+        }
+    }
+}
+
+/// Where the ETL writes an object's outputs. Named by ingest id, so a replay overwrites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CuratedKeys {
+    pub data: String,
+    pub rejected: String,
+    pub profile: String,
+}
+
+/// Prefix under which every per-object profile of a dataset lies.
+pub fn object_profiles_prefix(dataset: &DatasetName) -> String {
+    format!("profiles/{dataset}/ingest_date=")
+}
+
+/// The merged profile of a whole dataset.
+pub fn dataset_profile_key(dataset: &DatasetName) -> String {
+    format!("profiles/{dataset}/dataset.json")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +160,29 @@ mod tests {
         let id: IngestId = "0192f5c4-7d3e-7a10-9c1b-5e2f8a9d0c11".parse().unwrap();
         let key = raw_object_key(&DatasetName::parse("iris").unwrap(), datetime!(2026-03-07 23:59:59 UTC), id, "csv");
         assert_eq!(key, "iris/ingest_date=2026-03-07/0192f5c4-7d3e-7a10-9c1b-5e2f8a9d0c11.csv");
+        let parsed = RawKey::parse(&key).unwrap();
+        assert_eq!(
+            (parsed.dataset.as_str(), parsed.date.as_str(), parsed.ingest_id, parsed.extension.as_str()),
+            ("iris", "2026-03-07", id, "csv")
+        );
+        assert_eq!(
+            parsed.curated().data,
+            "data/iris/ingest_date=2026-03-07/0192f5c4-7d3e-7a10-9c1b-5e2f8a9d0c11.parquet"
+        );
+    }
+
+    #[test]
+    fn keys_outside_the_raw_layout_are_not_raw_keys() {
+        for key in [
+            "notes.txt",
+            "iris/0192f5c4-7d3e-7a10-9c1b-5e2f8a9d0c11.csv",
+            "iris/ingest_date=2026-3-7/0192f5c4-7d3e-7a10-9c1b-5e2f8a9d0c11.csv",
+            "Iris/ingest_date=2026-03-07/0192f5c4-7d3e-7a10-9c1b-5e2f8a9d0c11.csv",
+            "iris/ingest_date=2026-03-07/not-an-id.csv",
+            "iris/ingest_date=2026-03-07/0192f5c4-7d3e-7a10-9c1b-5e2f8a9d0c11",
+            "iris/ingest_date=2026-03-07/x/0192f5c4-7d3e-7a10-9c1b-5e2f8a9d0c11.csv",
+        ] {
+            assert_eq!(RawKey::parse(key), None, "{key}");
+        }
     }
 }

@@ -5,10 +5,16 @@
 pub mod catalog;
 pub mod checksum;
 pub mod dataset;
+mod encoding;
 pub mod ingest;
 pub mod metrics;
+pub mod options;
+pub mod schema;
 
-pub use catalog::{CatalogEntry, IngestSource, IngestStatus};
+pub use catalog::{CatalogEntry, IngestSource, IngestStatus, Processing};
 pub use checksum::Sha256Digest;
 pub use dataset::{DatasetName, InvalidDatasetName};
-pub use ingest::{IngestId, InvalidIngestId, raw_object_key};
+pub use encoding::percent_decode;
+pub use ingest::{
+    CuratedKeys, IngestId, InvalidIngestId, RawKey, dataset_profile_key, object_profiles_prefix, raw_object_key,
+};

@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use sluice_etl::{DatasetOptions, process_table};
+use sluice_core::options::DatasetOptions;
+use sluice_etl::process_table;
 use sluice_formats::ContentKind;
 
 fn peak_rss_bytes() -> u64 {

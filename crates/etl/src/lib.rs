@@ -8,7 +8,6 @@
 
 mod image_rows;
 mod parquet_out;
-pub mod schema;
 mod source;
 pub mod values;
 
@@ -19,13 +18,14 @@ use serde::{Deserialize, Serialize};
 use sluice_formats::ContentKind;
 use sluice_profile::{ColumnProfile, Profile};
 
-pub use image_rows::{DEFAULT_IMAGE_SIZE, process_image};
+pub use image_rows::process_image;
 pub use parquet_out::ROW_GROUP_ROWS;
 use parquet_out::{Cell, Columns, ParquetSink};
-use schema::{ColumnType, Field, Schema};
+use sluice_core::options::{DatasetOptions, DecimalSeparator};
+use sluice_core::schema::{ColumnType, Field, Schema};
 use source::RawTable;
 pub use source::ReadOptions;
-use values::{DecimalSeparator, normalise, parse_bool, parse_float, parse_integer, parse_timestamp};
+use values::{normalise, parse_bool, parse_float, parse_integer, parse_timestamp};
 use xxhash_rust::xxh3::{xxh3_64_with_seed, xxh3_128};
 
 /// Hash maps on the per-row path. One-shot xxh3 is several times faster than the default
@@ -71,47 +71,6 @@ pub enum EtlError {
     Image(String),
 }
 
-/// How a dataset's objects are read and how its schema may change (the dataset config).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatasetOptions {
-    /// Accept new columns and widen types instead of rejecting the object.
-    pub evolve_schema: bool,
-    pub decimal_separator: DecimalSeparator,
-    /// CSV field delimiter, one ASCII character (default `,`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub csv_delimiter: Option<char>,
-    /// xlsx sheet to read (default: the first).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sheet: Option<String>,
-    /// `[width, height]` images are resized to (default 28×28).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image_size: Option<[u32; 2]>,
-}
-
-impl DatasetOptions {
-    pub fn validate(&self) -> Result<(), String> {
-        if let Some(delimiter) = self.csv_delimiter
-            && (!delimiter.is_ascii() || delimiter == '"' || delimiter == '\n' || delimiter == '\r')
-        {
-            return Err(format!(
-                "csv_delimiter {delimiter:?} must be one ASCII character other than a quote or newline"
-            ));
-        }
-        let side_ok = |side: u32| (1..=1024).contains(&side);
-        if let Some([width, height]) = self.image_size
-            && !(side_ok(width) && side_ok(height))
-        {
-            return Err(format!("image_size [{width}, {height}] must be between 1 and 1024 on each side"));
-        }
-        Ok(())
-    }
-
-    fn read_options(&self) -> ReadOptions {
-        ReadOptions { csv_delimiter: self.csv_delimiter.map(|c| c as u8), sheet: self.sheet.clone() }
-    }
-}
-
 /// A row that did not make it into the curated data, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectedRow {
@@ -142,14 +101,42 @@ pub fn process_table(
     dataset_schema: Option<&Schema>,
     options: &DatasetOptions,
 ) -> Result<Outcome, EtlError> {
-    let table = RawTable::read(kind, body, &options.read_options())?;
+    let table = RawTable::read(kind, body, &read_options(options))?;
     check_header(&table.header)?;
-    let inferred = infer_schema(&table, options.decimal_separator)?;
+    let (votes, rows) = type_votes(&table, options.decimal_separator)?;
     let schema = match dataset_schema {
-        Some(existing) => existing.reconcile(&inferred, options.evolve_schema).map_err(EtlError::Schema)?,
-        None => inferred,
+        None => Schema {
+            fields: table
+                .header
+                .iter()
+                .zip(&votes)
+                .map(|(name, vote)| Field { name: name.clone(), column_type: vote.decide() })
+                .collect(),
+        },
+        Some(existing) => {
+            // A column keeps the dataset's type while most of its values fit it; the few
+            // that do not become rejected rows. Only a column that mostly does not fit has
+            // changed type.
+            let fields = table
+                .header
+                .iter()
+                .zip(&votes)
+                .map(|(name, vote)| {
+                    let column_type = match existing.field(name) {
+                        Some(field) if vote.mostly_fit(field.column_type) => field.column_type,
+                        _ => vote.decide(),
+                    };
+                    Field { name: name.clone(), column_type }
+                })
+                .collect();
+            existing.reconcile(&Schema { fields }, options.evolve_schema).map_err(EtlError::Schema)?
+        }
     };
-    convert(&table, schema, options.decimal_separator)
+    convert(&table, schema, options.decimal_separator, rows)
+}
+
+fn read_options(options: &DatasetOptions) -> ReadOptions {
+    ReadOptions { csv_delimiter: options.csv_delimiter.map(|c| c as u8), sheet: options.sheet.clone() }
 }
 
 fn check_header(header: &[String]) -> Result<(), EtlError> {
@@ -187,6 +174,19 @@ impl TypeVotes {
         self.timestamps += u64::from(!integer && parse_timestamp(text).is_some());
     }
 
+    /// Whether at least half of the values parse as `column_type`.
+    fn mostly_fit(&self, column_type: ColumnType) -> bool {
+        let fitting = match column_type {
+            ColumnType::Boolean => self.booleans,
+            ColumnType::Integer => self.integers,
+            ColumnType::Float => self.floats,
+            ColumnType::Timestamp => self.timestamps,
+            ColumnType::String => self.values,
+            ColumnType::Vector => 0,
+        };
+        fitting * 2 >= self.values
+    }
+
     fn decide(&self) -> ColumnType {
         let agreed = |count: u64| self.values > 0 && count as f64 >= self.values as f64 * INFERENCE_AGREEMENT;
         if agreed(self.booleans) {
@@ -203,9 +203,12 @@ impl TypeVotes {
     }
 }
 
-fn infer_schema(table: &RawTable<'_>, decimal: DecimalSeparator) -> Result<Schema, EtlError> {
+/// Per column, how its values parse; and how many rows there are.
+fn type_votes(table: &RawTable<'_>, decimal: DecimalSeparator) -> Result<(Vec<TypeVotes>, usize), EtlError> {
     let mut votes = vec![TypeVotes::default(); table.header.len()];
+    let mut rows = 0;
     table.for_each_row(|_, cells| {
+        rows += 1;
         if cells.len() != votes.len() {
             return;
         }
@@ -215,13 +218,7 @@ fn infer_schema(table: &RawTable<'_>, decimal: DecimalSeparator) -> Result<Schem
             }
         }
     })?;
-    let fields = table
-        .header
-        .iter()
-        .zip(&votes)
-        .map(|(name, vote)| Field { name: name.clone(), column_type: vote.decide() })
-        .collect();
-    Ok(Schema { fields })
+    Ok((votes, rows))
 }
 
 fn convert_cell<'a>(text: &'a str, column_type: ColumnType, decimal: DecimalSeparator) -> Option<Cell<'a>> {
@@ -231,6 +228,8 @@ fn convert_cell<'a>(text: &'a str, column_type: ColumnType, decimal: DecimalSepa
         ColumnType::Float => parse_float(text, decimal).map(Cell::Float),
         ColumnType::Timestamp => parse_timestamp(text).map(Cell::Timestamp),
         ColumnType::String => Some(Cell::String(text)),
+        // Vectors come from images, never from text cells.
+        ColumnType::Vector => None,
     }
 }
 
@@ -261,14 +260,15 @@ fn rejected(header: &[String], row: u64, reason: String, cells: &[Option<&str>])
     RejectedRow { row, reason, values }
 }
 
-fn convert(table: &RawTable<'_>, schema: Schema, decimal: DecimalSeparator) -> Result<Outcome, EtlError> {
+fn convert(table: &RawTable<'_>, schema: Schema, decimal: DecimalSeparator, rows: usize) -> Result<Outcome, EtlError> {
     // For each schema column, where it is in this object (absent columns are all null).
     let positions: Vec<Option<usize>> =
         schema.fields.iter().map(|f| table.header.iter().position(|h| *h == f.name)).collect();
     let mut sink = ParquetSink::new(&schema)?;
     let mut columns = Columns::new(&schema);
     let mut profiler = Profiler::new(&schema);
-    let mut seen: FastMap<u128, u64> = FastMap::default();
+    // Sized once: growing a map of millions of rows would briefly need twice the memory.
+    let mut seen: FastMap<u128, u64> = FastMap::with_capacity_and_hasher(rows, Default::default());
     let mut fingerprint_buffer = Vec::new();
     let mut rejects = Vec::new();
     let (mut rows_in, mut rows_out) = (0, 0);
@@ -374,6 +374,8 @@ impl Profiler {
                 Cell::Timestamp(v) => self.numbers[index].push(v as f64 / 1e6),
                 Cell::Boolean(v) => count(if v { "true" } else { "false" }),
                 Cell::String(v) => count(v),
+                // Images profile their pixels themselves (see `process_image`).
+                Cell::Vector(_) => {}
             }
         }
     }
@@ -389,7 +391,7 @@ impl Profiler {
                 let name = field.name.as_str();
                 let kind = field.column_type.as_str();
                 match field.column_type {
-                    ColumnType::Boolean | ColumnType::String => {
+                    ColumnType::Boolean | ColumnType::String | ColumnType::Vector => {
                         let frequencies = std::mem::take(&mut self.frequencies[index]).into_iter().collect();
                         ColumnProfile::categorical(name, kind, frequencies, untracked, nulls)
                     }

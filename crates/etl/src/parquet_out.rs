@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as PhysicalType};
-use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, FloatType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 
 use crate::EtlError;
-use crate::schema::{ColumnType, Schema};
+use sluice_core::schema::{ColumnType, Schema};
 
 /// Rows per row group: large enough for good compression and fast scans, small enough
 /// that one group's buffers stay a fraction of a Lambda's memory.
@@ -25,6 +25,7 @@ pub enum Cell<'a> {
     Float(f64),
     Timestamp(i64),
     String(&'a str),
+    Vector(&'a [f32]),
 }
 
 enum Values {
@@ -33,40 +34,56 @@ enum Values {
     Float(Vec<f64>),
     Timestamp(Vec<i64>),
     String(Vec<ByteArray>),
+    /// Every row's elements one after the other; `repetition_levels` marks where rows start.
+    Vector {
+        elements: Vec<f32>,
+        repetition_levels: Vec<i16>,
+    },
 }
 
 struct Column {
     values: Values,
-    /// 1 where the row has a value, 0 for null.
+    /// Scalars: 1 where the row has a value, 0 for null. Vectors: 1 per element.
     definition_levels: Vec<i16>,
 }
 
 /// The rows of one row group, column by column.
-pub struct Columns(Vec<Column>);
+pub struct Columns {
+    columns: Vec<Column>,
+    rows: usize,
+}
 
 impl Columns {
     pub fn new(schema: &Schema) -> Self {
-        Self(
-            schema
-                .fields
-                .iter()
-                .map(|field| Column {
-                    values: match field.column_type {
-                        ColumnType::Boolean => Values::Boolean(Vec::new()),
-                        ColumnType::Integer => Values::Integer(Vec::new()),
-                        ColumnType::Float => Values::Float(Vec::new()),
-                        ColumnType::Timestamp => Values::Timestamp(Vec::new()),
-                        ColumnType::String => Values::String(Vec::new()),
-                    },
-                    definition_levels: Vec::new(),
-                })
-                .collect(),
-        )
+        let columns = schema
+            .fields
+            .iter()
+            .map(|field| Column {
+                values: match field.column_type {
+                    ColumnType::Boolean => Values::Boolean(Vec::new()),
+                    ColumnType::Integer => Values::Integer(Vec::new()),
+                    ColumnType::Float => Values::Float(Vec::new()),
+                    ColumnType::Timestamp => Values::Timestamp(Vec::new()),
+                    ColumnType::String => Values::String(Vec::new()),
+                    ColumnType::Vector => Values::Vector { elements: Vec::new(), repetition_levels: Vec::new() },
+                },
+                definition_levels: Vec::new(),
+            })
+            .collect();
+        Self { columns, rows: 0 }
     }
 
     /// Appends a row whose cells were converted to the schema's types.
     pub fn push_row(&mut self, cells: &[Cell<'_>]) {
-        for (column, cell) in self.0.iter_mut().zip(cells) {
+        self.rows += 1;
+        for (column, cell) in self.columns.iter_mut().zip(cells) {
+            if let (Values::Vector { elements, repetition_levels }, Cell::Vector(values)) = (&mut column.values, *cell)
+            {
+                elements.extend_from_slice(values);
+                repetition_levels.extend((0..values.len()).map(|i| i16::from(i > 0)));
+                column.definition_levels.extend(std::iter::repeat_n(1, values.len()));
+                continue;
+            }
             let present = match (&mut column.values, *cell) {
                 (_, Cell::Null) => false,
                 (Values::Boolean(v), Cell::Boolean(x)) => {
@@ -92,20 +109,42 @@ impl Columns {
     }
 
     pub fn rows(&self) -> usize {
-        self.0.first().map_or(0, |c| c.definition_levels.len())
+        self.rows
     }
 
     fn clear(&mut self) {
-        for column in &mut self.0 {
+        self.rows = 0;
+        for column in &mut self.columns {
             column.definition_levels.clear();
             match &mut column.values {
                 Values::Boolean(v) => v.clear(),
                 Values::Integer(v) | Values::Timestamp(v) => v.clear(),
                 Values::Float(v) => v.clear(),
                 Values::String(v) => v.clear(),
+                Values::Vector { elements, repetition_levels } => {
+                    elements.clear();
+                    repetition_levels.clear();
+                }
             }
         }
     }
+}
+
+/// `required group <name> (LIST) { repeated group list { required float element; } }`:
+/// the standard three-level list that pyarrow and pandas read as an array column.
+fn vector_type(name: &str) -> parquet::errors::Result<Arc<Type>> {
+    let element =
+        Type::primitive_type_builder("element", PhysicalType::FLOAT).with_repetition(Repetition::REQUIRED).build()?;
+    let list = Type::group_type_builder("list")
+        .with_repetition(Repetition::REPEATED)
+        .with_fields(vec![Arc::new(element)])
+        .build()?;
+    let group = Type::group_type_builder(name)
+        .with_repetition(Repetition::REQUIRED)
+        .with_logical_type(Some(LogicalType::List))
+        .with_fields(vec![Arc::new(list)])
+        .build()?;
+    Ok(Arc::new(group))
 }
 
 pub struct ParquetSink {
@@ -130,6 +169,7 @@ impl ParquetSink {
                         (PhysicalType::INT64, Some(LogicalType::timestamp(true, TimeUnit::MICROS)))
                     }
                     ColumnType::String => (PhysicalType::BYTE_ARRAY, Some(LogicalType::String)),
+                    ColumnType::Vector => return vector_type(&field.name),
                 };
                 Type::primitive_type_builder(&field.name, physical)
                     .with_repetition(Repetition::OPTIONAL)
@@ -154,7 +194,7 @@ impl ParquetSink {
             return Ok(());
         }
         let mut row_group = self.writer.next_row_group().map_err(failed)?;
-        for column in &columns.0 {
+        for column in &columns.columns {
             let mut writer = row_group.next_column().map_err(failed)?.expect("one writer per schema column");
             let levels = Some(column.definition_levels.as_slice());
             match &column.values {
@@ -162,6 +202,9 @@ impl ParquetSink {
                 Values::Integer(v) | Values::Timestamp(v) => writer.typed::<Int64Type>().write_batch(v, levels, None),
                 Values::Float(v) => writer.typed::<DoubleType>().write_batch(v, levels, None),
                 Values::String(v) => writer.typed::<ByteArrayType>().write_batch(v, levels, None),
+                Values::Vector { elements, repetition_levels } => {
+                    writer.typed::<FloatType>().write_batch(elements, levels, Some(repetition_levels))
+                }
             }
             .map_err(failed)?;
             writer.close().map_err(failed)?;

@@ -1,17 +1,9 @@
 //! Reading one cell: null tokens, and the parsers type inference and conversion share.
 
+use sluice_core::options::DecimalSeparator;
+
 /// Cell texts that mean "no value" (compared case-insensitively after trimming).
 const NULL_TOKENS: [&str; 5] = ["", "na", "n/a", "null", "nan"];
-
-/// How numbers are written in a dataset's files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum DecimalSeparator {
-    #[default]
-    #[serde(rename = ".")]
-    Point,
-    #[serde(rename = ",")]
-    Comma,
-}
 
 /// The trimmed cell, or `None` for a null token.
 pub fn normalise(cell: &str) -> Option<&str> {

@@ -19,6 +19,8 @@ use time::macros::format_description;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use sluice_core::percent_decode;
+
 use crate::Functions;
 use crate::template::Stack;
 
@@ -123,26 +125,6 @@ impl Routes {
         }
         None
     }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((high * 16 + low) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Media types API Gateway passes as text; any other body arrives base64-encoded.
@@ -396,6 +378,7 @@ mod tests {
             name: "t".into(),
             buckets: vec![],
             tables: vec![],
+            queues: vec![],
             functions: vec![
                 Function {
                     logical_id: "Ingest".into(),
@@ -405,12 +388,16 @@ mod tests {
                         route("POST", "/datasets/{dataset}/records"),
                         route("GET", "/datasets/{dataset}/ingests/{id}"),
                     ],
+                    s3_triggers: vec![],
+                    async_invoke: Default::default(),
                 },
                 Function {
                     logical_id: "Files".into(),
                     binary: "files".into(),
                     environment: HashMap::new(),
                     http_routes: vec![route("ANY", "/files/{path+}")],
+                    s3_triggers: vec![],
+                    async_invoke: Default::default(),
                 },
             ],
         }

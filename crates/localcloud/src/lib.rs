@@ -7,6 +7,8 @@
 //! - [`api`] serves the template's HTTP API routes on localhost, handing each request to a
 //!   function as the API Gateway event it would receive in AWS.
 //! - [`client`] talks HTTP to that API and to presigned URLs.
+//! - [`events`] delivers S3 notifications to functions as Lambda's asynchronous invoke
+//!   does, with its retries and its on-failure destination.
 //!
 //! Functions are reached through [`Functions`], which takes and returns JSON exactly as the
 //! Lambda service does, so later event sources (S3, SNS, EventBridge, schedules) plug in
@@ -14,6 +16,7 @@
 
 pub mod api;
 pub mod client;
+pub mod events;
 pub mod moto;
 pub mod provision;
 pub mod template;
@@ -36,4 +39,7 @@ pub enum InvokeError {
     UnknownFunction(String),
     #[error("function {function} could not read its event: {message}")]
     BadEvent { function: String, message: String },
+    /// The handler returned an error (Lambda's `Unhandled` function error).
+    #[error("function {function} failed: {message}")]
+    Failed { function: String, error_type: String, message: String },
 }

@@ -36,6 +36,17 @@ pub async fn provision(clients: &AwsClients, stack: &Stack) -> Result<(), Provis
         create_table(clients, table).await?;
         tracing::info!(logical_id = %table.logical_id, name = %table.name, "table ready");
     }
+    for queue in &stack.queues {
+        // CreateQueue returns the existing queue when the attributes match.
+        clients
+            .sqs
+            .create_queue()
+            .queue_name(&queue.name)
+            .send()
+            .await
+            .map_err(|err| failed(&format!("queue {}", queue.name), err))?;
+        tracing::info!(logical_id = %queue.logical_id, name = %queue.name, "queue ready");
+    }
     Ok(())
 }
 

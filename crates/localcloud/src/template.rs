@@ -29,7 +29,14 @@ pub struct Stack {
     pub name: String,
     pub buckets: Vec<Bucket>,
     pub tables: Vec<Table>,
+    pub queues: Vec<Queue>,
     pub functions: Vec<Function>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub logical_id: String,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +63,31 @@ pub struct Function {
     pub binary: String,
     pub environment: HashMap<String, String>,
     pub http_routes: Vec<HttpRoute>,
+    pub s3_triggers: Vec<S3Trigger>,
+    pub async_invoke: AsyncInvoke,
+}
+
+/// An `S3` event: objects created in `bucket` invoke the function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Trigger {
+    pub bucket: String,
+    /// S3 event types, e.g. `s3:ObjectCreated:*`.
+    pub events: Vec<String>,
+}
+
+/// How Lambda handles a failed asynchronous invocation (`EventInvokeConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncInvoke {
+    pub maximum_retry_attempts: u32,
+    /// Queue name of the `OnFailure` SQS destination.
+    pub on_failure_queue: Option<String>,
+}
+
+impl Default for AsyncInvoke {
+    /// Lambda's defaults: two retries, no destination.
+    fn default() -> Self {
+        Self { maximum_retry_attempts: 2, on_failure_queue: None }
+    }
 }
 
 /// An `HttpApi` event: `METHOD /path/{param}`.
@@ -90,6 +122,7 @@ impl Stack {
 
         let mut buckets = Vec::new();
         let mut tables = Vec::new();
+        let mut queues = Vec::new();
         for (id, resource) in resources {
             let id = id.as_str().ok_or_else(|| invalid("resource ids must be strings"))?;
             let properties = resource.get("Properties").cloned().unwrap_or(Value::Mapping(Mapping::new()));
@@ -110,6 +143,14 @@ impl Stack {
                     context.names.insert(id.to_owned(), name.clone());
                     tables.push(table(id, name, &properties)?);
                 }
+                "AWS::SQS::Queue" => {
+                    let name = match properties.get("QueueName") {
+                        Some(name) => context.string(name)?,
+                        None => format!("{stack_name}-{id}"),
+                    };
+                    context.names.insert(id.to_owned(), name.clone());
+                    queues.push(Queue { logical_id: id.to_owned(), name });
+                }
                 _ => {}
             }
         }
@@ -123,7 +164,7 @@ impl Stack {
             let id = id.as_str().expect("checked above");
             functions.push(function(id, resource, globals, &context)?);
         }
-        Ok(Self { name: stack_name.to_owned(), buckets, tables, functions })
+        Ok(Self { name: stack_name.to_owned(), buckets, tables, queues, functions })
     }
 
     pub fn function(&self, logical_id: &str) -> Option<&Function> {
@@ -191,21 +232,51 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
         }
     }
     let mut http_routes = Vec::new();
+    let mut s3_triggers = Vec::new();
     let events = properties.and_then(|p| p.get("Events")).and_then(Value::as_mapping);
     for (_, event) in events.into_iter().flatten() {
-        if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
-            continue;
-        }
+        let event_properties = event.get("Properties");
         let field = |name: &str| {
-            event
-                .get("Properties")
+            event_properties
                 .and_then(|p| p.get(name))
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(format!("function {id}: HttpApi events need {name}")))
+                .ok_or_else(|| invalid(format!("function {id}: its events need {name}")))
         };
-        http_routes.push(HttpRoute { method: field("Method")?.to_ascii_uppercase(), path: field("Path")?.to_owned() });
+        match event.get("Type").and_then(Value::as_str) {
+            Some("HttpApi") => {
+                let text = |name: &str| {
+                    field(name)?.as_str().ok_or_else(|| invalid(format!("function {id}: {name} must be a string")))
+                };
+                http_routes
+                    .push(HttpRoute { method: text("Method")?.to_ascii_uppercase(), path: text("Path")?.to_owned() });
+            }
+            Some("S3") => {
+                let events = match field("Events")? {
+                    Value::Sequence(items) => items.iter().map(|i| context.string(i)).collect::<Result<_, _>>()?,
+                    single => vec![context.string(single)?],
+                };
+                s3_triggers.push(S3Trigger { bucket: context.string(field("Bucket")?)?, events });
+            }
+            _ => {}
+        }
     }
-    Ok(Function { logical_id: id.to_owned(), binary, environment, http_routes })
+    let async_invoke = match properties.and_then(|p| p.get("EventInvokeConfig")) {
+        None => AsyncInvoke::default(),
+        Some(config) => AsyncInvoke {
+            maximum_retry_attempts: config
+                .get("MaximumRetryAttempts")
+                .and_then(Value::as_u64)
+                .map_or(AsyncInvoke::default().maximum_retry_attempts, |n| n as u32),
+            on_failure_queue: config
+                .get("DestinationConfig")
+                .and_then(|d| d.get("OnFailure"))
+                .filter(|f| f.get("Type").and_then(Value::as_str) == Some("SQS"))
+                .and_then(|f| f.get("Destination"))
+                .map(|destination| context.string(destination))
+                .transpose()?
+                .map(|arn| arn.rsplit(':').next().unwrap_or_default().to_owned()),
+        },
+    };
+    Ok(Function { logical_id: id.to_owned(), binary, environment, http_routes, s3_triggers, async_invoke })
 }
 
 /// Rewrites short-form intrinsics (`!Ref X`, `!Sub ...`) into their long form
@@ -283,6 +354,8 @@ impl Context {
         match (self.resource_types.get(resource).map(String::as_str), attribute) {
             (Some("AWS::S3::Bucket"), "Arn") => Ok(format!("arn:aws:s3:::{name}")),
             (Some("AWS::DynamoDB::Table"), "Arn") => Ok(format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}")),
+            (Some("AWS::SQS::Queue"), "Arn") => Ok(format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}")),
+            (Some("AWS::SQS::Queue"), "QueueName") => Ok(name),
             _ => Err(invalid(format!("cannot resolve GetAtt {resource}.{attribute} locally"))),
         }
     }
@@ -397,11 +470,17 @@ Resources:
         - { AttributeName: pk, KeyType: HASH }
         - { AttributeName: sk, KeyType: RANGE }
       TimeToLiveSpecification: { AttributeName: expires_at, Enabled: true }
+  Dlq:
+    Type: AWS::SQS::Queue
   Fn:
     Type: AWS::Serverless::Function
     Metadata:
       BuildProperties: { Binary: ingest }
     Properties:
+      EventInvokeConfig:
+        MaximumRetryAttempts: 1
+        DestinationConfig:
+          OnFailure: { Type: SQS, Destination: !GetAtt Dlq.Arn }
       Environment:
         Variables:
           RAW_BUCKET: !Ref Raw
@@ -416,6 +495,9 @@ Resources:
         Nightly:
           Type: Schedule
           Properties: { Schedule: rate(1 day) }
+        Created:
+          Type: S3
+          Properties: { Bucket: !Ref Raw, Events: s3:ObjectCreated:* }
 "#;
 
     #[test]
@@ -447,6 +529,15 @@ Resources:
             vec![HttpRoute { method: "POST".into(), path: "/datasets/{dataset}/records".into() }]
         );
         assert_eq!(function.http_routes[0].route_key(), "POST /datasets/{dataset}/records");
+        assert_eq!(
+            function.s3_triggers,
+            vec![S3Trigger { bucket: "demo-raw".into(), events: vec!["s3:ObjectCreated:*".into()] }]
+        );
+        assert_eq!(
+            function.async_invoke,
+            AsyncInvoke { maximum_retry_attempts: 1, on_failure_queue: Some("demo-Dlq".into()) }
+        );
+        assert_eq!(stack.queues, vec![Queue { logical_id: "Dlq".into(), name: "demo-Dlq".into() }]);
     }
 
     #[test]

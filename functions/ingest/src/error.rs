@@ -27,6 +27,10 @@ pub enum ApiError {
     InvalidBody(#[from] FormatError),
     #[error("invalid upload request: {0}")]
     InvalidUploadRequest(String),
+    #[error("invalid label: {0}")]
+    InvalidLabel(String),
+    #[error("invalid dataset options: {0}")]
+    InvalidOptions(String),
     #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
     InvalidIdempotencyKey,
     #[error("this Idempotency-Key was already used for a different request")]
@@ -49,6 +53,8 @@ impl ApiError {
             | Self::InvalidBase64(_)
             | Self::InvalidBody(_)
             | Self::InvalidUploadRequest(_)
+            | Self::InvalidLabel(_)
+            | Self::InvalidOptions(_)
             | Self::InvalidIdempotencyKey => 400,
             Self::NotFound(_) | Self::RouteNotFound(_) => 404,
             Self::RequestInProgress => 409,
@@ -69,6 +75,8 @@ impl ApiError {
             Self::InvalidBody(FormatError::Empty) => "empty_body",
             Self::InvalidBody(_) => "invalid_body",
             Self::InvalidUploadRequest(_) => "invalid_upload_request",
+            Self::InvalidLabel(_) => "invalid_label",
+            Self::InvalidOptions(_) => "invalid_options",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::RequestInProgress => "request_in_progress",

@@ -5,6 +5,8 @@
 //!   recorded in the catalog with status `RECEIVED`.
 //! - `POST /datasets/{dataset}/uploads`: a presigned PUT URL for files too large for the API.
 //! - `GET /datasets/{dataset}/ingests/{id}`: the catalog entry.
+//! - `GET /datasets/{dataset}`: schema, options, object and row counts, merged profile.
+//! - `PUT /datasets/{dataset}/options`: how the ETL reads the dataset and evolves its schema.
 //!
 //! A request is validated completely before anything is written, so a rejected request
 //! leaves no trace in S3 or DynamoDB.
@@ -20,9 +22,12 @@ use http::HeaderValue;
 use serde::Deserialize;
 use serde_json::json;
 use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
-use sluice_aws::{AwsClients, Catalog, Claim, IdempotencyRecord, RawZone, StoredResponse};
+use sluice_aws::{AwsClients, Catalog, Claim, CuratedZone, IdempotencyRecord, RawZone, StoreError, StoredResponse};
 use sluice_core::metrics::{Metric, Unit, publish};
-use sluice_core::{CatalogEntry, DatasetName, IngestId, IngestSource, IngestStatus, Sha256Digest, raw_object_key};
+use sluice_core::options::DatasetOptions;
+use sluice_core::{
+    CatalogEntry, DatasetName, IngestId, IngestSource, IngestStatus, Sha256Digest, dataset_profile_key, raw_object_key,
+};
 use sluice_formats::{ContentKind, inspect};
 use time::OffsetDateTime;
 
@@ -38,9 +43,15 @@ const DEFAULT_UPLOAD_URL_TTL_SECONDS: u64 = 15 * 60;
 pub const ROUTE_POST_RECORDS: &str = "POST /datasets/{dataset}/records";
 pub const ROUTE_POST_UPLOADS: &str = "POST /datasets/{dataset}/uploads";
 pub const ROUTE_GET_INGEST: &str = "GET /datasets/{dataset}/ingests/{id}";
+pub const ROUTE_GET_DATASET: &str = "GET /datasets/{dataset}";
+pub const ROUTE_PUT_OPTIONS: &str = "PUT /datasets/{dataset}/options";
+
+/// Longest image label accepted (`?label=` or the upload request's `label`).
+const MAX_LABEL_LEN: usize = 128;
 
 pub struct Ingest {
     raw_zone: RawZone,
+    curated: CuratedZone,
     catalog: Catalog,
     max_body_bytes: usize,
     upload_url_ttl: Duration,
@@ -51,14 +62,18 @@ pub struct Ingest {
 #[serde(deny_unknown_fields)]
 struct UploadRequest {
     content_type: String,
+    /// Ground-truth label of an image.
+    #[serde(default)]
+    label: Option<String>,
 }
 
 impl Ingest {
-    /// Reads `RAW_BUCKET`, `CATALOG_TABLE` and the optional `MAX_BODY_BYTES` and
-    /// `UPLOAD_URL_TTL_SECONDS`, as `template.yaml` sets them.
+    /// Reads `RAW_BUCKET`, `CURATED_BUCKET`, `CATALOG_TABLE` and the optional
+    /// `MAX_BODY_BYTES` and `UPLOAD_URL_TTL_SECONDS`, as `template.yaml` sets them.
     pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
         Ok(Self {
             raw_zone: RawZone::new(clients.s3.clone(), required(vars, "RAW_BUCKET")?),
+            curated: CuratedZone::new(clients.s3.clone(), required(vars, "CURATED_BUCKET")?),
             catalog: Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?),
             max_body_bytes: parsed_or(vars, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
             upload_url_ttl: Duration::from_secs(parsed_or(
@@ -77,6 +92,8 @@ impl Ingest {
             ROUTE_POST_RECORDS => self.post_records(&request).await,
             ROUTE_POST_UPLOADS => self.post_upload(&request).await,
             ROUTE_GET_INGEST => self.get_ingest(&request).await,
+            ROUTE_GET_DATASET => self.get_dataset(&request).await,
+            ROUTE_PUT_OPTIONS => self.put_options(&request).await,
             _ => Err(ApiError::RouteNotFound(route.clone())),
         };
         let response = result.unwrap_or_else(|err| {
@@ -113,9 +130,12 @@ impl Ingest {
         let content_type = header(request, "content-type").ok_or(ApiError::MissingContentType)?;
         let kind = ContentKind::from_content_type(content_type)?;
         let body = self.body(request)?;
+        let label = label(kind, request.query_string_parameters.first("label"))?;
         let inspection = inspect(kind, &body)?;
         let digest = Sha256Digest::of(&body);
-        let idempotency = idempotency(request, &dataset, &[kind.mime().as_bytes(), digest.hex.as_bytes()])?;
+        let label_bytes = label.as_deref().unwrap_or_default().as_bytes();
+        let idempotency =
+            idempotency(request, &dataset, &[kind.mime().as_bytes(), digest.hex.as_bytes(), label_bytes])?;
 
         self.idempotently(idempotency, |now| async move {
             let ingest_id = IngestId::generate();
@@ -132,9 +152,11 @@ impl Ingest {
                 size_bytes: Some(body.len() as u64),
                 sha256: Some(digest.hex.clone()),
                 row_count: inspection.rows,
+                label: label.clone(),
+                processing: None,
             };
             let size = body.len();
-            self.raw_zone.put(&key, body, kind.mime(), &digest).await?;
+            self.raw_zone.put(&key, body, kind.mime(), &digest, label.as_deref()).await?;
             tracing::info!(%dataset, %ingest_id, %key, size, rows = ?inspection.rows, "stored in raw zone");
             publish(
                 "Sluice",
@@ -155,12 +177,14 @@ impl Ingest {
         let upload: UploadRequest =
             serde_json::from_slice(&body).map_err(|err| ApiError::InvalidUploadRequest(err.to_string()))?;
         let kind = ContentKind::from_content_type(&upload.content_type)?;
-        let idempotency = idempotency(request, &dataset, &[kind.mime().as_bytes()])?;
+        let label = label(kind, upload.label.as_deref())?;
+        let label_bytes = label.as_deref().unwrap_or_default().as_bytes();
+        let idempotency = idempotency(request, &dataset, &[kind.mime().as_bytes(), label_bytes])?;
 
         self.idempotently(idempotency, |now| async move {
             let ingest_id = IngestId::generate();
             let key = raw_object_key(&dataset, now, ingest_id, kind.extension());
-            let presigned = self.raw_zone.presign_put(&key, kind.mime(), self.upload_url_ttl).await?;
+            let presigned = self.raw_zone.presign_put(&key, kind.mime(), label.as_deref(), self.upload_url_ttl).await?;
             let expires_at = now + self.upload_url_ttl;
             let entry = CatalogEntry {
                 dataset: dataset.clone(),
@@ -174,6 +198,8 @@ impl Ingest {
                 size_bytes: None,
                 sha256: None,
                 row_count: None,
+                label: label.clone(),
+                processing: None,
             };
             let headers: serde_json::Map<String, serde_json::Value> =
                 presigned.headers.into_iter().map(|(name, value)| (name, value.into())).collect();
@@ -197,6 +223,59 @@ impl Ingest {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("dataset {dataset} has no ingest {id}")))?;
         Ok(json_response(200, &serde_json::to_value(&entry).expect("catalog entries serialise")))
+    }
+
+    async fn get_dataset(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let dataset = dataset(request)?;
+        let profile_key = dataset_profile_key(&dataset);
+        let (ingests, schema, options, profile) = tokio::try_join!(
+            self.catalog.ingests(&dataset),
+            self.catalog.schema(&dataset),
+            self.catalog.options(&dataset),
+            self.curated.get(&profile_key),
+        )?;
+        if ingests.is_empty() && schema.is_none() {
+            return Err(ApiError::NotFound(format!("dataset {dataset} has no data yet")));
+        }
+        let mut by_status = serde_json::Map::new();
+        let (mut rows_in, mut rows_out, mut rows_rejected) = (0, 0, 0);
+        for entry in &ingests {
+            let count = by_status.entry(entry.status.as_str()).or_insert(json!(0));
+            *count = json!(count.as_u64().unwrap_or(0) + 1);
+            if let Some(processing) = &entry.processing {
+                rows_in += processing.rows_in.unwrap_or(0);
+                rows_out += processing.rows_out.unwrap_or(0);
+                rows_rejected += processing.rows_rejected.unwrap_or(0);
+            }
+        }
+        let profile: serde_json::Value = match profile {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
+                ApiError::Store(StoreError {
+                    service: "S3",
+                    operation: "read dataset profile",
+                    message: err.to_string(),
+                })
+            })?,
+            None => serde_json::Value::Null,
+        };
+        let body = json!({
+            "dataset": dataset,
+            "schema": schema.map(|s| json!({ "version": s.version, "fields": s.schema.fields })),
+            "options": options,
+            "objects": { "total": ingests.len(), "by_status": by_status },
+            "rows": { "in": rows_in, "out": rows_out, "rejected": rows_rejected },
+            "profile": profile,
+        });
+        Ok(json_response(200, &body))
+    }
+
+    async fn put_options(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let dataset = dataset(request)?;
+        let options: DatasetOptions =
+            serde_json::from_slice(&self.body(request)?).map_err(|err| ApiError::InvalidOptions(err.to_string()))?;
+        options.validate().map_err(ApiError::InvalidOptions)?;
+        self.catalog.save_options(&dataset, &options).await?;
+        Ok(json_response(200, &json!({ "dataset": dataset, "options": options })))
     }
 
     /// The request body as bytes, refused if over the limit before it is decoded.
@@ -293,6 +372,20 @@ fn replayed(stored: StoredResponse) -> ApiGatewayV2httpResponse {
     let mut response = json_response(stored.status, &body);
     response.headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     response
+}
+
+/// A label is ground truth for an image; tables carry theirs as a column.
+fn label(kind: ContentKind, label: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(label) = label else { return Ok(None) };
+    if !kind.is_image() {
+        return Err(ApiError::InvalidLabel("labels go with images; a table carries its labels as a column".into()));
+    }
+    if label.is_empty() || label.chars().count() > MAX_LABEL_LEN || label.chars().any(char::is_control) {
+        return Err(ApiError::InvalidLabel(format!(
+            "a label is 1 to {MAX_LABEL_LEN} characters without control characters"
+        )));
+    }
+    Ok(Some(label.to_owned()))
 }
 
 fn header<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {

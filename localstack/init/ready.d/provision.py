@@ -1,8 +1,9 @@
-"""LocalStack init hook: creates the S3 buckets and DynamoDB tables declared in template.yaml.
+"""LocalStack init hook: creates the S3 buckets, DynamoDB tables and SQS queues declared in
+template.yaml.
 
 It follows the naming of `sluice local provision` (crates/localcloud/src/template.rs):
 a bucket without BucketName is `<stack>-<logical id, lowercase>`, a table without TableName
-is `<stack>-<LogicalId>`. tests/template.rs runs this script against moto and checks that
+and a queue without QueueName are `<stack>-<LogicalId>`. tests/template.rs runs this script against moto and checks that
 the Rust runner finds exactly these resources, so the two cannot drift apart.
 """
 
@@ -58,6 +59,7 @@ def main():
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
     s3 = session.client("s3", endpoint_url=endpoint)
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    sqs = session.client("sqs", endpoint_url=endpoint)
 
     for logical_id, resource in template["Resources"].items():
         properties = resource.get("Properties") or {}
@@ -87,6 +89,10 @@ def main():
                     TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
                 )
             print(f"sluice: table {name} ready", file=sys.stderr)
+        elif resource["Type"] == "AWS::SQS::Queue":
+            name = resolve_name(properties.get("QueueName", f"{stack}-{logical_id}"), stack)
+            sqs.create_queue(QueueName=name)
+            print(f"sluice: queue {name} ready", file=sys.stderr)
 
 
 if __name__ == "__main__":

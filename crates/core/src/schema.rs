@@ -10,6 +10,8 @@ pub enum ColumnType {
     /// Microseconds since the Unix epoch, UTC.
     Timestamp,
     String,
+    /// A list of 32-bit floats per row: an image's pixels.
+    Vector,
 }
 
 impl ColumnType {
@@ -20,12 +22,15 @@ impl ColumnType {
             Self::Float => "float",
             Self::Timestamp => "timestamp",
             Self::String => "string",
+            Self::Vector => "vector",
         }
     }
 
     /// Whether every value of `other` can be stored in a column of this type unchanged.
     pub fn holds(self, other: Self) -> bool {
-        self == other || self == Self::String || (self == Self::Float && other == Self::Integer)
+        self == other
+            || (self == Self::String && other != Self::Vector)
+            || (self == Self::Float && other == Self::Integer)
     }
 
     /// The narrowest type holding both.

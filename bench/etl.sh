@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# ETL benchmark: the same mixed-type CSVs converted to Snappy Parquet by Sluice's ETL code
+# path (type inference, cleaning, dedup, rejected rows, profile included), by pandas
+# (read_csv + to_parquet) and by pyarrow (csv + parquet, one thread), in one run. Each
+# conversion runs in a fresh process; the best of RUNS is reported, with peak memory.
+#
+#   bench/etl.sh            # 10 MB and 200 MB
+#   SIZES="10" RUNS=1 bench/etl.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=${SIZES:-"10 200"}
+runs=${RUNS:-3}
+data=target/bench-data
+mkdir -p "$data"
+
+if [ ! -x .venv-bench/bin/python ]; then
+  echo "bench: creating .venv-bench with pandas and pyarrow..." >&2
+  python3 -m venv .venv-bench
+  .venv-bench/bin/pip install --quiet --disable-pip-version-check pandas==3.1.1 pyarrow==26.0.1
+fi
+cargo build --quiet --release --package sluice-etl --example csv_to_parquet
+
+best() {  # best() <command...>: the JSON line of the fastest of $runs runs
+  local line best_line="" best_seconds=""
+  for _ in $(seq "$runs"); do
+    line=$("$@")
+    seconds=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["seconds"])' "$line")
+    if [ -z "$best_seconds" ] || python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' "$seconds" "$best_seconds"; then
+      best_line=$line best_seconds=$seconds
+    fi
+  done
+  echo "$best_line"
+}
+
+results=()
+for size in $sizes; do
+  csv="$data/mixed-${size}mb.csv"
+  [ -f "$csv" ] || { echo "bench: generating $csv..." >&2; python3 bench/make_csv.py "$csv" "$size"; }
+  results+=("$(best target/release/examples/csv_to_parquet "$csv" "$data/sluice.parquet")")
+  results+=("$(best .venv-bench/bin/python bench/etl_python.py pyarrow "$csv" "$data/pyarrow.parquet")")
+  results+=("$(best .venv-bench/bin/python bench/etl_python.py pandas "$csv" "$data/pandas.parquet")")
+done
+
+python3 - "${results[@]}" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in sys.argv[1:]]
+print(f"{'input':>8} {'engine':>8} {'MB/s':>8} {'peak MB':>8} {'peak/input':>10} {'vs pandas':>10} {'vs pyarrow':>11}")
+for start in range(0, len(rows), 3):
+    group = rows[start:start + 3]
+    speed = {r["engine"]: r["input_bytes"] / 1e6 / r["seconds"] for r in group}
+    for r in group:
+        mb = r["input_bytes"] / 1e6
+        print(f"{mb:>6.0f}MB {r['engine']:>8} {speed[r['engine']]:>8.1f} {r['peak_rss_bytes'] / 1e6:>8.0f} "
+              f"{r['peak_rss_bytes'] / r['input_bytes']:>10.2f} {speed[r['engine']] / speed['pandas']:>9.2f}x "
+              f"{speed[r['engine']] / speed['pyarrow']:>10.2f}x")
+PY

@@ -1,0 +1,72 @@
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::StoreError;
+
+/// The curated zone: Parquet data, rejected rows and profiles the ETL derives from raw objects.
+#[derive(Debug, Clone)]
+pub struct CuratedZone {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl CuratedZone {
+    pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self { s3, bucket: bucket.into() }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|err| StoreError::new("S3", "PutObject", err))?;
+        Ok(())
+    }
+
+    /// The object's bytes, or `None` if there is no such key.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.s3.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(output) => {
+                let body = output.body.collect().await.map_err(|err| StoreError::new("S3", "GetObject", err))?;
+                Ok(Some(body.to_vec()))
+            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(err) => Err(StoreError::new("S3", "GetObject", err)),
+        }
+    }
+
+    /// Deleting a key that does not exist succeeds, as in S3.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| StoreError::new("S3", "DeleteObject", err))?;
+        Ok(())
+    }
+
+    /// Every key under `prefix`, in key order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|err| StoreError::new("S3", "ListObjectsV2", err))?;
+        Ok(pages.iter().flat_map(|page| page.contents()).filter_map(|o| o.key().map(str::to_owned)).collect())
+    }
+}

@@ -1,0 +1,247 @@
+//! The `etl` function: S3 `ObjectCreated` on the raw zone → curated Parquet, rejected rows
+//! and a profile, and the catalog entry moved to `PROCESSED` or `FAILED`.
+//!
+//! Bad data is an outcome, not an error: the entry says `FAILED` and why, and the event is
+//! done. Errors are for what a retry can fix (an AWS call failed) or what nobody can
+//! (a key outside the raw layout); they fail the invocation, Lambda retries it, and after
+//! the retries the event lands in the dead-letter queue.
+
+use aws_lambda_events::s3::S3Event;
+use sluice_aws::settings::{SettingsError, Vars, required};
+use sluice_aws::{AwsClients, Catalog, CuratedZone, RawZone, StoreError};
+use sluice_core::metrics::{Metric, Unit, publish};
+use sluice_core::{
+    CatalogEntry, DatasetName, IngestSource, IngestStatus, Processing, RawKey, Sha256Digest, dataset_profile_key,
+    object_profiles_prefix, percent_decode,
+};
+use sluice_etl::{EtlError, Outcome, process_image, process_table};
+use sluice_formats::ContentKind;
+use sluice_profile::Profile;
+use time::OffsetDateTime;
+
+/// How often the ETL re-reads the dataset schema when another object changed it meanwhile.
+const SCHEMA_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EtlFailure {
+    #[error("object key {0:?} is not in the raw zone layout <dataset>/ingest_date=<YYYY-MM-DD>/<ingest id>.<ext>")]
+    UnexpectedKey(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the schema of dataset {0} changed under every one of {SCHEMA_ATTEMPTS} attempts")]
+    SchemaContention(DatasetName),
+}
+
+pub struct Etl {
+    clients: AwsClients,
+    curated: CuratedZone,
+    catalog: Catalog,
+}
+
+impl Etl {
+    /// Reads `CURATED_BUCKET` and `CATALOG_TABLE`; the raw bucket comes with each event.
+    pub fn from_settings(clients: AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
+        Ok(Self {
+            curated: CuratedZone::new(clients.s3.clone(), required(vars, "CURATED_BUCKET")?),
+            catalog: Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?),
+            clients,
+        })
+    }
+
+    pub async fn handle(&self, event: S3Event) -> Result<(), EtlFailure> {
+        for record in event.records {
+            let created = record.event_name.as_deref().is_some_and(|name| name.starts_with("ObjectCreated"));
+            let (Some(bucket), Some(key)) = (record.s3.bucket.name, record.s3.object.key) else { continue };
+            if created {
+                self.process(&bucket, &s3_event_key(&key)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn process(&self, bucket: &str, key: &str) -> Result<(), EtlFailure> {
+        let raw_key = RawKey::parse(key).ok_or_else(|| EtlFailure::UnexpectedKey(key.to_owned()))?;
+        let dataset = raw_key.dataset.clone();
+        let object = RawZone::new(self.clients.s3.clone(), bucket).get(key).await?;
+        let kind = ContentKind::from_extension(&raw_key.extension);
+        let mut entry = match self.catalog.ingest(&dataset, raw_key.ingest_id).await? {
+            Some(entry) => entry,
+            None => CatalogEntry {
+                dataset: dataset.clone(),
+                ingest_id: raw_key.ingest_id,
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                content_type: kind
+                    .map_or_else(|| object.content_type.clone().unwrap_or_default(), |k| k.mime().to_owned()),
+                status: IngestStatus::Received,
+                source: IngestSource::S3,
+                received_at: OffsetDateTime::now_utc(),
+                size_bytes: None,
+                sha256: None,
+                row_count: None,
+                label: None,
+                processing: None,
+            },
+        };
+        entry.size_bytes = Some(object.body.len() as u64);
+        entry.sha256 = Some(Sha256Digest::of(&object.body).hex);
+        entry.label = entry.label.or(object.label.clone());
+        let keys = raw_key.curated();
+
+        let Some(kind) = kind else {
+            return self.fail(entry, &raw_key, format!("unsupported file extension {:?}", raw_key.extension)).await;
+        };
+        let outcome = match self.transform(&dataset, kind, &object.body, entry.label.as_deref()).await? {
+            Ok(outcome) => outcome,
+            Err(err) => return self.fail(entry, &raw_key, err.to_string()).await,
+        };
+
+        self.curated.put(&keys.data, outcome.parquet, "application/vnd.apache.parquet").await?;
+        let rejected_key = if outcome.rejected.is_empty() {
+            self.curated.delete(&keys.rejected).await?;
+            None
+        } else {
+            let lines: String =
+                outcome.rejected.iter().map(|r| serde_json::to_string(r).expect("serialises") + "\n").collect();
+            self.curated.put(&keys.rejected, lines.into_bytes(), "application/x-ndjson").await?;
+            Some(keys.rejected.clone())
+        };
+        let profile = serde_json::to_vec(&outcome.profile).expect("profiles serialise");
+        self.curated.put(&keys.profile, profile, "application/json").await?;
+        self.merge_dataset_profile(&dataset).await?;
+
+        let rows_rejected = outcome.rejected.len() as u64;
+        if !kind.is_image() {
+            entry.row_count = Some(outcome.rows_in);
+        }
+        entry.status = IngestStatus::Processed;
+        entry.processing = Some(Processing {
+            processed_at: OffsetDateTime::now_utc(),
+            rows_in: Some(outcome.rows_in),
+            rows_out: Some(outcome.rows_out),
+            rows_rejected: Some(rows_rejected),
+            curated_key: Some(keys.data),
+            rejected_key,
+            profile_key: Some(keys.profile),
+            failure_reason: None,
+        });
+        self.catalog.put_entry(&entry).await?;
+        tracing::info!(%dataset, ingest_id = %entry.ingest_id, rows_in = outcome.rows_in, rows_out = outcome.rows_out, rows_rejected, "processed");
+        publish(
+            "Sluice",
+            &[("Function", "etl"), ("Dataset", dataset.as_str())],
+            &[
+                Metric { name: "ObjectsProcessed", unit: Unit::Count, value: 1.0 },
+                Metric { name: "RowsIn", unit: Unit::Count, value: outcome.rows_in as f64 },
+                Metric { name: "RowsOut", unit: Unit::Count, value: outcome.rows_out as f64 },
+                Metric { name: "RowsRejected", unit: Unit::Count, value: rows_rejected as f64 },
+            ],
+        );
+        Ok(())
+    }
+
+    /// Converts the object under the dataset's schema, storing the schema first if this
+    /// object creates or evolves it. A concurrent change to the schema means converting again.
+    async fn transform(
+        &self,
+        dataset: &DatasetName,
+        kind: ContentKind,
+        body: &[u8],
+        label: Option<&str>,
+    ) -> Result<Result<Outcome, EtlError>, EtlFailure> {
+        let options = self.catalog.options(dataset).await?;
+        for _ in 0..SCHEMA_ATTEMPTS {
+            let stored = self.catalog.schema(dataset).await?;
+            let current = stored.as_ref().map(|s| &s.schema);
+            let result = if kind.is_image() {
+                process_image(kind, body, label, current, &options)
+            } else {
+                process_table(kind, body, current, &options)
+            };
+            let outcome = match result {
+                Ok(outcome) => outcome,
+                Err(err) => return Ok(Err(err)),
+            };
+            if current == Some(&outcome.schema)
+                || self.catalog.save_schema(dataset, &outcome.schema, stored.map(|s| s.version)).await?
+            {
+                return Ok(Ok(outcome));
+            }
+        }
+        Err(EtlFailure::SchemaContention(dataset.clone()))
+    }
+
+    /// Records why the object could not be processed and removes any outputs an earlier
+    /// run left for it, so the curated zone never holds data the catalog calls failed.
+    async fn fail(&self, mut entry: CatalogEntry, raw_key: &RawKey, reason: String) -> Result<(), EtlFailure> {
+        let keys = raw_key.curated();
+        for key in [&keys.data, &keys.rejected, &keys.profile] {
+            self.curated.delete(key).await?;
+        }
+        self.merge_dataset_profile(&raw_key.dataset).await?;
+        tracing::warn!(dataset = %raw_key.dataset, ingest_id = %entry.ingest_id, %reason, "object failed");
+        entry.status = IngestStatus::Failed;
+        entry.processing = Some(Processing {
+            processed_at: OffsetDateTime::now_utc(),
+            rows_in: None,
+            rows_out: None,
+            rows_rejected: None,
+            curated_key: None,
+            rejected_key: None,
+            profile_key: None,
+            failure_reason: Some(reason),
+        });
+        self.catalog.put_entry(&entry).await?;
+        publish(
+            "Sluice",
+            &[("Function", "etl"), ("Dataset", raw_key.dataset.as_str())],
+            &[Metric { name: "ObjectsFailed", unit: Unit::Count, value: 1.0 }],
+        );
+        Ok(())
+    }
+
+    /// Rebuilds the dataset profile from every object profile. Recomputing, rather than
+    /// adding this object's profile to the last result, keeps replays from counting an
+    /// object twice; it costs one read per object of the dataset.
+    async fn merge_dataset_profile(&self, dataset: &DatasetName) -> Result<(), EtlFailure> {
+        let mut merged: Option<Profile> = None;
+        for key in self.curated.list(&object_profiles_prefix(dataset)).await? {
+            let Some(bytes) = self.curated.get(&key).await? else { continue };
+            let profile: Profile = match serde_json::from_slice(&bytes) {
+                Ok(profile) => profile,
+                Err(err) => {
+                    tracing::warn!(%key, error = %err, "skipping an unreadable object profile");
+                    continue;
+                }
+            };
+            merged = Some(match merged {
+                Some(so_far) => so_far.merge(&profile),
+                None => profile,
+            });
+        }
+        let key = dataset_profile_key(dataset);
+        match merged {
+            Some(profile) => {
+                self.curated.put(&key, serde_json::to_vec(&profile).expect("serialises"), "application/json").await?
+            }
+            None => self.curated.delete(&key).await?,
+        }
+        Ok(())
+    }
+}
+
+/// S3 event keys are URL-encoded, with `+` for spaces.
+fn s3_event_key(encoded: &str) -> String {
+    percent_decode(&encoded.replace('+', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_are_url_decoded() {
+        assert_eq!(s3_event_key("iris%2Fingest_date%3D2026-11-22%2Fx+y.csv"), "iris/ingest_date=2026-11-22/x y.csv");
+        assert_eq!(s3_event_key("iris/ingest_date%3D2026-11-22/a%2B.csv"), "iris/ingest_date=2026-11-22/a+.csv");
+    }
+}

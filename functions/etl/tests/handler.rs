@@ -1,0 +1,203 @@
+//! The ETL handler fed with real S3 `ObjectCreated` events, against moto.
+
+use aws_lambda_events::s3::S3Event;
+use bytes::Bytes;
+use etl::{Etl, EtlFailure};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::Field;
+use serde_json::Value;
+use sluice_aws::{Catalog, CuratedZone};
+use sluice_core::{CatalogEntry, DatasetName, IngestId, IngestStatus, RawKey};
+use sluice_tests::{TestStack, object_keys, project_root};
+
+const KEY: &str = "iris/ingest_date=2026-11-22/0192f5c4-7d3e-7a10-9c1b-5e2f8a9d0c11.csv";
+
+fn event(bucket: &str, key: &str) -> S3Event {
+    let path = format!("{}/tests/events/object-created.json", env!("CARGO_MANIFEST_DIR"));
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let record = &mut event["Records"][0]["s3"];
+    record["bucket"]["name"] = bucket.into();
+    // As S3 sends it: URL-encoded, spaces as '+'.
+    record["object"]["key"] = key.replace('=', "%3D").replace(' ', "+").into();
+    serde_json::from_value(event).expect("a real S3 event deserialises")
+}
+
+struct Fixture {
+    stack: TestStack,
+    etl: Etl,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let stack = TestStack::provision().await;
+        let etl = Etl::from_settings(stack.clients.clone(), &stack.environment("EtlFunction")).unwrap();
+        Self { stack, etl }
+    }
+
+    async fn put_raw(&self, key: &str, body: Vec<u8>, label: Option<&str>) {
+        let mut request =
+            self.stack.clients.s3.put_object().bucket(self.stack.bucket("RawBucket")).key(key).body(body.into());
+        if let Some(label) = label {
+            request = request.metadata("label", label);
+        }
+        request.send().await.unwrap();
+    }
+
+    async fn run(&self, key: &str) -> Result<(), EtlFailure> {
+        self.etl.handle(event(self.stack.bucket("RawBucket"), key)).await
+    }
+
+    fn catalog(&self) -> Catalog {
+        Catalog::new(self.stack.clients.dynamodb.clone(), self.stack.table("CatalogTable"))
+    }
+
+    fn curated(&self) -> CuratedZone {
+        CuratedZone::new(self.stack.clients.s3.clone(), self.stack.bucket("CuratedBucket"))
+    }
+
+    async fn entry(&self, key: &str) -> CatalogEntry {
+        let raw = RawKey::parse(key).unwrap();
+        self.catalog().ingest(&raw.dataset, raw.ingest_id).await.unwrap().expect("catalogued")
+    }
+
+    async fn curated_bytes(&self, key: &str) -> Vec<u8> {
+        self.curated().get(key).await.unwrap().unwrap_or_else(|| panic!("{key} is missing"))
+    }
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(project_root().join("samples").join(name)).unwrap()
+}
+
+fn raw_key(dataset: &str, extension: &str) -> String {
+    format!("{dataset}/ingest_date=2026-11-22/{}.{extension}", IngestId::generate())
+}
+
+#[tokio::test]
+async fn a_csv_object_becomes_typed_parquet_a_profile_and_a_processed_entry() {
+    let fixture = Fixture::new().await;
+    fixture.put_raw(KEY, sample("iris.csv"), None).await;
+    fixture.run(KEY).await.unwrap();
+
+    let entry = fixture.entry(KEY).await;
+    assert_eq!(entry.status, IngestStatus::Processed);
+    let processing = entry.processing.unwrap();
+    assert_eq!((processing.rows_in, processing.rows_out, processing.rows_rejected), (Some(12), Some(12), Some(0)));
+    assert_eq!(entry.size_bytes, Some(362));
+
+    let parquet = fixture.curated_bytes(processing.curated_key.as_deref().unwrap()).await;
+    let reader = SerializedFileReader::new(Bytes::from(parquet)).unwrap();
+    let rows: Vec<_> = reader.get_row_iter(None).unwrap().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 12);
+    let first: Vec<(String, Field)> = rows[0].get_column_iter().map(|(n, f)| (n.clone(), f.clone())).collect();
+    assert_eq!(first[0], ("sepal_length".to_owned(), Field::Double(5.1)));
+    assert_eq!(first[4], ("species".to_owned(), Field::Str("setosa".into())));
+
+    let schema = fixture.catalog().schema(&DatasetName::parse("iris").unwrap()).await.unwrap().unwrap();
+    assert_eq!(schema.version, 1);
+    assert_eq!(schema.schema.fields.len(), 5);
+
+    let profile: Value =
+        serde_json::from_slice(&fixture.curated_bytes(processing.profile_key.as_deref().unwrap()).await).unwrap();
+    assert_eq!(profile["rows"], 12);
+    let merged: Value = serde_json::from_slice(&fixture.curated_bytes("profiles/iris/dataset.json").await).unwrap();
+    assert_eq!(merged, profile, "one object: the dataset profile is its profile");
+}
+
+#[tokio::test]
+async fn replaying_the_same_event_changes_nothing() {
+    let fixture = Fixture::new().await;
+    fixture.put_raw(KEY, sample("iris.csv"), None).await;
+    fixture.run(KEY).await.unwrap();
+    let curated_bucket = fixture.stack.bucket("CuratedBucket");
+    let keys_before = object_keys(&fixture.stack.clients, curated_bucket).await;
+    let data_key = fixture.entry(KEY).await.processing.unwrap().curated_key.unwrap();
+    let data_before = fixture.curated_bytes(&data_key).await;
+
+    fixture.run(KEY).await.unwrap();
+    assert_eq!(object_keys(&fixture.stack.clients, curated_bucket).await, keys_before, "one Parquet object, no more");
+    assert_eq!(fixture.curated_bytes(&data_key).await, data_before, "byte for byte the same");
+    let merged: Value = serde_json::from_slice(&fixture.curated_bytes("profiles/iris/dataset.json").await).unwrap();
+    assert_eq!(merged["rows"], 12, "the replayed object is not counted twice");
+}
+
+#[tokio::test]
+async fn bad_rows_are_set_aside_with_their_reasons() {
+    let fixture = Fixture::new().await;
+    let key = raw_key("orders", "csv");
+    let mut csv = String::from("order_id,amount\n");
+    for i in 0..150 {
+        csv.push_str(&format!("{i},{}.5\n", i * 3));
+    }
+    csv.push_str("150,lots\n1,3.5\n");
+    fixture.put_raw(&key, csv.into_bytes(), None).await;
+    fixture.run(&key).await.unwrap();
+
+    let processing = fixture.entry(&key).await.processing.unwrap();
+    let (rows_in, rows_out, rejected) =
+        (processing.rows_in.unwrap(), processing.rows_out.unwrap(), processing.rows_rejected.unwrap());
+    assert_eq!((rows_in, rows_out, rejected), (152, 150, 2));
+    assert_eq!(rows_in, rows_out + rejected);
+    let lines = String::from_utf8(fixture.curated_bytes(processing.rejected_key.as_deref().unwrap()).await).unwrap();
+    let rejected: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rejected[0]["row"], 151);
+    assert_eq!(rejected[0]["reason"], "column \"amount\": \"lots\" is not a valid float");
+    assert_eq!(rejected[1]["reason"], "exact duplicate of row 2");
+}
+
+#[tokio::test]
+async fn an_object_that_breaks_the_schema_fails_with_the_reason_and_writes_nothing() {
+    let fixture = Fixture::new().await;
+    fixture.put_raw(KEY, sample("iris.csv"), None).await;
+    fixture.run(KEY).await.unwrap();
+    let curated_bucket = fixture.stack.bucket("CuratedBucket");
+    let before = object_keys(&fixture.stack.clients, curated_bucket).await;
+
+    let key = raw_key("iris", "csv");
+    fixture.put_raw(&key, b"sepal_length,colour\n1.0,red\n".to_vec(), None).await;
+    fixture.run(&key).await.unwrap();
+    let entry = fixture.entry(&key).await;
+    assert_eq!(entry.status, IngestStatus::Failed);
+    let reason = entry.processing.unwrap().failure_reason.unwrap();
+    assert!(reason.contains("\"colour\"") && reason.contains("not in the dataset schema"), "{reason}");
+    assert_eq!(object_keys(&fixture.stack.clients, curated_bucket).await, before, "nothing written for it");
+}
+
+#[tokio::test]
+async fn a_labelled_png_becomes_a_row_of_784_pixels() {
+    let fixture = Fixture::new().await;
+    let key = raw_key("digits", "png");
+    fixture.put_raw(&key, sample("digit-7.png"), Some("7")).await;
+    fixture.run(&key).await.unwrap();
+
+    let entry = fixture.entry(&key).await;
+    assert_eq!(entry.status, IngestStatus::Processed);
+    assert_eq!(entry.label.as_deref(), Some("7"));
+    let parquet = fixture.curated_bytes(&entry.processing.unwrap().curated_key.unwrap()).await;
+    let reader = SerializedFileReader::new(Bytes::from(parquet)).unwrap();
+    let row = reader.get_row_iter(None).unwrap().next().unwrap().unwrap();
+    let columns: Vec<(&String, &Field)> = row.get_column_iter().collect();
+    assert_eq!(columns[0], (&"label".to_owned(), &Field::Str("7".into())));
+    let Field::ListInternal(pixels) = columns[1].1 else { panic!("pixels is a list: {:?}", columns[1]) };
+    assert_eq!(pixels.len(), 784);
+}
+
+#[tokio::test]
+async fn a_key_outside_the_raw_layout_fails_the_invocation() {
+    let fixture = Fixture::new().await;
+    fixture.put_raw("notes/readme.txt", b"hello".to_vec(), None).await;
+    let err = fixture.run("notes/readme.txt").await.unwrap_err();
+    assert!(matches!(err, EtlFailure::UnexpectedKey(ref key) if key == "notes/readme.txt"), "{err}");
+}
+
+#[tokio::test]
+async fn an_object_that_does_not_parse_is_marked_failed() {
+    let fixture = Fixture::new().await;
+    let key = raw_key("iris", "json");
+    fixture.put_raw(&key, b"{not json".to_vec(), None).await;
+    fixture.run(&key).await.unwrap();
+    let entry = fixture.entry(&key).await;
+    assert_eq!(entry.status, IngestStatus::Failed);
+    assert!(entry.processing.unwrap().failure_reason.unwrap().contains("JSON"));
+    assert_eq!(entry.source, sluice_core::IngestSource::S3, "objects that bypassed the API are catalogued too");
+}
