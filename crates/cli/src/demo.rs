@@ -9,13 +9,16 @@ use sluice_localcloud::client::{ClientError, HttpClient, HttpResponse};
 
 use crate::LocalCloud;
 
+/// A sample with a bad value, a duplicate row and a null, to show what the ETL sets aside.
+const DIRTY_SAMPLE: &str = "iris-dirty.csv";
+
 /// Each sample, the request path it is posted to, and its content type.
 const SAMPLES: [(&str, &str, &str); 7] = [
     ("iris.csv", "/datasets/iris/records", "text/csv"),
     ("iris.xlsx", "/datasets/iris/records", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
     ("iris.json", "/datasets/iris/records", "application/json"),
     ("iris.ndjson", "/datasets/iris/records", "application/x-ndjson"),
-    ("iris-dirty.csv", "/datasets/iris/records", "text/csv"),
+    (DIRTY_SAMPLE, "/datasets/iris/records", "text/csv"),
     ("digit-7.png", "/datasets/digits/records?label=7", "image/png"),
     ("digit-3.jpg", "/datasets/digits/records?label=3", "image/jpeg"),
 ];
@@ -53,6 +56,7 @@ pub async fn run(cloud: &LocalCloud, project_root: &Path) -> Result<String, Demo
 
     say("\n1. Samples uploaded with POST /datasets/{dataset}/records".into());
     let mut ingests = Vec::new();
+    let mut dirty_id = String::new();
     for (file, path, content_type) in SAMPLES {
         let sample = project_root.join("samples").join(file);
         let body = std::fs::read(&sample)
@@ -66,6 +70,9 @@ pub async fn run(cloud: &LocalCloud, project_root: &Path) -> Result<String, Demo
             response.status.as_u16(),
             entry["ingest_id"].as_str().unwrap_or("?")
         ));
+        if file == DIRTY_SAMPLE {
+            dirty_id = entry["ingest_id"].as_str().unwrap_or_default().to_owned();
+        }
         ingests.push(entry);
     }
 
@@ -150,14 +157,13 @@ pub async fn run(cloud: &LocalCloud, project_root: &Path) -> Result<String, Demo
     for object in listing.contents() {
         say(format!("    {:<84} {:>6} bytes", object.key().unwrap_or_default(), object.size().unwrap_or_default()));
     }
-    let dirty = &ingests[4];
-    let dirty_entry = wait_processed(&client, &api, "iris", dirty["ingest_id"].as_str().unwrap_or_default()).await?;
+    let dirty_entry = wait_processed(&client, &api, "iris", &dirty_id).await?;
     if let Some(key) = dirty_entry["processing"]["rejected_key"].as_str() {
         let rejected = cloud.clients.s3.get_object().bucket(&curated).key(key).send().await;
         if let Ok(output) = rejected
             && let Ok(body) = output.body.collect().await
         {
-            say("  rejected rows of iris-dirty.csv, with their reasons:".into());
+            say(format!("  rejected rows of {DIRTY_SAMPLE}, with their reasons:"));
             for line in String::from_utf8_lossy(&body.into_bytes()).lines() {
                 say(format!("    {line}"));
             }
