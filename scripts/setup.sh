@@ -14,7 +14,7 @@ wanted=$(sha256sum localstack/requirements.txt | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
   exit 0
 fi
-echo "setup: installing moto, SAM CLI and cfn-lint into .venv (once, about a minute)..." >&2
+echo "setup: installing moto, SAM CLI, cfn-lint and cargo-lambda into .venv (once, about a minute)..." >&2
 "$python" -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r localstack/requirements.txt
 echo "$wanted" > "$stamp"
