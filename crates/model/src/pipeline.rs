@@ -1,0 +1,236 @@
+//! The feature pipeline: raw columns in, a dense float matrix out. Fitted on training data
+//! (means, standard deviations, category lists) and recorded in the manifest, so serving
+//! applies exactly what training learned.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{Column, Frame};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineError {
+    #[error("feature column {0:?} is missing")]
+    MissingColumn(String),
+    #[error("feature column {column:?} is {found}, but the model expects {expected}")]
+    WrongKind { column: String, expected: &'static str, found: &'static str },
+    #[error("feature column {column:?}, row {row}: expected {expected} values, found {found}")]
+    WrongLength { column: String, row: usize, expected: usize, found: usize },
+    #[error("feature column {0:?} has no values to learn from")]
+    NoValues(String),
+}
+
+/// One input column's transformation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FeatureStep {
+    /// Nulls become the training mean; then `(x - mean) / std`. One output.
+    Standardize { column: String, mean: f64, std: f64 },
+    /// One output per known category, plus a last one for unknown values and nulls.
+    OneHot { column: String, categories: Vec<String> },
+    /// A fixed-length vector passed through (nulls become zeros). `length` outputs.
+    Vector { column: String, length: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeaturePipeline {
+    pub steps: Vec<FeatureStep>,
+}
+
+fn kind(column: &Column) -> &'static str {
+    match column {
+        Column::Numeric(_) => "numeric",
+        Column::Categorical(_) => "categorical",
+        Column::Vector(_) => "a vector",
+    }
+}
+
+impl FeaturePipeline {
+    /// Learns each feature column's transformation from `frame`. Categorical columns keep
+    /// their `max_categories` most frequent values.
+    pub fn fit(frame: &Frame, features: &[String], max_categories: usize) -> Result<Self, PipelineError> {
+        let mut steps = Vec::new();
+        for name in features {
+            let column = frame.column(name).ok_or_else(|| PipelineError::MissingColumn(name.clone()))?;
+            let step = match column {
+                Column::Numeric(values) => {
+                    let present: Vec<f64> = values.iter().flatten().copied().collect();
+                    if present.is_empty() {
+                        return Err(PipelineError::NoValues(name.clone()));
+                    }
+                    let mean = present.iter().sum::<f64>() / present.len() as f64;
+                    let variance = present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / present.len() as f64;
+                    let std = variance.sqrt();
+                    FeatureStep::Standardize { column: name.clone(), mean, std: if std > 1e-12 { std } else { 1.0 } }
+                }
+                Column::Categorical(values) => {
+                    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+                    for value in values.iter().flatten() {
+                        *counts.entry(value).or_default() += 1;
+                    }
+                    let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
+                    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+                    ranked.truncate(max_categories);
+                    let mut categories: Vec<String> = ranked.into_iter().map(|(v, _)| v.to_owned()).collect();
+                    categories.sort();
+                    FeatureStep::OneHot { column: name.clone(), categories }
+                }
+                Column::Vector(values) => {
+                    let length = values
+                        .iter()
+                        .flatten()
+                        .map(Vec::len)
+                        .next()
+                        .ok_or_else(|| PipelineError::NoValues(name.clone()))?;
+                    FeatureStep::Vector { column: name.clone(), length }
+                }
+            };
+            steps.push(step);
+        }
+        Ok(Self { steps })
+    }
+
+    /// Outputs per row.
+    pub fn width(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|step| match step {
+                FeatureStep::Standardize { .. } => 1,
+                FeatureStep::OneHot { categories, .. } => categories.len() + 1,
+                FeatureStep::Vector { length, .. } => *length,
+            })
+            .sum()
+    }
+
+    /// The input columns, in pipeline order.
+    pub fn columns(&self) -> Vec<&str> {
+        self.steps
+            .iter()
+            .map(|step| match step {
+                FeatureStep::Standardize { column, .. }
+                | FeatureStep::OneHot { column, .. }
+                | FeatureStep::Vector { column, .. } => column.as_str(),
+            })
+            .collect()
+    }
+
+    /// The features of every row of `frame`, row-major, `width()` per row.
+    pub fn transform(&self, frame: &Frame) -> Result<Vec<f32>, PipelineError> {
+        let (rows, width) = (frame.rows(), self.width());
+        let mut out = vec![0.0_f32; rows * width];
+        let mut offset = 0;
+        for step in &self.steps {
+            let name = match step {
+                FeatureStep::Standardize { column, .. }
+                | FeatureStep::OneHot { column, .. }
+                | FeatureStep::Vector { column, .. } => column,
+            };
+            let column = frame.column(name).ok_or_else(|| PipelineError::MissingColumn(name.clone()))?;
+            match (step, column) {
+                (FeatureStep::Standardize { mean, std, .. }, Column::Numeric(values)) => {
+                    for (row, value) in values.iter().enumerate() {
+                        out[row * width + offset] = ((value.unwrap_or(*mean) - mean) / std) as f32;
+                    }
+                    offset += 1;
+                }
+                (FeatureStep::OneHot { categories, .. }, Column::Categorical(values)) => {
+                    for (row, value) in values.iter().enumerate() {
+                        let slot = value
+                            .as_deref()
+                            .and_then(|v| categories.binary_search_by(|c| c.as_str().cmp(v)).ok())
+                            .unwrap_or(categories.len());
+                        out[row * width + offset + slot] = 1.0;
+                    }
+                    offset += categories.len() + 1;
+                }
+                (FeatureStep::Vector { length, .. }, Column::Vector(values)) => {
+                    for (row, value) in values.iter().enumerate() {
+                        if let Some(vector) = value {
+                            if vector.len() != *length {
+                                return Err(PipelineError::WrongLength {
+                                    column: name.clone(),
+                                    row,
+                                    expected: *length,
+                                    found: vector.len(),
+                                });
+                            }
+                            out[row * width + offset..row * width + offset + length].copy_from_slice(vector);
+                        }
+                    }
+                    offset += length;
+                }
+                (step, column) => {
+                    let expected = match step {
+                        FeatureStep::Standardize { .. } => "numeric",
+                        FeatureStep::OneHot { .. } => "categorical",
+                        FeatureStep::Vector { .. } => "a vector",
+                    };
+                    return Err(PipelineError::WrongKind { column: name.clone(), expected, found: kind(column) });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame() -> Frame {
+        Frame {
+            columns: vec![
+                ("x".into(), Column::Numeric(vec![Some(1.0), Some(3.0), None])),
+                ("c".into(), Column::Categorical(vec![Some("b".into()), Some("a".into()), Some("b".into())])),
+                ("v".into(), Column::Vector(vec![Some(vec![0.5, 1.0]), None, Some(vec![0.0, 0.25])])),
+            ],
+        }
+    }
+
+    #[test]
+    fn fits_and_transforms_each_kind_of_column() {
+        let features = ["x".to_owned(), "c".to_owned(), "v".to_owned()];
+        let pipeline = FeaturePipeline::fit(&frame(), &features, 10).unwrap();
+        assert_eq!(pipeline.width(), 1 + 3 + 2);
+        assert_eq!(pipeline.steps[0], FeatureStep::Standardize { column: "x".into(), mean: 2.0, std: 1.0 });
+        let out = pipeline.transform(&frame()).unwrap();
+        assert_eq!(&out[0..6], &[-1.0, 0.0, 1.0, 0.0, 0.5, 1.0]);
+        assert_eq!(&out[6..12], &[1.0, 1.0, 0.0, 0.0, 0.0, 0.0], "a null vector becomes zeros");
+        assert_eq!(out[12], 0.0, "a null number becomes the mean, standardised to 0");
+    }
+
+    #[test]
+    fn unseen_categories_and_nulls_go_to_the_unknown_slot() {
+        let pipeline = FeaturePipeline::fit(&frame(), &["c".to_owned()], 10).unwrap();
+        let serving = Frame { columns: vec![("c".into(), Column::Categorical(vec![Some("zebra".into()), None]))] };
+        assert_eq!(pipeline.transform(&serving).unwrap(), vec![0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn only_the_most_frequent_categories_get_a_slot() {
+        let pipeline = FeaturePipeline::fit(&frame(), &["c".to_owned()], 1).unwrap();
+        assert_eq!(pipeline.steps[0], FeatureStep::OneHot { column: "c".into(), categories: vec!["b".into()] });
+    }
+
+    #[test]
+    fn mismatched_inputs_are_named() {
+        let pipeline = FeaturePipeline::fit(&frame(), &["x".to_owned()], 10).unwrap();
+        let wrong = Frame { columns: vec![("x".into(), Column::Categorical(vec![Some("1".into())]))] };
+        assert_eq!(
+            pipeline.transform(&wrong).unwrap_err(),
+            PipelineError::WrongKind { column: "x".into(), expected: "numeric", found: "categorical" }
+        );
+        assert!(matches!(
+            FeaturePipeline::fit(&frame(), &["nope".to_owned()], 10),
+            Err(PipelineError::MissingColumn(_))
+        ));
+    }
+
+    #[test]
+    fn pipelines_round_trip_through_the_manifest_json() {
+        let pipeline = FeaturePipeline::fit(&frame(), &["x".to_owned(), "c".to_owned()], 10).unwrap();
+        let json = serde_json::to_string(&pipeline).unwrap();
+        assert!(json.contains("\"kind\":\"one_hot\""));
+        assert_eq!(serde_json::from_str::<FeaturePipeline>(&json).unwrap(), pipeline);
+    }
+}
