@@ -4,4 +4,5 @@
 //! container layout.
 
 pub mod network;
+pub mod onnx;
 pub mod rng;
