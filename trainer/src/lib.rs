@@ -3,6 +3,26 @@
 //! with tract) and writes the model bundle. `contract` maps this onto SageMaker's training
 //! container layout.
 
+pub mod contract;
+pub mod data;
+pub mod metrics;
 pub mod network;
 pub mod onnx;
 pub mod rng;
+pub mod train;
+
+/// Largest difference allowed between the exported graph and the trained network.
+pub const ONNX_TOLERANCE: f32 = 1e-4;
+
+/// Why a run failed; the message goes to `/opt/ml/output/failure`.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{0}")]
+    Input(String),
+    #[error("cannot read training data: {0}")]
+    Data(String),
+    #[error("export failed: {0}")]
+    Export(String),
+    #[error("cannot write the model: {0}")]
+    Output(String),
+}

@@ -1,0 +1,190 @@
+//! The SageMaker training-container contract: the `train` binary on a temporary `/opt/ml`
+//! with string hyperparameters, curated Parquet in its channels, the bundle it writes, and
+//! the failure file when the input is wrong.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sluice_core::options::DatasetOptions;
+use sluice_etl::process_table;
+use sluice_formats::ContentKind;
+use sluice_model::Manifest;
+
+struct OptMl(PathBuf);
+
+impl OptMl {
+    fn new(name: &str) -> Self {
+        let root = std::env::temp_dir().join(format!("sluice-trainer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("input/config")).unwrap();
+        Self(root)
+    }
+
+    fn hyperparameters(&self, pairs: &[(&str, &str)]) -> &Self {
+        let map: serde_json::Map<String, Value> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+        std::fs::write(self.0.join("input/config/hyperparameters.json"), Value::Object(map).to_string()).unwrap();
+        self
+    }
+
+    /// Writes `csv` through the ETL, as curated Parquet, into a channel.
+    fn channel(&self, name: &str, file: &str, csv: &str) -> &Self {
+        let outcome = process_table(ContentKind::Csv, csv.as_bytes(), None, &DatasetOptions::default()).unwrap();
+        let dir = self.0.join("input/data").join(name).join("ingest_date=2026-11-22");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(file), outcome.parquet).unwrap();
+        self
+    }
+
+    fn train(&self) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_train")).env("SLUICE_SAGEMAKER_ROOT", &self.0).output().unwrap()
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.0.join(relative)
+    }
+}
+
+impl Drop for OptMl {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Two noisy, mostly separable classes in two numeric features and a categorical one.
+fn classification_csv(rows: usize) -> String {
+    let mut csv = String::from("x1,x2,colour,label\n");
+    let mut state = 17_u64;
+    let mut noise = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+    };
+    for r in 0..rows {
+        let class = r % 2;
+        let centre = if class == 0 { -1.0 } else { 1.0 };
+        let colour = ["red", "green", "blue"][r % 3];
+        csv.push_str(&format!(
+            "{:.4},{:.4},{colour},{}\n",
+            centre + noise(),
+            noise() * 2.0,
+            if class == 0 { "cat" } else { "dog" }
+        ));
+    }
+    csv
+}
+
+fn regression_csv(rows: usize) -> String {
+    let mut csv = String::from("a,b,y\n");
+    for r in 0..rows {
+        let (a, b) = (r as f64 / rows as f64, ((r * 7) % 13) as f64);
+        csv.push_str(&format!("{a:.5},{b},{:.5}\n", 3.0 * a - 0.5 * b + 10.0));
+    }
+    csv
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn trains_a_classifier_and_writes_the_bundle() {
+    let ml = OptMl::new("classifier");
+    ml.hyperparameters(&[("target", "label"), ("algorithm", "linear"), ("epochs", "200"), ("seed", "7")]).channel(
+        "train",
+        "part-0.parquet",
+        &classification_csv(300),
+    );
+    let output = ml.train();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = stdout(&output);
+    let accuracy: f64 = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("validation:accuracy="))
+        .expect("the metric line SageMaker reads")
+        .parse()
+        .unwrap();
+    assert!(accuracy > 0.9, "{printed}");
+    assert!(printed.contains("validation:roc_auc="), "binary problems report ROC-AUC");
+
+    for file in ["model.onnx", "manifest.json", "metrics.json", "baseline.json"] {
+        assert!(ml.path("model").join(file).is_file(), "{file} is in the bundle");
+    }
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(ml.path("model/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest.class_labels, ["cat", "dog"]);
+    assert_eq!(manifest.pipeline.columns(), ["x1", "x2", "colour"]);
+    assert_eq!(manifest.seed, 7);
+    assert_eq!(manifest.hyperparameters["epochs"], "200", "hyperparameters are recorded as given");
+    let metrics: Value = serde_json::from_slice(&std::fs::read(ml.path("model/metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["primary_metric"]["name"], "accuracy");
+    assert!(metrics["onnx_max_abs_difference"].as_f64().unwrap() <= 1e-4);
+    assert_eq!(metrics["rows"]["validation"], 60, "a stratified 20% holdout");
+    let baseline: Value = serde_json::from_slice(&std::fs::read(ml.path("model/baseline.json")).unwrap()).unwrap();
+    assert_eq!(baseline["rows"], 240);
+    assert!(!ml.path("output/failure").exists());
+}
+
+#[test]
+fn trains_an_mlp_regressor_with_a_validation_channel() {
+    let ml = OptMl::new("regressor");
+    ml.hyperparameters(&[("target", "y"), ("algorithm", "mlp"), ("hidden_units", "16"), ("epochs", "300")])
+        .channel("train", "a.parquet", &regression_csv(400))
+        .channel("validation", "b.parquet", &regression_csv(97));
+    let output = ml.train();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metrics: Value = serde_json::from_slice(&std::fs::read(ml.path("model/metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["rows"]["validation"], 97, "the validation channel is the holdout");
+    assert!(metrics["validation"]["r2"].as_f64().unwrap() > 0.95, "{metrics}");
+    assert_eq!(metrics["primary_metric"]["name"], "rmse");
+    assert_eq!(metrics["primary_metric"]["higher_is_better"], false);
+}
+
+fn failure(ml: &OptMl) -> String {
+    let output = ml.train();
+    assert!(!output.status.success(), "the run must fail");
+    assert!(!ml.path("model/model.onnx").exists(), "no bundle from a failed run");
+    std::fs::read_to_string(ml.path("output/failure")).expect("the failure file is written")
+}
+
+#[test]
+fn bad_input_fails_with_the_reason_in_the_failure_file() {
+    let missing_target = OptMl::new("no-target");
+    missing_target.hyperparameters(&[("epochs", "5")]).channel("train", "p.parquet", &classification_csv(20));
+    assert!(failure(&missing_target).contains("target"));
+
+    let unknown_column = OptMl::new("unknown-column");
+    unknown_column.hyperparameters(&[("target", "species")]).channel("train", "p.parquet", &classification_csv(20));
+    let reason = failure(&unknown_column);
+    assert!(reason.contains("\"species\"") && reason.contains("x1, x2, colour, label"), "{reason}");
+
+    let empty_channel = OptMl::new("empty");
+    empty_channel.hyperparameters(&[("target", "label")]);
+    std::fs::create_dir_all(empty_channel.path("input/data/train")).unwrap();
+    assert!(failure(&empty_channel).contains("no rows"));
+
+    let bad_number = OptMl::new("bad-number");
+    bad_number.hyperparameters(&[("target", "label"), ("epochs", "many")]).channel(
+        "train",
+        "p.parquet",
+        &classification_csv(20),
+    );
+    assert_eq!(failure(&bad_number), "hyperparameter epochs = \"many\" is not a whole number");
+
+    let typo = OptMl::new("typo");
+    typo.hyperparameters(&[("target", "label"), ("epoch", "5")]).channel("train", "p.parquet", &classification_csv(20));
+    assert!(failure(&typo).contains("unknown hyperparameter \"epoch\""));
+}
+
+#[test]
+fn only_the_first_host_of_a_multi_instance_job_trains() {
+    let ml = OptMl::new("second-host");
+    ml.hyperparameters(&[("target", "label")]).channel("train", "p.parquet", &classification_csv(40));
+    std::fs::write(
+        ml.path("input/config/resourceconfig.json"),
+        r#"{"current_host":"algo-2","hosts":["algo-1","algo-2"],"network_interface_name":"eth0"}"#,
+    )
+    .unwrap();
+    let output = ml.train();
+    assert!(output.status.success());
+    assert!(!ml.path("model/model.onnx").exists());
+}
