@@ -188,3 +188,43 @@ fn only_the_first_host_of_a_multi_instance_job_trains() {
     assert!(output.status.success());
     assert!(!ml.path("model/model.onnx").exists());
 }
+
+/// The bundle's model gives the same outputs in onnxruntime as in tract (which the trainer
+/// already checked against the trained network).
+#[test]
+fn exported_models_agree_in_onnxruntime() {
+    let project = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = project.join(".venv/bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/setup.sh", python.display());
+    let cases = [
+        ("ort-linear", [("target", "label"), ("algorithm", "linear")], classification_csv(200)),
+        ("ort-mlp", [("target", "y"), ("algorithm", "mlp")], regression_csv(200)),
+    ];
+    for (name, hyperparameters, csv) in cases {
+        let ml = OptMl::new(name);
+        ml.hyperparameters(&hyperparameters).channel("train", "p.parquet", &csv);
+        assert!(ml.train().status.success(), "{name}");
+        let model_path = ml.path("model/model.onnx");
+        let manifest: Manifest =
+            serde_json::from_slice(&std::fs::read(ml.path("model/manifest.json")).unwrap()).unwrap();
+        let (rows, columns) = (17, manifest.pipeline.width());
+        let features: Vec<f32> = (0..rows * columns).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+        let model = std::fs::read(&model_path).unwrap();
+        let expected = sluice_trainer::onnx::run_with_tract(&model, &features, rows, columns).unwrap();
+        let case = serde_json::json!({ "rows": rows, "columns": columns, "features": features, "expected": expected, "tolerance": 1e-4 });
+        let case_path = ml.path("case.json");
+        std::fs::write(&case_path, case.to_string()).unwrap();
+        let output = Command::new(&python)
+            .arg(project.join("trainer/tests/onnxruntime_parity.py"))
+            .arg(&model_path)
+            .arg(&case_path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{name}: onnxruntime differs from tract by {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -1,0 +1,28 @@
+"""Runs an exported model with onnxruntime and compares its outputs with tract's.
+
+Usage: onnxruntime_parity.py MODEL CASE_JSON, where CASE_JSON holds rows, columns, the
+features (row-major) and tract's outputs. Prints the largest absolute difference; exits 1
+when it is above the tolerance given in the case.
+"""
+
+import json
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+
+def main() -> None:
+    model, case_path = sys.argv[1], sys.argv[2]
+    with open(case_path, encoding="utf-8") as f:
+        case = json.load(f)
+    features = np.asarray(case["features"], dtype=np.float32).reshape(case["rows"], case["columns"])
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    (output,) = session.run(None, {session.get_inputs()[0].name: features})
+    difference = float(np.max(np.abs(output.reshape(-1) - np.asarray(case["expected"], dtype=np.float32))))
+    print(difference)
+    sys.exit(0 if difference <= case["tolerance"] else 1)
+
+
+if __name__ == "__main__":
+    main()
