@@ -14,139 +14,7 @@ use crate::network::{Head, Network, TrainOptions};
 use crate::onnx::{self, INPUT};
 use crate::rng::Rng;
 use crate::{ONNX_TOLERANCE, TrainError};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    Linear,
-    Mlp,
-}
-
-/// Hyperparameters, parsed from SageMaker's strings.
-#[derive(Debug, Clone)]
-pub struct Hyperparameters {
-    pub target: String,
-    pub task: Option<Task>,
-    pub algorithm: Algorithm,
-    pub exclude: Vec<String>,
-    pub l2: f32,
-    pub learning_rate: f32,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub hidden_units: Vec<usize>,
-    pub tolerance: f64,
-    pub patience: usize,
-    pub seed: u64,
-    pub validation_fraction: f64,
-    pub max_categories: usize,
-    pub model_name: String,
-    pub model_version: String,
-    pub raw: BTreeMap<String, String>,
-}
-
-const KNOWN: [&str; 16] = [
-    "target",
-    "task",
-    "algorithm",
-    "exclude",
-    "l2",
-    "learning_rate",
-    "epochs",
-    "batch_size",
-    "hidden_units",
-    "tolerance",
-    "patience",
-    "seed",
-    "validation_fraction",
-    "max_categories",
-    "model_name",
-    "model_version",
-];
-
-fn invalid(name: &str, value: &str, expected: &str) -> TrainError {
-    TrainError::Input(format!("hyperparameter {name} = {value:?} is not {expected}"))
-}
-
-impl Hyperparameters {
-    pub fn parse(raw: BTreeMap<String, String>) -> Result<Self, TrainError> {
-        // SageMaker adds its own (`_tuning_objective_metric`, `sagemaker_…`); anything else
-        // unknown is most likely a typo that would otherwise be silently ignored.
-        if let Some(unknown) =
-            raw.keys().find(|k| !KNOWN.contains(&k.as_str()) && !k.starts_with('_') && !k.starts_with("sagemaker"))
-        {
-            return Err(TrainError::Input(format!("unknown hyperparameter {unknown:?}; known: {}", KNOWN.join(", "))));
-        }
-        let get = |name: &str| raw.get(name).map(String::as_str).filter(|v| !v.is_empty());
-        fn number<T: std::str::FromStr>(
-            value: Option<&str>,
-            name: &str,
-            default: T,
-            expected: &str,
-        ) -> Result<T, TrainError> {
-            value.map_or(Ok(default), |v| v.parse().map_err(|_| invalid(name, v, expected)))
-        }
-        let algorithm = match get("algorithm").unwrap_or("linear") {
-            "linear" => Algorithm::Linear,
-            "mlp" => Algorithm::Mlp,
-            other => return Err(invalid("algorithm", other, "linear or mlp")),
-        };
-        let task = match get("task") {
-            None => None,
-            Some("classification") => Some(Task::Classification),
-            Some("regression") => Some(Task::Regression),
-            Some(other) => return Err(invalid("task", other, "classification or regression")),
-        };
-        let hidden_units = match get("hidden_units") {
-            None => vec![64],
-            Some(text) => text
-                .split(',')
-                .map(|part| part.trim().parse::<usize>().ok().filter(|&n| n > 0))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| invalid("hidden_units", text, "a comma-separated list of positive whole numbers"))?,
-        };
-        let (default_rate, default_epochs) = match algorithm {
-            Algorithm::Linear => (0.05, 500),
-            Algorithm::Mlp => (0.005, 300),
-        };
-        let parsed = Self {
-            target: get("target")
-                .ok_or_else(|| TrainError::Input("hyperparameter target (the column to predict) is required".into()))?
-                .to_owned(),
-            task,
-            algorithm,
-            exclude: get("exclude").map(|t| t.split(',').map(|c| c.trim().to_owned()).collect()).unwrap_or_default(),
-            l2: number(get("l2"), "l2", 1e-4, "a non-negative number")?,
-            learning_rate: number(get("learning_rate"), "learning_rate", default_rate, "a positive number")?,
-            epochs: number(get("epochs"), "epochs", default_epochs, "a whole number")?,
-            batch_size: number(get("batch_size"), "batch_size", 32, "a whole number")?,
-            hidden_units,
-            tolerance: number(get("tolerance"), "tolerance", 1e-5, "a positive number")?,
-            patience: number(get("patience"), "patience", 10, "a whole number")?,
-            seed: number(get("seed"), "seed", 42, "a whole number")?,
-            validation_fraction: number(get("validation_fraction"), "validation_fraction", 0.2, "a number")?,
-            max_categories: number(get("max_categories"), "max_categories", 50, "a whole number")?,
-            model_name: get("model_name").unwrap_or("model").to_owned(),
-            model_version: get("model_version")
-                .map(str::to_owned)
-                .or_else(|| std::env::var("TRAINING_JOB_NAME").ok())
-                .unwrap_or_else(|| "local".into()),
-            raw: raw.clone(),
-        };
-        // Written so that NaN fails too.
-        if parsed.l2.is_nan() || parsed.l2 < 0.0 {
-            return Err(invalid("l2", get("l2").unwrap_or_default(), "a non-negative number"));
-        }
-        if parsed.learning_rate.is_nan() || parsed.learning_rate <= 0.0 {
-            return Err(invalid("learning_rate", get("learning_rate").unwrap_or_default(), "a positive number"));
-        }
-        if !(0.0..0.9).contains(&parsed.validation_fraction) {
-            return Err(invalid("validation_fraction", get("validation_fraction").unwrap_or_default(), "in [0, 0.9)"));
-        }
-        if parsed.epochs == 0 || parsed.batch_size == 0 || parsed.max_categories == 0 {
-            return Err(TrainError::Input("epochs, batch_size and max_categories must be at least 1".into()));
-        }
-        Ok(parsed)
-    }
-}
+use sluice_model::hyperparameters::{Algorithm, Hyperparameters};
 
 /// What a run produced.
 #[derive(Debug, Clone)]
@@ -197,7 +65,7 @@ impl TargetValue {
 }
 
 pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
-    let hp = Hyperparameters::parse(contract.hyperparameters()?)?;
+    let hp = Hyperparameters::parse(contract.hyperparameters()?).map_err(TrainError::Input)?;
     if let Some(resources) = contract.resource_config()? {
         let first = resources.hosts.iter().min().cloned().unwrap_or_default();
         if resources.hosts.len() > 1 && resources.current_host != first {

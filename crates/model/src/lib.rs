@@ -3,6 +3,7 @@
 //! the same code to requests, so training and serving cannot drift apart.
 
 pub mod frame;
+pub mod hyperparameters;
 pub mod manifest;
 pub mod pipeline;
 

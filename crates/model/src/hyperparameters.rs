@@ -1,0 +1,183 @@
+//! The trainer's hyperparameters, parsed from the strings SageMaker passes. Shared with the
+//! API that starts training, so a bad value is refused before any job is started.
+
+use std::collections::BTreeMap;
+
+use crate::manifest::Task;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Linear,
+    Mlp,
+}
+
+/// Hyperparameters, parsed from SageMaker's strings.
+#[derive(Debug, Clone)]
+pub struct Hyperparameters {
+    pub target: String,
+    pub task: Option<Task>,
+    pub algorithm: Algorithm,
+    pub exclude: Vec<String>,
+    pub l2: f32,
+    pub learning_rate: f32,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub hidden_units: Vec<usize>,
+    pub tolerance: f64,
+    pub patience: usize,
+    pub seed: u64,
+    pub validation_fraction: f64,
+    pub max_categories: usize,
+    pub model_name: String,
+    pub model_version: String,
+    pub raw: BTreeMap<String, String>,
+}
+
+pub const KNOWN: [&str; 16] = [
+    "target",
+    "task",
+    "algorithm",
+    "exclude",
+    "l2",
+    "learning_rate",
+    "epochs",
+    "batch_size",
+    "hidden_units",
+    "tolerance",
+    "patience",
+    "seed",
+    "validation_fraction",
+    "max_categories",
+    "model_name",
+    "model_version",
+];
+
+fn invalid(name: &str, value: &str, expected: &str) -> String {
+    format!("hyperparameter {name} = {value:?} is not {expected}")
+}
+
+impl Hyperparameters {
+    pub fn parse(raw: BTreeMap<String, String>) -> Result<Self, String> {
+        // SageMaker adds its own (`_tuning_objective_metric`, `sagemaker_…`); anything else
+        // unknown is most likely a typo that would otherwise be silently ignored.
+        if let Some(unknown) =
+            raw.keys().find(|k| !KNOWN.contains(&k.as_str()) && !k.starts_with('_') && !k.starts_with("sagemaker"))
+        {
+            return Err(format!("unknown hyperparameter {unknown:?}; known: {}", KNOWN.join(", ")));
+        }
+        let get = |name: &str| raw.get(name).map(String::as_str).filter(|v| !v.is_empty());
+        fn number<T: std::str::FromStr>(
+            value: Option<&str>,
+            name: &str,
+            default: T,
+            expected: &str,
+        ) -> Result<T, String> {
+            value.map_or(Ok(default), |v| v.parse().map_err(|_| invalid(name, v, expected)))
+        }
+        let algorithm = match get("algorithm").unwrap_or("linear") {
+            "linear" => Algorithm::Linear,
+            "mlp" => Algorithm::Mlp,
+            other => return Err(invalid("algorithm", other, "linear or mlp")),
+        };
+        let task = match get("task") {
+            None => None,
+            Some("classification") => Some(Task::Classification),
+            Some("regression") => Some(Task::Regression),
+            Some(other) => return Err(invalid("task", other, "classification or regression")),
+        };
+        let hidden_units = match get("hidden_units") {
+            None => vec![64],
+            Some(text) => text
+                .split(',')
+                .map(|part| part.trim().parse::<usize>().ok().filter(|&n| n > 0))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| invalid("hidden_units", text, "a comma-separated list of positive whole numbers"))?,
+        };
+        let (default_rate, default_epochs) = match algorithm {
+            Algorithm::Linear => (0.05, 500),
+            Algorithm::Mlp => (0.005, 300),
+        };
+        let parsed = Self {
+            target: get("target")
+                .ok_or_else(|| "hyperparameter target (the column to predict) is required".to_owned())?
+                .to_owned(),
+            task,
+            algorithm,
+            exclude: get("exclude").map(|t| t.split(',').map(|c| c.trim().to_owned()).collect()).unwrap_or_default(),
+            l2: number(get("l2"), "l2", 1e-4, "a non-negative number")?,
+            learning_rate: number(get("learning_rate"), "learning_rate", default_rate, "a positive number")?,
+            epochs: number(get("epochs"), "epochs", default_epochs, "a whole number")?,
+            batch_size: number(get("batch_size"), "batch_size", 32, "a whole number")?,
+            hidden_units,
+            tolerance: number(get("tolerance"), "tolerance", 1e-5, "a positive number")?,
+            patience: number(get("patience"), "patience", 10, "a whole number")?,
+            seed: number(get("seed"), "seed", 42, "a whole number")?,
+            validation_fraction: number(get("validation_fraction"), "validation_fraction", 0.2, "a number")?,
+            max_categories: number(get("max_categories"), "max_categories", 50, "a whole number")?,
+            model_name: get("model_name").unwrap_or("model").to_owned(),
+            model_version: get("model_version")
+                .map(str::to_owned)
+                .or_else(|| std::env::var("TRAINING_JOB_NAME").ok())
+                .unwrap_or_else(|| "local".into()),
+            raw: raw.clone(),
+        };
+        // Written so that NaN fails too.
+        if parsed.l2.is_nan() || parsed.l2 < 0.0 {
+            return Err(invalid("l2", get("l2").unwrap_or_default(), "a non-negative number"));
+        }
+        if parsed.learning_rate.is_nan() || parsed.learning_rate <= 0.0 {
+            return Err(invalid("learning_rate", get("learning_rate").unwrap_or_default(), "a positive number"));
+        }
+        if !(0.0..0.9).contains(&parsed.validation_fraction) {
+            return Err(invalid("validation_fraction", get("validation_fraction").unwrap_or_default(), "in [0, 0.9)"));
+        }
+        if parsed.epochs == 0 || parsed.batch_size == 0 || parsed.max_categories == 0 {
+            return Err("epochs, batch_size and max_categories must be at least 1".into());
+        }
+        Ok(parsed)
+    }
+}
+
+/// How a hyperparameter may be tuned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tunable {
+    Continuous,
+    Integer,
+}
+
+/// The hyperparameters a tuning job may vary, and how.
+pub fn tunable(name: &str) -> Option<Tunable> {
+    match name {
+        "l2" | "learning_rate" | "tolerance" => Some(Tunable::Continuous),
+        "epochs" | "batch_size" | "patience" | "max_categories" => Some(Tunable::Integer),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Hyperparameters, String> {
+        Hyperparameters::parse(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    #[test]
+    fn strings_become_typed_values_with_defaults() {
+        let hp = parse(&[("target", "y"), ("algorithm", "mlp"), ("hidden_units", "32,16"), ("l2", "0.01")]).unwrap();
+        assert_eq!((hp.algorithm, hp.hidden_units.as_slice(), hp.l2), (Algorithm::Mlp, &[32, 16][..], 0.01));
+        assert_eq!(hp.seed, 42);
+    }
+
+    #[test]
+    fn bad_values_and_unknown_names_are_refused_by_name() {
+        assert_eq!(parse(&[("epochs", "5")]).unwrap_err(), "hyperparameter target (the column to predict) is required");
+        assert_eq!(
+            parse(&[("target", "y"), ("l2", "-1")]).unwrap_err(),
+            "hyperparameter l2 = \"-1\" is not a non-negative number"
+        );
+        assert!(parse(&[("target", "y"), ("hidden_units", "4,x")]).unwrap_err().contains("hidden_units"));
+        assert!(parse(&[("target", "y"), ("learnin_rate", "1")]).unwrap_err().contains("unknown hyperparameter"));
+        assert!(parse(&[("target", "y"), ("_tuning_objective_metric", "x"), ("sagemaker_program", "x")]).is_ok());
+    }
+}
