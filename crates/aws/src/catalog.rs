@@ -212,6 +212,29 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records a training job a model's training request started.
+    pub async fn put_training_job(
+        &self,
+        model: &str,
+        job_name: &str,
+        dataset: &DatasetName,
+        started_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("MODEL#{model}")))
+            .item("sk", s(format!("JOB#{job_name}")))
+            .item("entity", s("training_job"))
+            .item("job_name", s(job_name))
+            .item("dataset", s(dataset.as_str()))
+            .item("started_at", s(started_at.format(&Rfc3339).expect("UTC times format as RFC 3339")))
+            .send()
+            .await
+            .map_err(|err| StoreError::new("DynamoDB", "PutItem", err))?;
+        Ok(())
+    }
+
     /// Every ingest entry of a dataset.
     pub async fn ingests(&self, dataset: &DatasetName) -> Result<Vec<CatalogEntry>, StoreError> {
         let pages = self

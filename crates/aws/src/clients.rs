@@ -7,6 +7,8 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// The loaded configuration, for the clients only some functions need (SageMaker, SNS).
+    pub config: SdkConfig,
 }
 
 impl AwsClients {
@@ -37,6 +39,7 @@ impl AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
+            config: config.clone(),
         }
     }
 }

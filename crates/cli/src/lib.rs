@@ -13,11 +13,14 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::s3::S3Event;
 use etl::Etl;
 use ingest::Ingest;
+use models::Models;
+use register::Register;
 use sluice_aws::AwsClients;
 use sluice_localcloud::api::ApiServer;
 use sluice_localcloud::events::EventDelivery;
 use sluice_localcloud::moto::MotoServer;
 use sluice_localcloud::template::Stack;
+use sluice_localcloud::training::{TrainingRunner, trainer_binary};
 use sluice_localcloud::{Functions, InvokeError, provision};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,8 @@ pub enum LocalError {
 enum Handler {
     Ingest(Ingest),
     Etl(Etl),
+    Models(Models),
+    Register(Register),
 }
 
 /// Every function of a stack, invoked in process.
@@ -58,6 +63,12 @@ impl LocalFunctions {
                 "etl" => Handler::Etl(
                     Etl::from_settings(clients.clone(), &function.environment)
                         .map_err(|err| failed(err.to_string()))?,
+                ),
+                "models" => Handler::Models(
+                    Models::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
+                ),
+                "register" => Handler::Register(
+                    Register::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
                 ),
                 other => return Err(failed(format!("binary {other} has no local implementation"))),
             };
@@ -93,6 +104,18 @@ impl Functions for LocalFunctions {
                         }),
                     }
                 }
+                Some(Handler::Models(models)) => {
+                    let request: ApiGatewayV2httpRequest = serde_json::from_value(event).map_err(bad_event)?;
+                    serde_json::to_value(models.handle(request).await).map_err(bad_event)
+                }
+                Some(Handler::Register(register)) => match register.handle(&event).await {
+                    Ok(outcome) => Ok(serde_json::Value::String(outcome.to_string())),
+                    Err(err) => Err(InvokeError::Failed {
+                        function: function.clone(),
+                        error_type: "RegisterFailure".into(),
+                        message: err.to_string(),
+                    }),
+                },
                 None => Err(InvokeError::UnknownFunction(function)),
             }
         })
@@ -117,6 +140,7 @@ pub struct LocalCloud {
     pub stack: Stack,
     pub api: ApiServer,
     _events: EventDelivery,
+    _training: Option<TrainingRunner>,
     // Dropped last: the server outlives the clients and API that use it.
     _moto: Option<MotoServer>,
 }
@@ -134,8 +158,17 @@ impl LocalCloud {
         provision::provision(&clients, &stack).await?;
         let functions: Arc<dyn Functions> = Arc::new(LocalFunctions::for_stack(&clients, &stack)?);
         let api = ApiServer::start(options.api_address, &stack, Arc::clone(&functions)).await?;
-        let events = EventDelivery::start(&clients, &stack, functions).await?;
-        Ok(Self { endpoint, clients, stack, api, _events: events, _moto: moto })
+        let events = EventDelivery::start(&clients, &stack, Arc::clone(&functions)).await?;
+        let training = match trainer_binary() {
+            Some(trainer) => Some(TrainingRunner::start(&clients, &stack, functions, trainer)),
+            None => {
+                tracing::warn!(
+                    "no trainer binary found (build it: cargo build -p sluice-trainer); training jobs will not run"
+                );
+                None
+            }
+        };
+        Ok(Self { endpoint, clients, stack, api, _events: events, _training: training, _moto: moto })
     }
 
     /// The physical name of a resource by its logical id in `template.yaml`.

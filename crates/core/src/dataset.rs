@@ -14,30 +14,71 @@ pub const MAX_DATASET_NAME_LEN: usize = 63;
 pub struct DatasetName(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid dataset name {name:?}: {reason}; expected [a-z0-9][a-z0-9_-]{{0,62}}")]
-pub struct InvalidDatasetName {
+#[error("invalid {kind} name {name:?}: {reason}; expected [a-z0-9][a-z0-9_-]{{0,62}}")]
+pub struct InvalidName {
+    /// What was being named: `dataset` or `model`.
+    pub kind: &'static str,
     pub name: String,
     pub reason: &'static str,
 }
 
+/// A validated model name; the same alphabet as datasets (it becomes a SageMaker model
+/// package group name and an S3 prefix).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ModelName(String);
+
+impl ModelName {
+    pub fn parse(name: &str) -> Result<Self, InvalidName> {
+        validate("model", name).map(|()| Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ModelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for ModelName {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ModelName> for String {
+    fn from(value: ModelName) -> Self {
+        value.0
+    }
+}
+
+fn validate(kind: &'static str, name: &str) -> Result<(), InvalidName> {
+    let invalid = |reason| InvalidName { kind, name: name.to_owned(), reason };
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err(invalid("it is empty")),
+        Some(c) if !(c.is_ascii_lowercase() || c.is_ascii_digit()) => {
+            return Err(invalid("it must start with a lowercase letter or digit"));
+        }
+        Some(_) => {}
+    }
+    if name.len() > MAX_DATASET_NAME_LEN {
+        return Err(invalid("it is longer than 63 characters"));
+    }
+    if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+        return Err(invalid("only lowercase letters, digits, '_' and '-' are allowed"));
+    }
+    Ok(())
+}
+
 impl DatasetName {
-    pub fn parse(name: &str) -> Result<Self, InvalidDatasetName> {
-        let invalid = |reason| InvalidDatasetName { name: name.to_owned(), reason };
-        let mut chars = name.chars();
-        match chars.next() {
-            None => return Err(invalid("it is empty")),
-            Some(c) if !(c.is_ascii_lowercase() || c.is_ascii_digit()) => {
-                return Err(invalid("it must start with a lowercase letter or digit"));
-            }
-            Some(_) => {}
-        }
-        if name.len() > MAX_DATASET_NAME_LEN {
-            return Err(invalid("it is longer than 63 characters"));
-        }
-        if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
-            return Err(invalid("only lowercase letters, digits, '_' and '-' are allowed"));
-        }
-        Ok(Self(name.to_owned()))
+    pub fn parse(name: &str) -> Result<Self, InvalidName> {
+        validate("dataset", name).map(|()| Self(name.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -52,7 +93,7 @@ impl fmt::Display for DatasetName {
 }
 
 impl TryFrom<String> for DatasetName {
-    type Error = InvalidDatasetName;
+    type Error = InvalidName;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         Self::parse(&value)
     }

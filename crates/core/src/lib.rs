@@ -13,7 +13,7 @@ pub mod schema;
 
 pub use catalog::{CatalogEntry, IngestSource, IngestStatus, Processing};
 pub use checksum::Sha256Digest;
-pub use dataset::{DatasetName, InvalidDatasetName};
+pub use dataset::{DatasetName, InvalidName, ModelName};
 pub use encoding::percent_decode;
 pub use ingest::{
     CuratedKeys, IngestId, InvalidIngestId, RawKey, dataset_profile_key, object_profiles_prefix, raw_object_key,

@@ -379,6 +379,7 @@ mod tests {
             buckets: vec![],
             tables: vec![],
             queues: vec![],
+            topics: vec![],
             functions: vec![
                 Function {
                     logical_id: "Ingest".into(),
@@ -389,6 +390,7 @@ mod tests {
                         route("GET", "/datasets/{dataset}/ingests/{id}"),
                     ],
                     s3_triggers: vec![],
+                    event_patterns: vec![],
                     async_invoke: Default::default(),
                 },
                 Function {
@@ -397,6 +399,7 @@ mod tests {
                     environment: HashMap::new(),
                     http_routes: vec![route("ANY", "/files/{path+}")],
                     s3_triggers: vec![],
+                    event_patterns: vec![],
                     async_invoke: Default::default(),
                 },
             ],

@@ -84,23 +84,7 @@ impl EventDelivery {
         }
         let mut pollers = Vec::new();
         for route in routes {
-            let dead_letter_url = match &route.async_invoke.on_failure_queue {
-                None => None,
-                Some(name) => Some(
-                    clients
-                        .sqs
-                        .get_queue_url()
-                        .queue_name(name)
-                        .send()
-                        .await
-                        .map_err(|e| DeliveryError {
-                            what: format!("queue {name}"),
-                            message: sluice_aws::error_chain(e),
-                        })?
-                        .queue_url
-                        .unwrap_or_default(),
-                ),
-            };
+            let dead_letter_url = dead_letter_url(&clients.sqs, &route.async_invoke).await?;
             let (sqs, functions) = (clients.sqs.clone(), Arc::clone(&functions));
             pollers.push(tokio::spawn(poll(sqs, route, dead_letter_url, functions)));
         }
@@ -140,6 +124,35 @@ async fn poll(sqs: aws_sdk_sqs::Client, route: Route, dead_letter_url: Option<St
             }
         }
     }
+}
+
+/// Invokes `function` as Lambda's asynchronous invoke does: retries, then the on-failure
+/// queue (by URL) if the function has one.
+pub(crate) async fn invoke_with_retries(
+    function: &str,
+    async_invoke: &AsyncInvoke,
+    event: &Value,
+    dead_letter_url: Option<&str>,
+    sqs: &aws_sdk_sqs::Client,
+    functions: &dyn Functions,
+) {
+    let route = Route { function: function.to_owned(), queue_url: String::new(), async_invoke: async_invoke.clone() };
+    invoke_async(&route, event, dead_letter_url, sqs, functions).await;
+}
+
+/// The URL of a function's on-failure queue, if it has one.
+pub(crate) async fn dead_letter_url(
+    sqs: &aws_sdk_sqs::Client,
+    async_invoke: &AsyncInvoke,
+) -> Result<Option<String>, DeliveryError> {
+    let Some(name) = &async_invoke.on_failure_queue else { return Ok(None) };
+    let output = sqs
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| DeliveryError { what: format!("queue {name}"), message: sluice_aws::error_chain(e) })?;
+    Ok(output.queue_url)
 }
 
 async fn invoke_async(

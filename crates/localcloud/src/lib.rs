@@ -20,6 +20,7 @@ pub mod events;
 pub mod moto;
 pub mod provision;
 pub mod template;
+pub mod training;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -36,6 +36,15 @@ pub async fn provision(clients: &AwsClients, stack: &Stack) -> Result<(), Provis
         create_table(clients, table).await?;
         tracing::info!(logical_id = %table.logical_id, name = %table.name, "table ready");
     }
+    let sns = aws_sdk_sns::Client::new(&clients.config);
+    for topic in &stack.topics {
+        sns.create_topic()
+            .name(&topic.name)
+            .send()
+            .await
+            .map_err(|err| failed(&format!("topic {}", topic.name), err))?;
+        tracing::info!(logical_id = %topic.logical_id, name = %topic.name, "topic ready");
+    }
     for queue in &stack.queues {
         // CreateQueue returns the existing queue when the attributes match.
         clients

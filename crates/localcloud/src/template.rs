@@ -30,7 +30,15 @@ pub struct Stack {
     pub buckets: Vec<Bucket>,
     pub tables: Vec<Table>,
     pub queues: Vec<Queue>,
+    pub topics: Vec<Topic>,
     pub functions: Vec<Function>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub logical_id: String,
+    pub name: String,
+    pub arn: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +72,8 @@ pub struct Function {
     pub environment: HashMap<String, String>,
     pub http_routes: Vec<HttpRoute>,
     pub s3_triggers: Vec<S3Trigger>,
+    /// `EventBridgeRule` event patterns, as JSON.
+    pub event_patterns: Vec<serde_json::Value>,
     pub async_invoke: AsyncInvoke,
 }
 
@@ -123,6 +133,7 @@ impl Stack {
         let mut buckets = Vec::new();
         let mut tables = Vec::new();
         let mut queues = Vec::new();
+        let mut topics = Vec::new();
         for (id, resource) in resources {
             let id = id.as_str().ok_or_else(|| invalid("resource ids must be strings"))?;
             let properties = resource.get("Properties").cloned().unwrap_or(Value::Mapping(Mapping::new()));
@@ -151,6 +162,20 @@ impl Stack {
                     context.names.insert(id.to_owned(), name.clone());
                     queues.push(Queue { logical_id: id.to_owned(), name });
                 }
+                "AWS::SNS::Topic" => {
+                    let name = match properties.get("TopicName") {
+                        Some(name) => context.string(name)?,
+                        None => format!("{stack_name}-{id}"),
+                    };
+                    let arn = format!("arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}");
+                    // Ref on a topic is its ARN.
+                    context.names.insert(id.to_owned(), arn.clone());
+                    topics.push(Topic { logical_id: id.to_owned(), name, arn });
+                }
+                "AWS::IAM::Role" => {
+                    // Not created locally (the emulator checks no permissions), but named.
+                    context.names.insert(id.to_owned(), format!("{stack_name}-{id}"));
+                }
                 _ => {}
             }
         }
@@ -164,7 +189,7 @@ impl Stack {
             let id = id.as_str().expect("checked above");
             functions.push(function(id, resource, globals, &context)?);
         }
-        Ok(Self { name: stack_name.to_owned(), buckets, tables, queues, functions })
+        Ok(Self { name: stack_name.to_owned(), buckets, tables, queues, topics, functions })
     }
 
     pub fn function(&self, logical_id: &str) -> Option<&Function> {
@@ -233,6 +258,7 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
     }
     let mut http_routes = Vec::new();
     let mut s3_triggers = Vec::new();
+    let mut event_patterns = Vec::new();
     let events = properties.and_then(|p| p.get("Events")).and_then(Value::as_mapping);
     for (_, event) in events.into_iter().flatten() {
         let event_properties = event.get("Properties");
@@ -256,6 +282,11 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
                 };
                 s3_triggers.push(S3Trigger { bucket: context.string(field("Bucket")?)?, events });
             }
+            Some("EventBridgeRule") => {
+                let pattern = serde_json::to_value(field("Pattern")?)
+                    .map_err(|e| invalid(format!("function {id}: event pattern: {e}")))?;
+                event_patterns.push(pattern);
+            }
             _ => {}
         }
     }
@@ -276,7 +307,15 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
                 .map(|arn| arn.rsplit(':').next().unwrap_or_default().to_owned()),
         },
     };
-    Ok(Function { logical_id: id.to_owned(), binary, environment, http_routes, s3_triggers, async_invoke })
+    Ok(Function {
+        logical_id: id.to_owned(),
+        binary,
+        environment,
+        http_routes,
+        s3_triggers,
+        event_patterns,
+        async_invoke,
+    })
 }
 
 /// Rewrites short-form intrinsics (`!Ref X`, `!Sub ...`) into their long form
@@ -356,6 +395,8 @@ impl Context {
             (Some("AWS::DynamoDB::Table"), "Arn") => Ok(format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}")),
             (Some("AWS::SQS::Queue"), "Arn") => Ok(format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}")),
             (Some("AWS::SQS::Queue"), "QueueName") => Ok(name),
+            (Some("AWS::IAM::Role"), "Arn") => Ok(format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}")),
+            (Some("AWS::SNS::Topic"), "TopicArn") => Ok(name),
             _ => Err(invalid(format!("cannot resolve GetAtt {resource}.{attribute} locally"))),
         }
     }
@@ -545,6 +586,41 @@ Resources:
         let template = "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata: {BuildProperties: {Binary: x}}\n    Properties:\n      Environment:\n        Variables:\n          A: !Ref Missing\n";
         let err = Stack::from_yaml(template, "s").unwrap_err().to_string();
         assert!(err.contains("Missing") && err.contains("variable A"), "{err}");
+    }
+
+    #[test]
+    fn event_rules_topics_and_roles_resolve() {
+        let template = r#"
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+  Role:
+    Type: AWS::IAM::Role
+  F:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: register } }
+    Properties:
+      Environment:
+        Variables:
+          TOPIC: !Ref Topic
+          ROLE: !GetAtt Role.Arn
+      Events:
+        Done:
+          Type: EventBridgeRule
+          Properties:
+            Pattern:
+              source: [aws.sagemaker]
+              detail: { TrainingJobStatus: [Completed] }
+"#;
+        let stack = Stack::from_yaml(template, "s").unwrap();
+        let function = stack.function("F").unwrap();
+        assert_eq!(function.environment["TOPIC"], "arn:aws:sns:us-east-1:123456789012:s-Topic");
+        assert_eq!(function.environment["ROLE"], "arn:aws:iam::123456789012:role/s-Role");
+        assert_eq!(
+            function.event_patterns,
+            vec![serde_json::json!({"source": ["aws.sagemaker"], "detail": {"TrainingJobStatus": ["Completed"]}})]
+        );
+        assert_eq!(stack.topics[0].arn, "arn:aws:sns:us-east-1:123456789012:s-Topic");
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub struct Hyperparameters {
     pub raw: BTreeMap<String, String>,
 }
 
-pub const KNOWN: [&str; 16] = [
+pub const KNOWN: [&str; 17] = [
+    "dataset",
     "target",
     "task",
     "algorithm",

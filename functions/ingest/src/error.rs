@@ -1,6 +1,6 @@
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use sluice_aws::StoreError;
-use sluice_core::{InvalidDatasetName, InvalidIngestId};
+use sluice_core::{InvalidIngestId, InvalidName};
 use sluice_formats::{FormatError, UnsupportedContentType};
 
 use crate::response::json_response;
@@ -10,7 +10,7 @@ use crate::response::json_response;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
-    InvalidDataset(#[from] InvalidDatasetName),
+    InvalidDataset(#[from] InvalidName),
     #[error(transparent)]
     InvalidIngestId(#[from] InvalidIngestId),
     #[error("the Content-Type header is missing; send one of the supported types")]

@@ -1,0 +1,259 @@
+//! SageMaker (training jobs, the model registry) and SNS (operator notifications), behind
+//! types that speak Sluice's terms. Kept apart from `sluice-aws` so functions that never
+//! train (ingest, ETL) do not carry the SageMaker SDK.
+
+use std::collections::HashMap;
+
+use aws_sdk_sagemaker::types::{
+    AlgorithmSpecification, Channel, DataSource, InferenceSpecification, MetricDefinition, ModelApprovalStatus,
+    ModelPackageContainerDefinition, ModelPackageSortBy, OutputDataConfig, ResourceConfig, S3DataDistribution,
+    S3DataSource, S3DataType, SortOrder, StoppingCondition, Tag, TrainingInputMode, TrainingInstanceType,
+};
+use sluice_aws::{AwsClients, StoreError};
+
+fn failed(operation: &'static str, err: impl std::error::Error) -> StoreError {
+    StoreError { service: "SageMaker", operation, message: sluice_aws::error_chain(err) }
+}
+
+/// What `CreateTrainingJob` needs from Sluice.
+#[derive(Debug, Clone)]
+pub struct TrainingSpec {
+    pub job_name: String,
+    pub image: String,
+    pub role_arn: String,
+    /// `s3://…` prefixes by channel name.
+    pub channels: Vec<(String, String)>,
+    pub output_path: String,
+    pub instance_type: String,
+    pub instance_count: i32,
+    pub max_runtime_seconds: i32,
+    pub hyperparameters: HashMap<String, String>,
+    pub metric_regexes: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// A registered model version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPackage {
+    pub arn: String,
+    pub version: i64,
+    pub approval: String,
+    pub model_data_url: Option<String>,
+    pub metadata: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SageMaker {
+    client: aws_sdk_sagemaker::Client,
+}
+
+/// What a finished (or failed) training job says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainingJob {
+    pub name: String,
+    pub status: String,
+    pub model_artifacts: Option<String>,
+    pub failure_reason: Option<String>,
+    pub hyperparameters: HashMap<String, String>,
+    pub tuning_job_arn: Option<String>,
+}
+
+impl SageMaker {
+    pub fn new(clients: &AwsClients) -> Self {
+        Self { client: aws_sdk_sagemaker::Client::new(&clients.config) }
+    }
+
+    pub async fn start_training(&self, spec: &TrainingSpec) -> Result<String, StoreError> {
+        let mut algorithm =
+            AlgorithmSpecification::builder().training_image(&spec.image).training_input_mode(TrainingInputMode::File);
+        for (name, regex) in &spec.metric_regexes {
+            algorithm = algorithm.metric_definitions(MetricDefinition::builder().name(name).regex(regex).build());
+        }
+        let mut request = self
+            .client
+            .create_training_job()
+            .training_job_name(&spec.job_name)
+            .algorithm_specification(algorithm.build())
+            .role_arn(&spec.role_arn)
+            .output_data_config(OutputDataConfig::builder().s3_output_path(&spec.output_path).build())
+            .resource_config(
+                ResourceConfig::builder()
+                    .instance_type(TrainingInstanceType::from(spec.instance_type.as_str()))
+                    .instance_count(spec.instance_count)
+                    .volume_size_in_gb(10)
+                    .build(),
+            )
+            .stopping_condition(StoppingCondition::builder().max_runtime_in_seconds(spec.max_runtime_seconds).build())
+            .set_hyper_parameters(Some(spec.hyperparameters.clone()));
+        for (name, uri) in &spec.channels {
+            let source = S3DataSource::builder()
+                .s3_data_type(S3DataType::S3Prefix)
+                .s3_uri(uri)
+                .s3_data_distribution_type(S3DataDistribution::FullyReplicated)
+                .build();
+            let channel = Channel::builder()
+                .channel_name(name)
+                .data_source(DataSource::builder().s3_data_source(source).build())
+                .build();
+            request = request.input_data_config(channel);
+        }
+        for (key, value) in &spec.tags {
+            request = request.tags(Tag::builder().key(key).value(value).build());
+        }
+        let output = request.send().await.map_err(|e| failed("CreateTrainingJob", e))?;
+        Ok(output.training_job_arn.unwrap_or_default())
+    }
+
+    pub async fn training_job(&self, name: &str) -> Result<TrainingJob, StoreError> {
+        let job = self
+            .client
+            .describe_training_job()
+            .training_job_name(name)
+            .send()
+            .await
+            .map_err(|e| failed("DescribeTrainingJob", e))?;
+        Ok(TrainingJob {
+            name: name.to_owned(),
+            status: job.training_job_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            model_artifacts: job.model_artifacts().and_then(|a| a.s3_model_artifacts()).map(str::to_owned),
+            failure_reason: job.failure_reason().map(str::to_owned),
+            hyperparameters: job.hyper_parameters().cloned().unwrap_or_default(),
+            tuning_job_arn: job.tuning_job_arn().map(str::to_owned),
+        })
+    }
+
+    /// Creates the model's package group unless it exists.
+    pub async fn ensure_group(&self, group: &str, description: &str) -> Result<(), StoreError> {
+        let exists = self.client.describe_model_package_group().model_package_group_name(group).send().await.is_ok();
+        if !exists {
+            self.client
+                .create_model_package_group()
+                .model_package_group_name(group)
+                .model_package_group_description(description)
+                .send()
+                .await
+                .map_err(|e| failed("CreateModelPackageGroup", e))?;
+        }
+        Ok(())
+    }
+
+    /// Registers a version of a model: the bundle, the image that can serve it, its metadata.
+    pub async fn register(
+        &self,
+        group: &str,
+        image: &str,
+        bundle_uri: &str,
+        approved: bool,
+        metadata: HashMap<String, String>,
+    ) -> Result<String, StoreError> {
+        let container = ModelPackageContainerDefinition::builder().image(image).model_data_url(bundle_uri).build();
+        let inference = InferenceSpecification::builder()
+            .containers(container)
+            .supported_content_types("application/json")
+            .supported_response_mime_types("application/json")
+            .build();
+        let status = if approved { ModelApprovalStatus::Approved } else { ModelApprovalStatus::PendingManualApproval };
+        let output = self
+            .client
+            .create_model_package()
+            .model_package_group_name(group)
+            .inference_specification(inference)
+            .model_approval_status(status)
+            .set_customer_metadata_properties(Some(metadata))
+            .send()
+            .await
+            .map_err(|e| failed("CreateModelPackage", e))?;
+        Ok(output.model_package_arn.unwrap_or_default())
+    }
+
+    /// Every version in a group, newest first.
+    pub async fn packages(&self, group: &str) -> Result<Vec<ModelPackage>, StoreError> {
+        let listed = self
+            .client
+            .list_model_packages()
+            .model_package_group_name(group)
+            .sort_by(ModelPackageSortBy::CreationTime)
+            .sort_order(SortOrder::Descending)
+            .max_results(100)
+            .send()
+            .await
+            .map_err(|e| failed("ListModelPackages", e))?;
+        let mut packages = Vec::new();
+        for summary in listed.model_package_summary_list() {
+            let Some(arn) = summary.model_package_arn().map(str::to_owned) else { continue };
+            let described = self
+                .client
+                .describe_model_package()
+                .model_package_name(&arn)
+                .send()
+                .await
+                .map_err(|e| failed("DescribeModelPackage", e))?;
+            packages.push(ModelPackage {
+                version: described.model_package_version().map(i64::from).unwrap_or_default(),
+                approval: described.model_approval_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                model_data_url: described
+                    .inference_specification()
+                    .and_then(|i| i.containers().first())
+                    .and_then(|c| c.model_data_url())
+                    .map(str::to_owned),
+                metadata: described.customer_metadata_properties().cloned().unwrap_or_default(),
+                arn,
+            });
+        }
+        packages.sort_by_key(|p| std::cmp::Reverse(p.version));
+        Ok(packages)
+    }
+
+    pub async fn set_approval(&self, arn: &str, approved: bool) -> Result<(), StoreError> {
+        let status = if approved { ModelApprovalStatus::Approved } else { ModelApprovalStatus::Rejected };
+        self.client
+            .update_model_package()
+            .model_package_arn(arn)
+            .model_approval_status(status)
+            .send()
+            .await
+            .map_err(|e| failed("UpdateModelPackage", e))?;
+        Ok(())
+    }
+
+    pub async fn groups(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let listed = self
+            .client
+            .list_model_package_groups()
+            .name_contains(prefix)
+            .max_results(100)
+            .send()
+            .await
+            .map_err(|e| failed("ListModelPackageGroups", e))?;
+        Ok(listed
+            .model_package_group_summary_list()
+            .iter()
+            .filter_map(|g| g.model_package_group_name().map(str::to_owned))
+            .collect())
+    }
+}
+
+/// Messages to the operators' topic.
+#[derive(Debug, Clone)]
+pub struct Operators {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl Operators {
+    pub fn new(clients: &AwsClients, topic_arn: impl Into<String>) -> Self {
+        Self { client: aws_sdk_sns::Client::new(&clients.config), topic_arn: topic_arn.into() }
+    }
+
+    pub async fn notify(&self, subject: &str, message: &str) -> Result<(), StoreError> {
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(subject.chars().take(100).collect::<String>())
+            .message(message)
+            .send()
+            .await
+            .map_err(|e| StoreError { service: "SNS", operation: "Publish", message: sluice_aws::error_chain(e) })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,342 @@
+//! The `models` function: the training and registry API.
+//!
+//! - `POST /models/{model}/train`: validates the request against the dataset's schema and
+//!   the trainer's hyperparameters, then starts a SageMaker training job.
+//! - `GET /models`, `GET /models/{model}`: models, their versions and which is production.
+//! - `POST /models/{model}/versions/{version}/approve|reject`: the manual side of the gate.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use http::HeaderValue;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
+use sluice_aws::{AwsClients, Catalog, StoreError};
+use sluice_aws_ml::{ModelPackage, SageMaker, TrainingSpec};
+use sluice_core::{DatasetName, InvalidName, ModelName};
+use sluice_model::hyperparameters::Hyperparameters;
+use time::OffsetDateTime;
+
+pub const ROUTE_TRAIN: &str = "POST /models/{model}/train";
+pub const ROUTE_LIST: &str = "GET /models";
+pub const ROUTE_GET: &str = "GET /models/{model}";
+pub const ROUTE_APPROVE: &str = "POST /models/{model}/versions/{version}/approve";
+pub const ROUTE_REJECT: &str = "POST /models/{model}/versions/{version}/reject";
+
+/// The metric lines the trainer prints, as SageMaker metric definitions.
+pub const METRICS: [&str; 10] = [
+    "validation:accuracy",
+    "validation:f1_macro",
+    "validation:log_loss",
+    "validation:roc_auc",
+    "validation:rmse",
+    "validation:mae",
+    "validation:r2",
+    "train:loss",
+    "train:accuracy",
+    "train:rmse",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    #[error("invalid training request: {0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("no route {0}")]
+    RouteNotFound(String),
+    #[error("internal error")]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    fn status(&self) -> u16 {
+        match self {
+            Self::InvalidName(_) | Self::InvalidRequest(_) => 400,
+            Self::NotFound(_) | Self::RouteNotFound(_) => 404,
+            Self::Store(_) => 500,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidName(_) => "invalid_name",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::NotFound(_) => "not_found",
+            Self::RouteNotFound(_) => "route_not_found",
+            Self::Store(_) => "internal_error",
+        }
+    }
+}
+
+fn json_response(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status);
+    response.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}
+
+/// `POST /models/{model}/train`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainRequest {
+    dataset: String,
+    target: String,
+    #[serde(default)]
+    task: Option<String>,
+    #[serde(default)]
+    algorithm: Option<String>,
+    #[serde(default)]
+    hyperparameters: BTreeMap<String, Value>,
+    #[serde(default)]
+    instance_type: Option<String>,
+    #[serde(default)]
+    tuning: Option<Value>,
+}
+
+struct Settings {
+    curated_bucket: String,
+    artifacts_bucket: String,
+    trainer_image: String,
+    role_arn: String,
+    instance_type: String,
+    max_runtime_seconds: i32,
+    group_prefix: String,
+}
+
+pub struct Models {
+    sagemaker: SageMaker,
+    catalog: Catalog,
+    settings: Settings,
+}
+
+impl Models {
+    pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
+        Ok(Self {
+            sagemaker: SageMaker::new(clients),
+            catalog: Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?),
+            settings: Settings {
+                curated_bucket: required(vars, "CURATED_BUCKET")?,
+                artifacts_bucket: required(vars, "ARTIFACTS_BUCKET")?,
+                trainer_image: required(vars, "TRAINER_IMAGE")?,
+                role_arn: required(vars, "SAGEMAKER_ROLE_ARN")?,
+                instance_type: parsed_or(vars, "TRAINING_INSTANCE_TYPE", "ml.m5.large".to_owned())?,
+                max_runtime_seconds: parsed_or(vars, "TRAINING_MAX_RUNTIME_SECONDS", 3600)?,
+                group_prefix: parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
+            },
+        })
+    }
+
+    pub async fn handle(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        let route = request.route_key.clone().unwrap_or_default();
+        let request_id = request.request_context.request_id.clone().unwrap_or_default();
+        let result = match route.as_str() {
+            ROUTE_TRAIN => self.train(&request).await,
+            ROUTE_LIST => self.list().await,
+            ROUTE_GET => self.get(&request).await,
+            ROUTE_APPROVE => self.decide(&request, true).await,
+            ROUTE_REJECT => self.decide(&request, false).await,
+            _ => Err(ApiError::RouteNotFound(route.clone())),
+        };
+        result.unwrap_or_else(|err| {
+            if let ApiError::Store(store) = &err {
+                tracing::error!(%route, %request_id, error = %store, "request failed");
+            }
+            let body = json!({ "error": { "code": err.code(), "message": err.to_string() }, "request_id": request_id });
+            json_response(err.status(), &body)
+        })
+    }
+
+    fn group(&self, model: &ModelName) -> String {
+        format!("{}{model}", self.settings.group_prefix)
+    }
+
+    async fn train(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let body = request.body.as_deref().unwrap_or_default();
+        let training: TrainRequest =
+            serde_json::from_str(body).map_err(|err| ApiError::InvalidRequest(err.to_string()))?;
+        if training.tuning.is_some() {
+            return Err(ApiError::InvalidRequest(
+                "hyperparameter tuning is not available yet; train without \"tuning\"".into(),
+            ));
+        }
+        let dataset = DatasetName::parse(&training.dataset)?;
+        let schema = self.catalog.schema(&dataset).await?.ok_or_else(|| {
+            ApiError::InvalidRequest(format!("dataset {dataset} has no processed data yet (no schema)"))
+        })?;
+        if schema.schema.field(&training.target).is_none() {
+            let columns: Vec<&str> = schema.schema.fields.iter().map(|f| f.name.as_str()).collect();
+            return Err(ApiError::InvalidRequest(format!(
+                "target {:?} is not a column of dataset {dataset} (columns: {})",
+                training.target,
+                columns.join(", ")
+            )));
+        }
+        let mut hyperparameters: BTreeMap<String, String> = training
+            .hyperparameters
+            .iter()
+            .map(|(name, value)| (name.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)))
+            .collect();
+        hyperparameters.insert("target".into(), training.target.clone());
+        hyperparameters.insert("model_name".into(), model.to_string());
+        for (name, value) in [("task", &training.task), ("algorithm", &training.algorithm)] {
+            if let Some(value) = value {
+                hyperparameters.insert(name.into(), value.clone());
+            }
+        }
+        Hyperparameters::parse(hyperparameters.clone()).map_err(ApiError::InvalidRequest)?;
+
+        let started_at = OffsetDateTime::now_utc();
+        let job_name = training_job_name(&model, started_at);
+        hyperparameters.insert("model_version".into(), job_name.clone());
+        let spec = TrainingSpec {
+            job_name: job_name.clone(),
+            image: self.settings.trainer_image.clone(),
+            role_arn: self.settings.role_arn.clone(),
+            channels: vec![("train".into(), format!("s3://{}/data/{dataset}/", self.settings.curated_bucket))],
+            output_path: format!("s3://{}/training/{model}", self.settings.artifacts_bucket),
+            instance_type: training.instance_type.unwrap_or_else(|| self.settings.instance_type.clone()),
+            instance_count: 1,
+            max_runtime_seconds: self.settings.max_runtime_seconds,
+            hyperparameters: hyperparameters.into_iter().collect::<HashMap<_, _>>(),
+            metric_regexes: METRICS.iter().map(|m| ((*m).to_owned(), format!("{m}=([-0-9.eE+]+)"))).collect(),
+            tags: vec![("sluice:model".into(), model.to_string()), ("sluice:dataset".into(), dataset.to_string())],
+        };
+        self.sagemaker.start_training(&spec).await?;
+        self.catalog.put_training_job(model.as_str(), &job_name, &dataset, started_at).await?;
+        tracing::info!(%model, %dataset, %job_name, "training job started");
+        Ok(json_response(
+            202,
+            &json!({ "model": model, "dataset": dataset, "job_name": job_name, "status": "InProgress" }),
+        ))
+    }
+
+    async fn list(&self) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let mut models = Vec::new();
+        for group in self.sagemaker.groups(&self.settings.group_prefix).await? {
+            let Some(name) = group.strip_prefix(&self.settings.group_prefix) else { continue };
+            let packages = self.sagemaker.packages(&group).await?;
+            models.push(json!({
+                "model": name,
+                "versions": packages.len(),
+                "production_version": production(&packages).map(|p| p.version),
+            }));
+        }
+        Ok(json_response(200, &json!({ "models": models })))
+    }
+
+    async fn get(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let packages = self.versions(&model).await?;
+        let production_version = production(&packages).map(|p| p.version);
+        let versions: Vec<Value> = packages.iter().map(|p| version_json(p, production_version)).collect();
+        Ok(json_response(
+            200,
+            &json!({ "model": model, "production_version": production_version, "versions": versions }),
+        ))
+    }
+
+    async fn versions(&self, model: &ModelName) -> Result<Vec<ModelPackage>, ApiError> {
+        let group = self.group(model);
+        if !self.sagemaker.groups(&group).await?.contains(&group) {
+            return Err(ApiError::NotFound(format!("model {model} has no registered versions")));
+        }
+        Ok(self.sagemaker.packages(&group).await?)
+    }
+
+    async fn decide(
+        &self,
+        request: &ApiGatewayV2httpRequest,
+        approve: bool,
+    ) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let version: i64 = path_parameter(request, "version")
+            .parse()
+            .map_err(|_| ApiError::InvalidRequest("version must be a whole number".into()))?;
+        let packages = self.versions(&model).await?;
+        let package = packages
+            .iter()
+            .find(|p| p.version == version)
+            .ok_or_else(|| ApiError::NotFound(format!("model {model} has no version {version}")))?;
+        self.sagemaker.set_approval(&package.arn, approve).await?;
+        tracing::info!(%model, version, approve, "version decided by hand");
+        let packages = self.sagemaker.packages(&self.group(&model)).await?;
+        let production_version = production(&packages).map(|p| p.version);
+        let updated = packages.iter().find(|p| p.version == version).expect("still there");
+        Ok(json_response(200, &version_json(updated, production_version)))
+    }
+}
+
+/// Production is the newest approved version.
+pub fn production(packages: &[ModelPackage]) -> Option<&ModelPackage> {
+    packages.iter().filter(|p| p.approval == "Approved").max_by_key(|p| p.version)
+}
+
+fn version_json(package: &ModelPackage, production_version: Option<i64>) -> Value {
+    let metrics: BTreeMap<&str, Value> = package
+        .metadata
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("metric:").map(|name| (name, v.parse::<f64>().map_or_else(|_| json!(v), |n| json!(n))))
+        })
+        .collect();
+    json!({
+        "version": package.version,
+        "status": package.approval,
+        "production": Some(package.version) == production_version,
+        "bundle": package.model_data_url,
+        "training_job": package.metadata.get("training_job"),
+        "dataset": package.metadata.get("dataset"),
+        "primary_metric": package.metadata.get("primary_metric"),
+        "metrics": metrics,
+        "arn": package.arn,
+    })
+}
+
+/// `<model>-<yyyymmdd-hhmmss>-<4 hex>`, within SageMaker's 63 characters.
+fn training_job_name(model: &ModelName, at: OffsetDateTime) -> String {
+    let stamp =
+        at.format(time::macros::format_description!("[year][month][day]-[hour][minute][second]")).expect("formats");
+    let suffix = &uuid::Uuid::now_v7().simple().to_string()[28..];
+    let prefix: String = model.as_str().chars().take(63 - stamp.len() - suffix.len() - 2).collect();
+    format!("{}-{stamp}-{suffix}", prefix.trim_end_matches(['-', '_']).replace('_', "-"))
+}
+
+fn path_parameter<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> &'a str {
+    request.path_parameters.get(name).map(String::as_str).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_fit_sagemaker_rules() {
+        let at = time::macros::datetime!(2026-11-22 10:15:01 UTC);
+        let name = training_job_name(&ModelName::parse("iris_species").unwrap(), at);
+        assert!(name.starts_with("iris-species-20261122-101501-"), "{name}");
+        let long = training_job_name(&ModelName::parse(&"m".repeat(63)).unwrap(), at);
+        assert!(long.len() <= 63, "{long}");
+        assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+
+    #[test]
+    fn production_is_the_newest_approved_version() {
+        let package = |version, approval: &str| ModelPackage {
+            arn: format!("arn:{version}"),
+            version,
+            approval: approval.into(),
+            model_data_url: None,
+            metadata: HashMap::new(),
+        };
+        let packages = [package(3, "PendingManualApproval"), package(2, "Approved"), package(1, "Approved")];
+        assert_eq!(production(&packages).map(|p| p.version), Some(2));
+        assert_eq!(production(&[package(1, "Rejected")]), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! The `register` function: EventBridge "SageMaker Training Job State Change" → a model
+//! package in the model's group, approved only if it beats production on the primary
+//! metric by the configured margin. Failed jobs are reported to the operators' topic.
+//! A replayed event finds its package already registered and changes nothing.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+
+use serde_json::Value;
+use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
+use sluice_aws::{AwsClients, StoreError};
+use sluice_aws_ml::{ModelPackage, Operators, SageMaker};
+use sluice_core::ModelName;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterFailure {
+    #[error("event is not a SageMaker training job state change: {0}")]
+    NotATrainingEvent(String),
+    #[error("training job {job}: {message}")]
+    Bundle { job: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Registered {
+        model: String,
+        approved: bool,
+        primary_metric: String,
+        value: f64,
+        production_value: Option<f64>,
+    },
+    AlreadyRegistered {
+        job: String,
+    },
+    /// A tuning trial (the tuning job's best is registered instead) or a status that is
+    /// neither success nor failure.
+    Ignored {
+        job: String,
+        reason: String,
+    },
+    FailureReported {
+        job: String,
+    },
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Registered { model, approved, primary_metric, value, .. } => {
+                write!(f, "registered {model} ({primary_metric} {value}); approved: {approved}")
+            }
+            Self::AlreadyRegistered { job } => write!(f, "{job} was already registered"),
+            Self::Ignored { job, reason } => write!(f, "{job} ignored: {reason}"),
+            Self::FailureReported { job } => write!(f, "{job} failed; operators notified"),
+        }
+    }
+}
+
+pub struct Register {
+    s3: sluice_aws::AwsClients,
+    sagemaker: SageMaker,
+    operators: Operators,
+    trainer_image: String,
+    group_prefix: String,
+    /// How much better than production a version must be to be approved automatically.
+    approval_margin: f64,
+}
+
+impl Register {
+    pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
+        Ok(Self {
+            s3: clients.clone(),
+            sagemaker: SageMaker::new(clients),
+            operators: Operators::new(clients, required(vars, "OPERATORS_TOPIC_ARN")?),
+            trainer_image: required(vars, "TRAINER_IMAGE")?,
+            group_prefix: parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
+            approval_margin: parsed_or(vars, "APPROVAL_MARGIN", 0.0)?,
+        })
+    }
+
+    pub async fn handle(&self, event: &Value) -> Result<Outcome, RegisterFailure> {
+        let detail = &event["detail"];
+        let job = detail["TrainingJobName"]
+            .as_str()
+            .ok_or_else(|| RegisterFailure::NotATrainingEvent(event["detail-type"].to_string()))?
+            .to_owned();
+        let status = detail["TrainingJobStatus"].as_str().unwrap_or_default();
+        match status {
+            "Completed" => self.register(&job).await,
+            "Failed" | "Stopped" => {
+                let reason = detail["FailureReason"].as_str().unwrap_or("no reason given");
+                let model = detail["HyperParameters"]["model_name"].as_str().unwrap_or("?");
+                self.operators
+                    .notify(
+                        &format!("Sluice: training of {model} {status}"),
+                        &format!("Training job {job} {status}: {reason}"),
+                    )
+                    .await?;
+                tracing::warn!(%job, %reason, "training failed; operators notified");
+                Ok(Outcome::FailureReported { job })
+            }
+            other => Ok(Outcome::Ignored { job, reason: format!("status {other}") }),
+        }
+    }
+
+    async fn register(&self, job_name: &str) -> Result<Outcome, RegisterFailure> {
+        let job = self.sagemaker.training_job(job_name).await?;
+        if job.tuning_job_arn.is_some() {
+            return Ok(Outcome::Ignored { job: job.name, reason: "a tuning trial".into() });
+        }
+        let bundle_error = |message: String| RegisterFailure::Bundle { job: job_name.to_owned(), message };
+        let model = job
+            .hyperparameters
+            .get("model_name")
+            .and_then(|m| ModelName::parse(m).ok())
+            .ok_or_else(|| bundle_error("no valid model_name hyperparameter".into()))?;
+        let bundle_uri = job.model_artifacts.clone().ok_or_else(|| bundle_error("no model artifacts".into()))?;
+        let metrics = self.bundle_metrics(&bundle_uri).await.map_err(bundle_error)?;
+
+        let group = format!("{}{model}", self.group_prefix);
+        self.sagemaker.ensure_group(&group, &format!("Sluice model {model}")).await?;
+        let packages = self.sagemaker.packages(&group).await?;
+        if packages.iter().any(|p| p.metadata.get("training_job").map(String::as_str) == Some(job_name)) {
+            return Ok(Outcome::AlreadyRegistered { job: job_name.to_owned() });
+        }
+        let primary = &metrics["primary_metric"];
+        let name = primary["name"].as_str().unwrap_or_default().to_owned();
+        let value =
+            primary["value"].as_f64().ok_or_else(|| bundle_error("metrics.json has no primary metric value".into()))?;
+        let higher_is_better = primary["higher_is_better"].as_bool().unwrap_or(true);
+        let production_value = production_metric(&packages, &name);
+        let approved = match production_value {
+            None => true,
+            Some(current) if higher_is_better => value > current + self.approval_margin,
+            Some(current) => value < current - self.approval_margin,
+        };
+
+        let mut metadata = HashMap::from([
+            ("training_job".to_owned(), job_name.to_owned()),
+            ("primary_metric".to_owned(), name.clone()),
+            ("higher_is_better".to_owned(), higher_is_better.to_string()),
+        ]);
+        if let Some(dataset) = job.hyperparameters.get("dataset") {
+            metadata.insert("dataset".into(), dataset.clone());
+        }
+        for (metric, number) in metrics["validation"].as_object().into_iter().flatten() {
+            if let Some(number) = number.as_f64() {
+                metadata.insert(format!("metric:{metric}"), number.to_string());
+            }
+        }
+        self.sagemaker.register(&group, &self.trainer_image, &bundle_uri, approved, metadata).await?;
+        tracing::info!(%model, job = job_name, %name, value, ?production_value, approved, "registered");
+        Ok(Outcome::Registered { model: model.to_string(), approved, primary_metric: name, value, production_value })
+    }
+
+    /// `metrics.json` from the bundle (`model.tar.gz`) at `uri`.
+    async fn bundle_metrics(&self, uri: &str) -> Result<Value, String> {
+        let (bucket, key) = uri
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(|| format!("{uri} is not an s3:// URI"))?;
+        let object = self.s3.s3.get_object().bucket(bucket).key(key).send().await.map_err(sluice_aws::error_chain)?;
+        let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        for entry in archive.entries().map_err(|e| format!("{uri} is not a tar.gz: {e}"))? {
+            let mut entry = entry.map_err(|e| e.to_string())?;
+            let path = entry.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
+            if path.trim_start_matches("./") == "metrics.json" {
+                let mut text = String::new();
+                entry.read_to_string(&mut text).map_err(|e| e.to_string())?;
+                return serde_json::from_str(&text).map_err(|e| format!("metrics.json: {e}"));
+            }
+        }
+        Err(format!("{uri} has no metrics.json"))
+    }
+}
+
+/// The production version's value of `metric`, if there is a production version.
+fn production_metric(packages: &[ModelPackage], metric: &str) -> Option<f64> {
+    let production = packages.iter().filter(|p| p.approval == "Approved").max_by_key(|p| p.version)?;
+    production.metadata.get(&format!("metric:{metric}"))?.parse().ok()
+}
