@@ -199,7 +199,38 @@ pub async fn run(cloud: &LocalCloud, project_root: &Path) -> Result<String, Demo
             column["nulls"]
         ));
     }
+
+    say("\n8. Training: POST /models/iris/train -> SageMaker job (run locally) -> register -> Model Registry".into());
+    let request = r#"{"dataset":"iris","target":"species","algorithm":"linear"}"#;
+    let response =
+        client.send(Method::POST, &format!("{api}/models/iris/train"), &[("content-type", "application/json")], request).await?;
+    let started = expect(&response, 202, "POST train")?;
+    say(format!("  training job {} started", started["job_name"].as_str().unwrap_or("?")));
+    let model = wait_for_production(&client, &api, "iris").await?;
+    for version in model["versions"].as_array().into_iter().flatten() {
+        say(format!(
+            "  version {} {}{}: accuracy {:.3}, f1 {:.3}",
+            version["version"],
+            version["status"].as_str().unwrap_or("?"),
+            if version["production"] == true { " (production)" } else { "" },
+            version["metrics"]["accuracy"].as_f64().unwrap_or(f64::NAN),
+            version["metrics"]["f1_macro"].as_f64().unwrap_or(f64::NAN),
+        ));
+        say(format!("    bundle {}", version["bundle"].as_str().unwrap_or("?")));
+    }
     Ok(report)
+}
+
+/// `GET /models/{model}` once a production version exists (bounded: 120 s).
+async fn wait_for_production(client: &HttpClient, api: &str, model: &str) -> Result<Value, DemoError> {
+    for _ in 0..1200 {
+        let response = client.send(Method::GET, &format!("{api}/models/{model}"), &[], Vec::new()).await?;
+        if response.status.as_u16() == 200 && response.json()["production_version"].is_number() {
+            return Ok(response.json());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(DemoError::Unexpected(format!("model {model} had no production version within 120 s")))
 }
 
 /// The entry once the ETL has run (bounded: 30 s).
