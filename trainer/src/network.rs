@@ -29,6 +29,7 @@ pub struct Network {
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
+    /// Adam's initial rate; divided by ten on each plateau, down to a thousandth.
     pub learning_rate: f32,
     pub l2: f32,
     pub max_epochs: usize,
@@ -197,6 +198,10 @@ impl Network {
         let mut step = 0;
         let inputs = self.inputs();
         let batch_size = options.batch_size.clamp(1, rows.max(1));
+        // Adam with a fixed rate circles the optimum; on each plateau the rate drops tenfold,
+        // and training has converged when the loss no longer improves at the smallest rate.
+        let mut rate = options.learning_rate;
+        let smallest_rate = options.learning_rate / 1000.0;
         for epoch in 1..=options.max_epochs {
             rng.shuffle(&mut order);
             for batch in order.chunks(batch_size) {
@@ -209,7 +214,7 @@ impl Network {
                 step += 1;
                 let gradients = self.gradients(&bx, &by, batch.len(), options.l2);
                 for ((layer, state), (grad_w, grad_b)) in self.layers.iter_mut().zip(&mut adam).zip(gradients) {
-                    state.update(&mut layer.weights, &grad_w, &mut layer.bias, &grad_b, options.learning_rate, step);
+                    state.update(&mut layer.weights, &grad_w, &mut layer.bias, &grad_b, rate, step);
                 }
             }
             let loss = self.loss(x, y, rows, options.l2);
@@ -219,7 +224,11 @@ impl Network {
             } else {
                 stale += 1;
                 if stale >= options.patience {
-                    return TrainReport { epochs: epoch, converged: true, final_loss: loss };
+                    if rate <= smallest_rate {
+                        return TrainReport { epochs: epoch, converged: true, final_loss: loss };
+                    }
+                    rate /= 10.0;
+                    stale = 0;
                 }
             }
         }

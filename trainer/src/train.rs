@@ -166,11 +166,18 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         Algorithm::Mlp => &hp.hidden_units,
     };
     let mut network = Network::new(pipeline.width(), hidden, head, &mut rng);
+    let rows = train_index.len();
     let options = TrainOptions {
         learning_rate: hp.learning_rate,
-        l2: hp.l2,
+        l2: hp.l2.unwrap_or(match hp.algorithm {
+            Algorithm::Linear => 1.0 / rows as f32,
+            Algorithm::Mlp => 1e-4,
+        }),
         max_epochs: hp.epochs,
-        batch_size: hp.batch_size,
+        batch_size: hp.batch_size.unwrap_or(match hp.algorithm {
+            Algorithm::Linear => rows,
+            Algorithm::Mlp => 32,
+        }),
         tolerance: hp.tolerance,
         patience: hp.patience,
     };

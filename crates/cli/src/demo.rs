@@ -202,8 +202,9 @@ pub async fn run(cloud: &LocalCloud, project_root: &Path) -> Result<String, Demo
 
     say("\n8. Training: POST /models/iris/train -> SageMaker job (run locally) -> register -> Model Registry".into());
     let request = r#"{"dataset":"iris","target":"species","algorithm":"linear"}"#;
-    let response =
-        client.send(Method::POST, &format!("{api}/models/iris/train"), &[("content-type", "application/json")], request).await?;
+    let response = client
+        .send(Method::POST, &format!("{api}/models/iris/train"), &[("content-type", "application/json")], request)
+        .await?;
     let started = expect(&response, 202, "POST train")?;
     say(format!("  training job {} started", started["job_name"].as_str().unwrap_or("?")));
     let model = wait_for_production(&client, &api, "iris").await?;

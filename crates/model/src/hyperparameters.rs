@@ -18,10 +18,13 @@ pub struct Hyperparameters {
     pub task: Option<Task>,
     pub algorithm: Algorithm,
     pub exclude: Vec<String>,
-    pub l2: f32,
+    /// `None`: 1 / training rows for a linear model (scikit-learn's `C = 1`), 1e-4 for an MLP.
+    pub l2: Option<f32>,
     pub learning_rate: f32,
     pub epochs: usize,
-    pub batch_size: usize,
+    /// `None`: every row at once for a linear model (a convex problem converges best on the
+    /// full gradient), 32 for an MLP.
+    pub batch_size: Option<usize>,
     pub hidden_units: Vec<usize>,
     pub tolerance: f64,
     pub patience: usize,
@@ -94,9 +97,9 @@ impl Hyperparameters {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| invalid("hidden_units", text, "a comma-separated list of positive whole numbers"))?,
         };
-        let (default_rate, default_epochs) = match algorithm {
-            Algorithm::Linear => (0.05, 500),
-            Algorithm::Mlp => (0.005, 300),
+        let (default_rate, default_epochs, default_tolerance, default_patience) = match algorithm {
+            Algorithm::Linear => (0.05, 5000, 1e-8, 50),
+            Algorithm::Mlp => (0.01, 500, 1e-6, 20),
         };
         let parsed = Self {
             target: get("target")
@@ -105,13 +108,17 @@ impl Hyperparameters {
             task,
             algorithm,
             exclude: get("exclude").map(|t| t.split(',').map(|c| c.trim().to_owned()).collect()).unwrap_or_default(),
-            l2: number(get("l2"), "l2", 1e-4, "a non-negative number")?,
+            l2: get("l2")
+                .map(|v| v.parse::<f32>().map_err(|_| invalid("l2", v, "a non-negative number")))
+                .transpose()?,
             learning_rate: number(get("learning_rate"), "learning_rate", default_rate, "a positive number")?,
             epochs: number(get("epochs"), "epochs", default_epochs, "a whole number")?,
-            batch_size: number(get("batch_size"), "batch_size", 32, "a whole number")?,
+            batch_size: get("batch_size")
+                .map(|v| v.parse::<usize>().map_err(|_| invalid("batch_size", v, "a whole number")))
+                .transpose()?,
             hidden_units,
-            tolerance: number(get("tolerance"), "tolerance", 1e-5, "a positive number")?,
-            patience: number(get("patience"), "patience", 10, "a whole number")?,
+            tolerance: number(get("tolerance"), "tolerance", default_tolerance, "a positive number")?,
+            patience: number(get("patience"), "patience", default_patience, "a whole number")?,
             seed: number(get("seed"), "seed", 42, "a whole number")?,
             validation_fraction: number(get("validation_fraction"), "validation_fraction", 0.2, "a number")?,
             max_categories: number(get("max_categories"), "max_categories", 50, "a whole number")?,
@@ -123,7 +130,7 @@ impl Hyperparameters {
             raw: raw.clone(),
         };
         // Written so that NaN fails too.
-        if parsed.l2.is_nan() || parsed.l2 < 0.0 {
+        if parsed.l2.is_some_and(|l2| l2.is_nan() || l2 < 0.0) {
             return Err(invalid("l2", get("l2").unwrap_or_default(), "a non-negative number"));
         }
         if parsed.learning_rate.is_nan() || parsed.learning_rate <= 0.0 {
@@ -132,7 +139,7 @@ impl Hyperparameters {
         if !(0.0..0.9).contains(&parsed.validation_fraction) {
             return Err(invalid("validation_fraction", get("validation_fraction").unwrap_or_default(), "in [0, 0.9)"));
         }
-        if parsed.epochs == 0 || parsed.batch_size == 0 || parsed.max_categories == 0 {
+        if parsed.epochs == 0 || parsed.batch_size == Some(0) || parsed.max_categories == 0 {
             return Err("epochs, batch_size and max_categories must be at least 1".into());
         }
         Ok(parsed)
@@ -166,7 +173,7 @@ mod tests {
     #[test]
     fn strings_become_typed_values_with_defaults() {
         let hp = parse(&[("target", "y"), ("algorithm", "mlp"), ("hidden_units", "32,16"), ("l2", "0.01")]).unwrap();
-        assert_eq!((hp.algorithm, hp.hidden_units.as_slice(), hp.l2), (Algorithm::Mlp, &[32, 16][..], 0.01));
+        assert_eq!((hp.algorithm, hp.hidden_units.as_slice(), hp.l2), (Algorithm::Mlp, &[32, 16][..], Some(0.01)));
         assert_eq!(hp.seed, 42);
     }
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Trainer benchmark: Sluice's linear model and MLP against scikit-learn's LogisticRegression /
+# Ridge and MLPClassifier / MLPRegressor (each behind a StandardScaler) on the same 80/20
+# splits of datasets scikit-learn ships, in one run. Sluice's time is the whole `train`
+# process (reading Parquet, fitting, evaluating, ONNX export and its tract check);
+# scikit-learn's is `fit` alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv-bench/bin/python ]; then python3 -m venv .venv-bench; fi
+.venv-bench/bin/python -c 'import sklearn, pyarrow' 2>/dev/null || \
+  .venv-bench/bin/pip install --quiet --disable-pip-version-check pandas==3.1.1 pyarrow==26.0.1 scikit-learn==1.9.1
+cargo build --quiet --release --package sluice-trainer --bin train
+mkdir -p target/bench-train
+exec .venv-bench/bin/python bench/train_compare.py target/release/train target/bench-train

@@ -1,0 +1,97 @@
+"""Trains Sluice's algorithms and scikit-learn's counterparts on the same splits of datasets
+scikit-learn ships, and prints the validation metric and training time side by side.
+
+Usage: train_compare.py TRAINER_BINARY WORK_DIR
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn import datasets
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+SEED = 42
+
+
+def load(name):
+    loader = {
+        "iris": datasets.load_iris,
+        "wine": datasets.load_wine,
+        "breast_cancer": datasets.load_breast_cancer,
+        "digits": datasets.load_digits,
+        "diabetes": datasets.load_diabetes,
+    }[name]
+    data = loader()
+    return data.data.astype(np.float64), data.target, name == "diabetes"
+
+
+def write_channel(root, channel, x, y, regression):
+    columns = {f"f{i:02d}": x[:, i] for i in range(x.shape[1])}
+    columns["target"] = y.astype(np.float64) if regression else [str(v) for v in y]
+    folder = os.path.join(root, "input", "data", channel)
+    os.makedirs(folder, exist_ok=True)
+    pq.write_table(pa.table(columns), os.path.join(folder, "part-0.parquet"))
+
+
+def run_sluice(trainer, work, algorithm, x_train, y_train, x_valid, y_valid, regression):
+    root = os.path.join(work, "opt-ml")
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(os.path.join(root, "input", "config"))
+    write_channel(root, "train", x_train, y_train, regression)
+    write_channel(root, "validation", x_valid, y_valid, regression)
+    hyperparameters = {"target": "target", "algorithm": algorithm, "seed": str(SEED)}
+    if algorithm == "mlp":
+        hyperparameters["hidden_units"] = "64"
+    # Extra hyperparameters per algorithm, for exploring: SLUICE_LINEAR='{"epochs": "3000"}'.
+    hyperparameters.update(json.loads(os.environ.get(f"SLUICE_{algorithm.upper()}", "{}")))
+    with open(os.path.join(root, "input", "config", "hyperparameters.json"), "w") as f:
+        json.dump(hyperparameters, f)
+    started = time.perf_counter()
+    subprocess.run([trainer], env={**os.environ, "SLUICE_SAGEMAKER_ROOT": root}, check=True, capture_output=True)
+    seconds = time.perf_counter() - started
+    with open(os.path.join(root, "model", "metrics.json")) as f:
+        metrics = json.load(f)["validation"]
+    return (metrics["r2"] if regression else metrics["accuracy"]), seconds
+
+
+def run_sklearn(algorithm, x_train, y_train, x_valid, y_valid, regression):
+    if regression:
+        model = Ridge(alpha=1e-4) if algorithm == "linear" else MLPRegressor(hidden_layer_sizes=(64,), max_iter=300, random_state=SEED)
+    else:
+        model = LogisticRegression(max_iter=1000) if algorithm == "linear" else MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=SEED)
+    pipeline = make_pipeline(StandardScaler(), model)
+    started = time.perf_counter()
+    pipeline.fit(x_train, y_train)
+    seconds = time.perf_counter() - started
+    predicted = pipeline.predict(x_valid)
+    return (r2_score(y_valid, predicted) if regression else accuracy_score(y_valid, predicted)), seconds
+
+
+def main():
+    trainer, work = sys.argv[1], sys.argv[2]
+    print(f"{'dataset':<14} {'algorithm':<7} {'metric':<8} {'sluice':>8} {'sklearn':>8} {'diff':>7} {'sluice s':>9} {'sklearn s':>9}")
+    for name in ["iris", "wine", "breast_cancer", "digits", "diabetes"]:
+        x, y, regression = load(name)
+        x_train, x_valid, y_train, y_valid = train_test_split(
+            x, y, test_size=0.2, random_state=SEED, stratify=None if regression else y)
+        for algorithm in ["linear", "mlp"]:
+            ours, our_time = run_sluice(trainer, work, algorithm, x_train, y_train, x_valid, y_valid, regression)
+            theirs, their_time = run_sklearn(algorithm, x_train, y_train, x_valid, y_valid, regression)
+            metric = "r2" if regression else "accuracy"
+            print(f"{name:<14} {algorithm:<7} {metric:<8} {ours:>8.4f} {theirs:>8.4f} {ours - theirs:>+7.4f} {our_time:>9.3f} {their_time:>9.3f}")
+
+
+if __name__ == "__main__":
+    main()
