@@ -2,7 +2,9 @@
 //! stores the object, moto notifies the runner's queue, the runner invokes the ETL with the
 //! S3 event, and the results are read back through the API and from the buckets.
 
-use std::net::{Ipv4Addr, SocketAddr};
+#[path = "local_cloud.rs"]
+mod local_cloud;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,9 +12,9 @@ use http::Method;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use serde_json::Value;
-use sluice_cli::{LocalCloud, LocalOptions};
+use sluice_cli::LocalCloud;
 use sluice_localcloud::client::{HttpClient, HttpResponse};
-use sluice_tests::{moto_endpoint, object_bytes, project_root, unique_stack_name};
+use sluice_tests::{object_bytes, project_root};
 
 struct Pipeline {
     cloud: LocalCloud,
@@ -21,13 +23,7 @@ struct Pipeline {
 
 impl Pipeline {
     async fn start() -> Self {
-        let options = LocalOptions {
-            project_root: project_root(),
-            endpoint: Some(moto_endpoint().to_owned()),
-            stack_name: unique_stack_name(),
-            api_address: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        };
-        Self { cloud: LocalCloud::start(&options).await.expect("local cloud starts"), client: HttpClient::default() }
+        Self { cloud: local_cloud::start().await, client: HttpClient::default() }
     }
 
     async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> HttpResponse {

@@ -3,15 +3,16 @@
 //! and stores into moto. Each test gets its own stack, so listing the bucket and table
 //! afterwards shows exactly what that test wrote.
 
-use std::net::{Ipv4Addr, SocketAddr};
+#[path = "local_cloud.rs"]
+mod local_cloud;
 
 use http::Method;
 use serde_json::Value;
-use sluice_cli::{LocalCloud, LocalOptions};
+use sluice_cli::LocalCloud;
 use sluice_localcloud::client::{HttpClient, HttpResponse};
 use sluice_tests::{
     TestStack, assert_nothing_written, moto_endpoint, object_bytes, object_keys, project_root, string_attribute,
-    table_items, unique_stack_name,
+    table_items,
 };
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -25,13 +26,7 @@ struct Api {
 
 impl Api {
     async fn start() -> Self {
-        let options = LocalOptions {
-            project_root: project_root(),
-            endpoint: Some(moto_endpoint().to_owned()),
-            stack_name: unique_stack_name(),
-            api_address: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        };
-        let cloud = LocalCloud::start(&options).await.expect("local cloud starts");
+        let cloud = local_cloud::start().await;
         let stack = TestStack { clients: cloud.clients.clone(), stack: cloud.stack.clone() };
         Self { cloud, client: HttpClient::default(), stack }
     }

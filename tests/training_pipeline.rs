@@ -1,15 +1,16 @@
 //! Ingest → ETL → training API → SageMaker job (run locally by the runner) → register →
 //! model registry, end to end through the local runner.
 
-use std::net::{Ipv4Addr, SocketAddr};
+#[path = "local_cloud.rs"]
+mod local_cloud;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
 use serde_json::{Value, json};
-use sluice_cli::{LocalCloud, LocalOptions};
+use sluice_cli::LocalCloud;
 use sluice_localcloud::client::{HttpClient, HttpResponse};
-use sluice_tests::{moto_endpoint, project_root, unique_stack_name};
 
 struct Cloud {
     cloud: LocalCloud,
@@ -18,13 +19,7 @@ struct Cloud {
 
 impl Cloud {
     async fn start() -> Self {
-        let options = LocalOptions {
-            project_root: project_root(),
-            endpoint: Some(moto_endpoint().to_owned()),
-            stack_name: unique_stack_name(),
-            api_address: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        };
-        Self { cloud: LocalCloud::start(&options).await.expect("local cloud starts"), client: HttpClient::default() }
+        Self { cloud: local_cloud::start().await, client: HttpClient::default() }
     }
 
     async fn send(&self, method: Method, path: &str, body: impl Into<Bytes>) -> HttpResponse {
