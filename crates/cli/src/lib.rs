@@ -171,6 +171,11 @@ impl LocalCloud {
         Ok(Self { endpoint, clients, stack, api, _events: events, _training: training, _moto: moto })
     }
 
+    /// Whether SageMaker training jobs are run (the trainer binary was found).
+    pub fn runs_training(&self) -> bool {
+        self._training.is_some()
+    }
+
     /// The physical name of a resource by its logical id in `template.yaml`.
     pub fn resource_name(&self, logical_id: &str) -> Option<&str> {
         self.stack

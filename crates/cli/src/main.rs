@@ -123,6 +123,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                     println!("  route         {:<40} -> {}", route.route_key(), function.logical_id);
                 }
             }
+            for function in &cloud.stack.functions {
+                for trigger in &function.s3_triggers {
+                    println!("  S3 events     {} {:?} -> {}", trigger.bucket, trigger.events, function.logical_id);
+                }
+                if !function.event_patterns.is_empty() {
+                    println!("  EventBridge   training job state changes -> {}", function.logical_id);
+                }
+            }
+            println!(
+                "  training jobs {}",
+                if cloud.runs_training() {
+                    "run locally with the trainer"
+                } else {
+                    "NOT run: build the trainer (cargo build -p sluice-trainer)"
+                }
+            );
             println!("Press Ctrl-C to stop.");
             tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
             println!("Stopping.");
