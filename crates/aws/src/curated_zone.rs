@@ -43,16 +43,8 @@ impl CuratedZone {
         }
     }
 
-    /// Deleting a key that does not exist succeeds, as in S3.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|err| StoreError::new("S3", "DeleteObject", err))?;
-        Ok(())
+        crate::delete_object(&self.s3, &self.bucket, key).await
     }
 
     /// Every key under `prefix`, in key order.

@@ -32,3 +32,14 @@ impl StoreError {
 pub fn error_chain(err: impl std::error::Error) -> String {
     aws_sdk_s3::error::DisplayErrorContext(err).to_string()
 }
+
+/// Deletes one object; deleting a key that does not exist succeeds, as in S3.
+async fn delete_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(), StoreError> {
+    s3.delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|err| StoreError::new("S3", "DeleteObject", err))?;
+    Ok(())
+}

@@ -82,14 +82,7 @@ impl RawZone {
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|err| StoreError::new("S3", "DeleteObject", err))?;
-        Ok(())
+        crate::delete_object(&self.s3, &self.bucket, key).await
     }
 
     /// A presigned PUT bound to `key`, `content_type` and the label (sent as object
