@@ -5,6 +5,7 @@
 mod catalog;
 mod clients;
 mod curated_zone;
+pub mod http_api;
 mod raw_zone;
 pub mod settings;
 

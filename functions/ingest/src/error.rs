@@ -3,7 +3,7 @@ use sluice_aws::StoreError;
 use sluice_core::{InvalidIngestId, InvalidName};
 use sluice_formats::{FormatError, UnsupportedContentType};
 
-use crate::response::json_response;
+use sluice_aws::http_api::error_response;
 
 /// Everything a request can fail with. `status` and `code` are the one mapping from errors
 /// to HTTP; clients branch on `code`, people read `message`.
@@ -86,13 +86,9 @@ impl ApiError {
         }
     }
 
-    /// `{"error": {"code", "message"}, "request_id"}`; internal details stay in the logs.
+    /// The shared error shape; internal details stay in the logs.
     pub fn to_response(&self, request_id: &str) -> ApiGatewayV2httpResponse {
-        let body = serde_json::json!({
-            "error": { "code": self.code(), "message": self.to_string() },
-            "request_id": request_id,
-        });
-        json_response(self.status(), &body)
+        error_response(self.status(), self.code(), &self.to_string(), request_id)
     }
 }
 
@@ -115,7 +111,7 @@ mod tests {
             ApiError::Store(StoreError { service: "S3", operation: "PutObject", message: "secret detail".into() });
         let response = err.to_response("req-1");
         assert_eq!(response.status_code, 500);
-        let body = crate::response::body_text(&response);
+        let Some(aws_lambda_events::encodings::Body::Text(body)) = response.body else { panic!("a text body") };
         assert!(!body.contains("secret"), "{body}");
         assert!(body.contains("req-1"));
     }

@@ -12,7 +12,6 @@
 //! leaves no trace in S3 or DynamoDB.
 
 mod error;
-mod response;
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use base64::Engine;
 use http::HeaderValue;
 use serde::Deserialize;
 use serde_json::json;
+use sluice_aws::http_api::{json_response, path_parameter};
 use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
 use sluice_aws::{AwsClients, Catalog, Claim, CuratedZone, IdempotencyRecord, RawZone, StoreError, StoredResponse};
 use sluice_core::metrics::{Metric, Unit, publish};
@@ -32,7 +32,6 @@ use sluice_formats::{ContentKind, inspect};
 use time::OffsetDateTime;
 
 pub use error::ApiError;
-use response::json_response;
 
 /// The largest body `POST /records` accepts. Lambda's synchronous payload limit is 6 MB for
 /// the whole event, and API Gateway base64-encodes binary bodies (4/3 growth), so 4 MiB of
@@ -390,10 +389,6 @@ fn label(kind: ContentKind, label: Option<&str>) -> Result<Option<String>, ApiEr
 
 fn header<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {
     request.headers.get(name).and_then(|value| value.to_str().ok())
-}
-
-fn path_parameter<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> &'a str {
-    request.path_parameters.get(name).map(String::as_str).unwrap_or_default()
 }
 
 fn dataset(request: &ApiGatewayV2httpRequest) -> Result<DatasetName, ApiError> {

@@ -8,10 +8,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
-use http::HeaderValue;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sluice_aws::http_api::{error_response, json_response, path_parameter};
 use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
 use sluice_aws::{AwsClients, Catalog, StoreError};
 use sluice_aws_ml::{ModelPackage, SageMaker, TrainingSpec};
@@ -71,14 +70,6 @@ impl ApiError {
             Self::Store(_) => "internal_error",
         }
     }
-}
-
-fn json_response(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
-    let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = i64::from(status);
-    response.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.body = Some(Body::Text(body.to_string()));
-    response
 }
 
 /// `POST /models/{model}/train`.
@@ -147,8 +138,7 @@ impl Models {
             if let ApiError::Store(store) = &err {
                 tracing::error!(%route, %request_id, error = %store, "request failed");
             }
-            let body = json!({ "error": { "code": err.code(), "message": err.to_string() }, "request_id": request_id });
-            json_response(err.status(), &body)
+            error_response(err.status(), err.code(), &err.to_string(), &request_id)
         })
     }
 
@@ -306,10 +296,6 @@ fn training_job_name(model: &ModelName, at: OffsetDateTime) -> String {
     let suffix = &uuid::Uuid::now_v7().simple().to_string()[28..];
     let prefix: String = model.as_str().chars().take(63 - stamp.len() - suffix.len() - 2).collect();
     format!("{}-{stamp}-{suffix}", prefix.trim_end_matches(['-', '_']).replace('_', "-"))
-}
-
-fn path_parameter<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> &'a str {
-    request.path_parameters.get(name).map(String::as_str).unwrap_or_default()
 }
 
 #[cfg(test)]

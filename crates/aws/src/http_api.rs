@@ -1,0 +1,45 @@
+//! The responses every API function sends through API Gateway (HTTP API, payload 2.0):
+//! JSON bodies, and one error shape, `{"error": {"code", "message"}, "request_id"}`.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use http::HeaderValue;
+use http::header::CONTENT_TYPE;
+
+pub fn json_response(status: u16, body: &serde_json::Value) -> ApiGatewayV2httpResponse {
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status);
+    response.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}
+
+/// An error for the client: a stable `code` to branch on, a `message` for people, and the
+/// request id that finds the details in the function's log.
+pub fn error_response(status: u16, code: &str, message: &str, request_id: &str) -> ApiGatewayV2httpResponse {
+    let body = serde_json::json!({ "error": { "code": code, "message": message }, "request_id": request_id });
+    json_response(status, &body)
+}
+
+/// A path parameter, or `""` when the route has none of that name.
+pub fn path_parameter<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> &'a str {
+    request.path_parameters.get(name).map(String::as_str).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_have_one_shape() {
+        let response = error_response(404, "not_found", "no such thing", "req-7");
+        assert_eq!(response.status_code, 404);
+        assert_eq!(response.headers[CONTENT_TYPE], "application/json");
+        let Some(Body::Text(text)) = response.body else { panic!("a text body") };
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "not_found", "message": "no such thing"}, "request_id": "req-7"})
+        );
+    }
+}
