@@ -41,6 +41,21 @@ impl Cloud {
         panic!("model {model} did not reach the expected state within 60 s; last answer: {last}");
     }
 
+    /// `metrics.json` from a bundle in the artifacts bucket.
+    async fn bundle_metrics(&self, key: &str) -> Value {
+        let bucket = self.cloud.resource_name("ArtifactsBucket").unwrap();
+        let object = self.cloud.clients.s3.get_object().bucket(bucket).key(key).send().await.unwrap();
+        let bytes = object.body.collect().await.unwrap().into_bytes();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        let entry = archive
+            .entries()
+            .unwrap()
+            .map(Result::unwrap)
+            .find(|e| e.path().unwrap().to_string_lossy().trim_start_matches("./") == "metrics.json")
+            .expect("the bundle has metrics.json");
+        serde_json::from_reader(entry).unwrap()
+    }
+
     async fn ingest_and_wait(&self, dataset: &str, csv: String) {
         let url = format!("{}/datasets/{dataset}/records", self.cloud.api.url());
         let created = self.client.send(Method::POST, &url, &[("content-type", "text/csv")], csv).await.unwrap().json();
@@ -77,7 +92,14 @@ async fn a_training_request_becomes_an_approved_production_version() {
         (json!({"dataset": "nothing", "target": "kind"}), "no processed data"),
         (json!({"dataset": "flowers", "target": "colour"}), "not a column"),
         (json!({"dataset": "flowers", "target": "kind", "hyperparameters": {"epochs": "lots"}}), "epochs"),
-        (json!({"dataset": "flowers", "target": "kind", "tuning": {"max_jobs": 4}}), "tuning"),
+        (
+            json!({"dataset": "flowers", "target": "kind", "task": "classification", "tuning": {"ranges": {"l2": {"min": 1, "max": 0.1}}}}),
+            "min 1 is greater than max 0.1",
+        ),
+        (
+            json!({"dataset": "flowers", "target": "kind", "tuning": {"objective": "speed", "ranges": {"l2": {"min": 0, "max": 1}}}}),
+            "validation:speed",
+        ),
     ];
     for (request, words) in refused {
         let response = cloud.send(Method::POST, "/models/flowers/train", request.to_string()).await;
@@ -119,4 +141,47 @@ async fn a_training_request_becomes_an_approved_production_version() {
     let flowers = listed["models"].as_array().unwrap().iter().find(|m| m["model"] == "flowers").unwrap().clone();
     assert_eq!(flowers["production_version"], newest["version"]);
     assert_eq!(flowers["versions"], 2);
+}
+
+#[tokio::test]
+async fn a_tuning_job_runs_its_trials_and_registers_the_best() {
+    let cloud = Cloud::start().await;
+    cloud.ingest_and_wait("tulips", flowers(120)).await;
+
+    let request = json!({
+        "dataset": "tulips",
+        "target": "kind",
+        "hyperparameters": {"epochs": "60"},
+        "tuning": {
+            "objective": "validation:log_loss",
+            "max_jobs": 3,
+            "parallel_jobs": 2,
+            "ranges": {"learning_rate": {"min": 0.001, "max": 0.3, "scaling": "logarithmic"}, "algorithm": {"values": ["linear", "mlp"]}},
+        },
+    });
+    let started = cloud.send(Method::POST, "/models/tulips/train", request.to_string()).await;
+    assert_eq!(started.status, 202, "{}", String::from_utf8_lossy(&started.body));
+    let started = started.json();
+    assert_eq!((started["kind"].as_str(), started["objective"]["maximize"].as_bool()), (Some("tuning"), Some(false)));
+    let tuning = started["job_name"].as_str().unwrap().to_owned();
+    assert!(tuning.len() <= 32, "{tuning}");
+
+    let model = cloud.model_until("tulips", |m| m["production_version"].is_number()).await;
+    let versions = model["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1, "only the best trial is registered: {model}");
+    let version = &versions[0];
+    assert_eq!(version["tuning_job"], tuning.as_str());
+    let best = version["training_job"].as_str().unwrap();
+    assert!(best.starts_with(&format!("{tuning}-")), "{best} is one of the trials");
+    let sagemaker = aws_sdk_sagemaker::Client::new(&cloud.cloud.clients.config);
+    let trials = sagemaker.list_training_jobs().name_contains(&tuning).send().await.unwrap();
+    let trials: Vec<&str> = trials.training_job_summaries().iter().filter_map(|t| t.training_job_name()).collect();
+    assert_eq!(trials.len(), 3, "every trial is recorded: {trials:?}");
+    // The registered trial has the lowest log loss of all the trials' bundles.
+    let best_loss = version["metrics"]["log_loss"].as_f64().unwrap();
+    for trial in trials {
+        let bundle = format!("training/tulips/{trial}/output/model.tar.gz");
+        let loss = cloud.bundle_metrics(&bundle).await["validation"]["log_loss"].as_f64().unwrap();
+        assert!(best_loss <= loss, "{best} ({best_loss}) is not better than {trial} ({loss})");
+    }
 }

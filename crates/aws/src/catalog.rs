@@ -212,11 +212,12 @@ impl Catalog {
         Ok(())
     }
 
-    /// Records a training job a model's training request started.
+    /// Records the training or tuning job (`kind`) a model's training request started.
     pub async fn put_training_job(
         &self,
         model: &str,
         job_name: &str,
+        kind: &str,
         dataset: &DatasetName,
         started_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
@@ -227,6 +228,7 @@ impl Catalog {
             .item("sk", s(format!("JOB#{job_name}")))
             .item("entity", s("training_job"))
             .item("job_name", s(job_name))
+            .item("kind", s(kind))
             .item("dataset", s(dataset.as_str()))
             .item("started_at", s(started_at.format(&Rfc3339).expect("UTC times format as RFC 3339")))
             .send()

@@ -6,6 +6,7 @@ pub mod frame;
 pub mod hyperparameters;
 pub mod manifest;
 pub mod pipeline;
+pub mod tuning;
 
 pub use frame::{Column, Frame};
 pub use manifest::{MANIFEST_FORMAT_VERSION, Manifest, Task};

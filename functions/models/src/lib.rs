@@ -1,7 +1,8 @@
 //! The `models` function: the training and registry API.
 //!
 //! - `POST /models/{model}/train`: validates the request against the dataset's schema and
-//!   the trainer's hyperparameters, then starts a SageMaker training job.
+//!   the trainer's hyperparameters, then starts a SageMaker training job, or a tuning job
+//!   when the request has a `tuning` block.
 //! - `GET /models`, `GET /models/{model}`: models, their versions and which is production.
 //! - `POST /models/{model}/versions/{version}/approve|reject`: the manual side of the gate.
 
@@ -16,6 +17,7 @@ use sluice_aws::{AwsClients, Catalog, StoreError};
 use sluice_aws_ml::{ModelPackage, SageMaker, TrainingSpec};
 use sluice_core::{DatasetName, InvalidName, ModelName};
 use sluice_model::hyperparameters::Hyperparameters;
+use sluice_model::tuning::{REPORTED_METRICS, TuningRequest};
 use time::OffsetDateTime;
 
 pub const ROUTE_TRAIN: &str = "POST /models/{model}/train";
@@ -24,19 +26,9 @@ pub const ROUTE_GET: &str = "GET /models/{model}";
 pub const ROUTE_APPROVE: &str = "POST /models/{model}/versions/{version}/approve";
 pub const ROUTE_REJECT: &str = "POST /models/{model}/versions/{version}/reject";
 
-/// The metric lines the trainer prints, as SageMaker metric definitions.
-pub const METRICS: [&str; 10] = [
-    "validation:accuracy",
-    "validation:f1_macro",
-    "validation:log_loss",
-    "validation:roc_auc",
-    "validation:rmse",
-    "validation:mae",
-    "validation:r2",
-    "train:loss",
-    "train:accuracy",
-    "train:rmse",
-];
+/// SageMaker's limits on job names.
+const TRAINING_JOB_NAME_LIMIT: usize = 63;
+const TUNING_JOB_NAME_LIMIT: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -87,7 +79,7 @@ struct TrainRequest {
     #[serde(default)]
     instance_type: Option<String>,
     #[serde(default)]
-    tuning: Option<Value>,
+    tuning: Option<TuningRequest>,
 }
 
 struct Settings {
@@ -151,11 +143,6 @@ impl Models {
         let body = request.body.as_deref().unwrap_or_default();
         let training: TrainRequest =
             serde_json::from_str(body).map_err(|err| ApiError::InvalidRequest(err.to_string()))?;
-        if training.tuning.is_some() {
-            return Err(ApiError::InvalidRequest(
-                "hyperparameter tuning is not available yet; train without \"tuning\"".into(),
-            ));
-        }
         let dataset = DatasetName::parse(&training.dataset)?;
         let schema = self.catalog.schema(&dataset).await?.ok_or_else(|| {
             ApiError::InvalidRequest(format!("dataset {dataset} has no processed data yet (no schema)"))
@@ -181,12 +168,17 @@ impl Models {
             }
         }
         Hyperparameters::parse(hyperparameters.clone()).map_err(ApiError::InvalidRequest)?;
+        let plan = training
+            .tuning
+            .map(|tuning| tuning.plan(&hyperparameters))
+            .transpose()
+            .map_err(ApiError::InvalidRequest)?;
 
         let started_at = OffsetDateTime::now_utc();
-        let job_name = training_job_name(&model, started_at);
+        let limit = if plan.is_some() { TUNING_JOB_NAME_LIMIT } else { TRAINING_JOB_NAME_LIMIT };
+        let job_name = job_name(&model, started_at, limit);
         hyperparameters.insert("model_version".into(), job_name.clone());
         let spec = TrainingSpec {
-            job_name: job_name.clone(),
             image: self.settings.trainer_image.clone(),
             role_arn: self.settings.role_arn.clone(),
             channels: vec![("train".into(), format!("s3://{}/data/{dataset}/", self.settings.curated_bucket))],
@@ -195,16 +187,29 @@ impl Models {
             instance_count: 1,
             max_runtime_seconds: self.settings.max_runtime_seconds,
             hyperparameters: hyperparameters.into_iter().collect::<HashMap<_, _>>(),
-            metric_regexes: METRICS.iter().map(|m| ((*m).to_owned(), format!("{m}=([-0-9.eE+]+)"))).collect(),
+            metric_regexes: REPORTED_METRICS
+                .iter()
+                .map(|(metric, _)| ((*metric).to_owned(), format!("{metric}=([-0-9.eE+]+)")))
+                .collect(),
             tags: vec![("sluice:model".into(), model.to_string()), ("sluice:dataset".into(), dataset.to_string())],
         };
-        self.sagemaker.start_training(&spec).await?;
-        self.catalog.put_training_job(model.as_str(), &job_name, &dataset, started_at).await?;
-        tracing::info!(%model, %dataset, %job_name, "training job started");
-        Ok(json_response(
-            202,
-            &json!({ "model": model, "dataset": dataset, "job_name": job_name, "status": "InProgress" }),
-        ))
+        let mut answer = json!({ "model": model, "dataset": dataset, "job_name": job_name, "status": "InProgress" });
+        match &plan {
+            Some(plan) => {
+                self.sagemaker.start_tuning(&job_name, &spec, plan).await?;
+                answer["kind"] = "tuning".into();
+                answer["objective"] = json!({ "metric": plan.objective.metric, "maximize": plan.objective.maximize });
+                answer["max_jobs"] = plan.max_jobs.into();
+            }
+            None => {
+                self.sagemaker.start_training(&job_name, &spec).await?;
+                answer["kind"] = "training".into();
+            }
+        }
+        let kind = answer["kind"].as_str().unwrap_or_default();
+        self.catalog.put_training_job(model.as_str(), &job_name, kind, &dataset, started_at).await?;
+        tracing::info!(%model, %dataset, %job_name, kind, "job started");
+        Ok(json_response(202, &answer))
     }
 
     async fn list(&self) -> Result<ApiGatewayV2httpResponse, ApiError> {
@@ -282,6 +287,7 @@ fn version_json(package: &ModelPackage, production_version: Option<i64>) -> Valu
         "production": Some(package.version) == production_version,
         "bundle": package.model_data_url,
         "training_job": package.metadata.get("training_job"),
+        "tuning_job": package.metadata.get("tuning_job"),
         "dataset": package.metadata.get("dataset"),
         "primary_metric": package.metadata.get("primary_metric"),
         "metrics": metrics,
@@ -289,12 +295,13 @@ fn version_json(package: &ModelPackage, production_version: Option<i64>) -> Valu
     })
 }
 
-/// `<model>-<yyyymmdd-hhmmss>-<4 hex>`, within SageMaker's 63 characters.
-fn training_job_name(model: &ModelName, at: OffsetDateTime) -> String {
+/// `<model>-<yyyymmdd-hhmmss>-<4 hex>` within `limit` characters, the model name cut short
+/// if need be.
+fn job_name(model: &ModelName, at: OffsetDateTime, limit: usize) -> String {
     let stamp =
         at.format(time::macros::format_description!("[year][month][day]-[hour][minute][second]")).expect("formats");
     let suffix = &uuid::Uuid::now_v7().simple().to_string()[28..];
-    let prefix: String = model.as_str().chars().take(63 - stamp.len() - suffix.len() - 2).collect();
+    let prefix: String = model.as_str().chars().take(limit - stamp.len() - suffix.len() - 2).collect();
     format!("{}-{stamp}-{suffix}", prefix.trim_end_matches(['-', '_']).replace('_', "-"))
 }
 
@@ -305,11 +312,13 @@ mod tests {
     #[test]
     fn job_names_fit_sagemaker_rules() {
         let at = time::macros::datetime!(2026-11-22 10:15:01 UTC);
-        let name = training_job_name(&ModelName::parse("iris_species").unwrap(), at);
+        let name = job_name(&ModelName::parse("iris_species").unwrap(), at, TRAINING_JOB_NAME_LIMIT);
         assert!(name.starts_with("iris-species-20261122-101501-"), "{name}");
-        let long = training_job_name(&ModelName::parse(&"m".repeat(63)).unwrap(), at);
-        assert!(long.len() <= 63, "{long}");
-        assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        for limit in [TRAINING_JOB_NAME_LIMIT, TUNING_JOB_NAME_LIMIT] {
+            let long = job_name(&ModelName::parse(&"m".repeat(63)).unwrap(), at, limit);
+            assert!(long.len() <= limit, "{long}");
+            assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        }
     }
 
     #[test]

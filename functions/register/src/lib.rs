@@ -1,4 +1,5 @@
-//! The `register` function: EventBridge "SageMaker Training Job State Change" → a model
+//! The `register` function: EventBridge "SageMaker Training Job State Change" (or "…
+//! HyperParameter Tuning Job State Change", whose best trial is registered) → a model
 //! package in the model's group, approved only if it beats production on the primary
 //! metric by the configured margin. Failed jobs are reported to the operators' topic.
 //! A replayed event finds its package already registered and changes nothing.
@@ -13,9 +14,12 @@ use sluice_aws::{AwsClients, StoreError};
 use sluice_aws_ml::{ModelPackage, Operators, SageMaker};
 use sluice_core::ModelName;
 
+pub const TRAINING_STATE_CHANGE: &str = "SageMaker Training Job State Change";
+pub const TUNING_STATE_CHANGE: &str = "SageMaker HyperParameter Tuning Job State Change";
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterFailure {
-    #[error("event is not a SageMaker training job state change: {0}")]
+    #[error("event is not a SageMaker training or tuning job state change: {0}")]
     NotATrainingEvent(String),
     #[error("training job {job}: {message}")]
     Bundle { job: String, message: String },
@@ -83,32 +87,59 @@ impl Register {
 
     pub async fn handle(&self, event: &Value) -> Result<Outcome, RegisterFailure> {
         let detail = &event["detail"];
-        let job = detail["TrainingJobName"]
-            .as_str()
-            .ok_or_else(|| RegisterFailure::NotATrainingEvent(event["detail-type"].to_string()))?
-            .to_owned();
-        let status = detail["TrainingJobStatus"].as_str().unwrap_or_default();
-        match status {
-            "Completed" => self.register(&job).await,
-            "Failed" | "Stopped" => {
+        let (job, status, model) = match event["detail-type"].as_str() {
+            Some(TRAINING_STATE_CHANGE) => {
+                (&detail["TrainingJobName"], &detail["TrainingJobStatus"], &detail["HyperParameters"]["model_name"])
+            }
+            Some(TUNING_STATE_CHANGE) => (
+                &detail["HyperParameterTuningJobName"],
+                &detail["HyperParameterTuningJobStatus"],
+                &detail["TrainingJobDefinition"]["StaticHyperParameters"]["model_name"],
+            ),
+            _ => return Err(RegisterFailure::NotATrainingEvent(event["detail-type"].to_string())),
+        };
+        let job = job.as_str().ok_or_else(|| RegisterFailure::NotATrainingEvent("no job name".into()))?.to_owned();
+        let model = model.as_str().unwrap_or("?");
+        match status.as_str().unwrap_or_default() {
+            "Completed" if detail.get("HyperParameterTuningJobName").is_some() => {
+                // The event may carry the best trial; otherwise the tuning job knows it.
+                let best = match detail["BestTrainingJob"]["TrainingJobName"].as_str() {
+                    Some(best) => Some(best.to_owned()),
+                    None => self.sagemaker.best_training_job(&job).await?,
+                };
+                match best {
+                    Some(best) => self.register(&best, Some(&job)).await,
+                    None => self.report_failure(&job, model, "Completed", "no trial finished with the objective").await,
+                }
+            }
+            "Completed" => self.register(&job, None).await,
+            status @ ("Failed" | "Stopped") => {
                 let reason = detail["FailureReason"].as_str().unwrap_or("no reason given");
-                let model = detail["HyperParameters"]["model_name"].as_str().unwrap_or("?");
-                self.operators
-                    .notify(
-                        &format!("Sluice: training of {model} {status}"),
-                        &format!("Training job {job} {status}: {reason}"),
-                    )
-                    .await?;
-                tracing::warn!(%job, %reason, "training failed; operators notified");
-                Ok(Outcome::FailureReported { job })
+                self.report_failure(&job, model, status, reason).await
             }
             other => Ok(Outcome::Ignored { job, reason: format!("status {other}") }),
         }
     }
 
-    async fn register(&self, job_name: &str) -> Result<Outcome, RegisterFailure> {
+    async fn report_failure(
+        &self,
+        job: &str,
+        model: &str,
+        status: &str,
+        reason: &str,
+    ) -> Result<Outcome, RegisterFailure> {
+        self.operators
+            .notify(&format!("Sluice: training of {model} {status}"), &format!("Job {job} {status}: {reason}"))
+            .await?;
+        tracing::warn!(%job, %reason, "training failed; operators notified");
+        Ok(Outcome::FailureReported { job: job.to_owned() })
+    }
+
+    /// Registers a finished training job: one started on its own, or the best trial of
+    /// `tuning_job`.
+    async fn register(&self, job_name: &str, tuning_job: Option<&str>) -> Result<Outcome, RegisterFailure> {
         let job = self.sagemaker.training_job(job_name).await?;
-        if job.tuning_job_arn.is_some() {
+        if job.tuning_job_arn.is_some() && tuning_job.is_none() {
             return Ok(Outcome::Ignored { job: job.name, reason: "a tuning trial".into() });
         }
         let bundle_error = |message: String| RegisterFailure::Bundle { job: job_name.to_owned(), message };
@@ -145,6 +176,9 @@ impl Register {
         ]);
         if let Some(dataset) = job.hyperparameters.get("dataset") {
             metadata.insert("dataset".into(), dataset.clone());
+        }
+        if let Some(tuning_job) = tuning_job {
+            metadata.insert("tuning_job".into(), tuning_job.to_owned());
         }
         for (metric, number) in metrics["validation"].as_object().into_iter().flatten() {
             if let Some(number) = number.as_f64() {

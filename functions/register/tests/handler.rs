@@ -32,7 +32,6 @@ impl Fixture {
     async fn job(&self, name: &str, accuracy: f64) -> String {
         let bucket = self.stack.bucket("ArtifactsBucket");
         let spec = TrainingSpec {
-            job_name: name.to_owned(),
             image: "trainer".into(),
             role_arn: "arn:aws:iam::123456789012:role/training".into(),
             channels: vec![("train".into(), "s3://curated/data/iris/".into())],
@@ -44,7 +43,7 @@ impl Fixture {
             metric_regexes: vec![],
             tags: vec![],
         };
-        self.sagemaker.start_training(&spec).await.unwrap();
+        self.sagemaker.start_training(name, &spec).await.unwrap();
         let metrics = json!({
             "primary_metric": {"name": "accuracy", "value": accuracy, "higher_is_better": true},
             "validation": {"accuracy": accuracy, "f1_macro": accuracy},
@@ -85,6 +84,14 @@ fn event(job: &str, status: &str) -> Value {
         event["detail"]["FailureReason"] =
             "AlgorithmError: target column \"species\" is not in the training data".into();
     }
+    event
+}
+
+fn tuning_event(tuning_job: &str, best: &str, status: &str) -> Value {
+    let path = format!("{}/tests/events/tuning-job-state-change.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap().replace("TUNING_JOB", tuning_job).replace("BEST_JOB", best);
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    event["detail"]["HyperParameterTuningJobStatus"] = status.into();
     event
 }
 
@@ -139,4 +146,29 @@ async fn failed_jobs_are_reported_and_not_registered() {
     let job = unique("failed");
     assert_eq!(fixture.handle(&job, "Failed").await, Outcome::FailureReported { job: job.clone() });
     assert!(matches!(fixture.handle(&job, "InProgress").await, Outcome::Ignored { .. }));
+}
+
+#[tokio::test]
+async fn a_finished_tuning_job_registers_its_best_trial() {
+    let fixture = Fixture::new(&[]).await;
+    let best = fixture.job(&unique("tuned-007"), 0.96).await;
+    let tuning = unique("tuned");
+    let outcome = fixture.register.handle(&tuning_event(&tuning, &best, "Completed")).await.unwrap();
+    assert!(matches!(outcome, Outcome::Registered { approved: true, value, .. } if value == 0.96), "{outcome:?}");
+    let packages = fixture.sagemaker.packages(&fixture.group).await.unwrap();
+    assert_eq!(packages[0].metadata["training_job"], best);
+    assert_eq!(packages[0].metadata["tuning_job"], tuning);
+
+    let replayed = fixture.register.handle(&tuning_event(&tuning, &best, "Completed")).await.unwrap();
+    assert_eq!(replayed, Outcome::AlreadyRegistered { job: best });
+}
+
+#[tokio::test]
+async fn a_failed_tuning_job_is_reported() {
+    let fixture = Fixture::new(&[]).await;
+    let tuning = unique("doomed");
+    let mut event = tuning_event(&tuning, "none", "Failed");
+    event["detail"]["FailureReason"] = "all training jobs failed".into();
+    assert_eq!(fixture.register.handle(&event).await.unwrap(), Outcome::FailureReported { job: tuning });
+    assert!(fixture.statuses().await.is_empty());
 }
