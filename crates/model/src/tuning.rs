@@ -200,7 +200,7 @@ fn range(name: &str, request: RangeRequest) -> Result<Range, String> {
         RangeRequest::Bounds { min, max, scaling } => {
             let scaling = scaling.unwrap_or(Scaling::Auto);
             let (low, high) = (min.as_f64().unwrap_or(f64::NAN), max.as_f64().unwrap_or(f64::NAN));
-            if !(low <= high) {
+            if low.is_nan() || high.is_nan() || low > high {
                 return Err(format!("tuning range of {name}: min {min} is greater than max {max}"));
             }
             if scaling == Scaling::Logarithmic && low <= 0.0 {
