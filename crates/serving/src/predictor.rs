@@ -1,0 +1,216 @@
+//! Rows in, predictions out: request rows are checked against the manifest's pipeline
+//! (every feature column present, no unknown ones, the right kind of value), transformed
+//! by the pipeline and run through the ONNX graph.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use sluice_model::pipeline::FeatureStep;
+use sluice_model::{Column, Frame, Manifest, PipelineError, Task};
+use tract_onnx::prelude::*;
+
+use crate::bundle::{Bundle, BundleError};
+
+/// A request row that does not fit the model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("row {row}: {message}")]
+pub struct InputError {
+    pub row: usize,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Prediction {
+    Label(String),
+    Value(f64),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RowPrediction {
+    pub prediction: Prediction,
+    /// Class probabilities by label (classification).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<BTreeMap<String, f32>>,
+}
+
+pub struct Predictor {
+    pub manifest: Manifest,
+    plan: Arc<TypedRunnableModel>,
+    output: usize,
+    width: usize,
+    /// Columns a row may carry that the model does not use: the target (rows with labels)
+    /// and the columns training excluded.
+    ignored: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for Predictor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Predictor").field("model", &self.manifest.model_name).field("width", &self.width).finish()
+    }
+}
+
+impl Predictor {
+    /// Loads and optimises the graph for any number of rows, then predicts one row of zeros
+    /// to prove the outputs have the shape the manifest promises.
+    pub fn load(bundle: &Bundle) -> Result<Self, BundleError> {
+        let manifest = bundle.manifest.clone();
+        let width = manifest.pipeline.width();
+        let model_error = |e: TractError| BundleError::Model(format!("{e:#}"));
+        let mut model = tract_onnx::onnx().model_for_read(&mut &bundle.onnx[..]).map_err(model_error)?;
+        let rows = model.symbols.sym("rows");
+        model = model.with_input_fact(0, f32::fact([TDim::from(rows), TDim::from(width)]).into()).map_err(model_error)?;
+        let typed = model.into_optimized().map_err(model_error)?;
+        let wanted = manifest
+            .onnx_outputs
+            .first()
+            .cloned()
+            .ok_or_else(|| BundleError::Model("the manifest names no ONNX output".into()))?;
+        let outlets = typed.output_outlets().map_err(model_error)?;
+        let names: Vec<String> = outlets
+            .iter()
+            .map(|&outlet| typed.outlet_label(outlet).unwrap_or(&typed.node(outlet.node).name).to_owned())
+            .collect();
+        let output = names.iter().position(|name| *name == wanted).ok_or_else(|| {
+            BundleError::Model(format!("the graph has no output {wanted:?} (it has {})", names.join(", ")))
+        })?;
+        let plan = typed.into_runnable().map_err(model_error)?;
+        let ignored = std::iter::once(manifest.target.clone())
+            .chain(
+                manifest
+                    .hyperparameters
+                    .get("exclude")
+                    .into_iter()
+                    .flat_map(|e| e.split(','))
+                    .map(|c| c.trim().to_owned()),
+            )
+            .collect();
+        let predictor = Self { manifest, plan, output, width, ignored };
+
+        let outputs = predictor.run(&vec![0.0; width], 1)?;
+        let expected = match predictor.manifest.task {
+            Task::Classification => predictor.manifest.class_labels.len(),
+            Task::Regression => 1,
+        };
+        if outputs.len() != expected {
+            return Err(BundleError::Model(format!(
+                "output {wanted:?} gives {} values per row; the manifest's task needs {expected}",
+                outputs.len()
+            )));
+        }
+        Ok(predictor)
+    }
+
+    /// The raw output row-major: `rows × outputs per row`.
+    fn run(&self, features: &[f32], rows: usize) -> Result<Vec<f32>, BundleError> {
+        let input = tract_ndarray::Array2::from_shape_vec((rows, self.width), features.to_vec())
+            .map_err(|e| BundleError::Model(e.to_string()))?;
+        let outputs =
+            self.plan.run(tvec!(Tensor::from(input).into())).map_err(|e| BundleError::Model(format!("{e:#}")))?;
+        let view = outputs[self.output].to_plain_array_view::<f32>().map_err(|e| BundleError::Model(e.to_string()))?;
+        Ok(view.iter().copied().collect())
+    }
+
+    /// Feature columns in pipeline order.
+    pub fn columns(&self) -> Vec<&str> {
+        self.manifest.pipeline.columns()
+    }
+
+    /// Predicts JSON object rows. A row that does not fit the model is an `InputError`;
+    /// a graph that fails at run time is a `BundleError`.
+    pub fn predict(&self, rows: &[Value]) -> Result<Result<Vec<RowPrediction>, InputError>, BundleError> {
+        let frame = match self.frame(rows) {
+            Ok(frame) => frame,
+            Err(input) => return Ok(Err(input)),
+        };
+        let features = match self.manifest.pipeline.transform(&frame) {
+            Ok(features) => features,
+            Err(err) => {
+                let (row, field) = match &err {
+                    PipelineError::WrongLength { row, column, .. } => (*row, Some(column.clone())),
+                    _ => (0, None),
+                };
+                return Ok(Err(InputError { row, field, message: err.to_string() }));
+            }
+        };
+        let outputs = self.run(&features, rows.len())?;
+        let per_row = outputs.len() / rows.len().max(1);
+        Ok(Ok(outputs.chunks(per_row.max(1)).map(|row| self.interpret(row)).collect()))
+    }
+
+    fn interpret(&self, output: &[f32]) -> RowPrediction {
+        match self.manifest.task {
+            Task::Regression => {
+                RowPrediction { prediction: Prediction::Value(f64::from(output[0])), probabilities: None }
+            }
+            Task::Classification => {
+                let best = output.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+                let labels = &self.manifest.class_labels;
+                RowPrediction {
+                    prediction: Prediction::Label(labels[best].clone()),
+                    probabilities: Some(labels.iter().cloned().zip(output.iter().copied()).collect()),
+                }
+            }
+        }
+    }
+
+    /// Request rows as pipeline columns, each value checked against its step's kind.
+    fn frame(&self, rows: &[Value]) -> Result<Frame, InputError> {
+        let steps = &self.manifest.pipeline.steps;
+        let mut columns: Vec<(String, Column)> = steps
+            .iter()
+            .map(|step| match step {
+                FeatureStep::Standardize { column, .. } => (column.clone(), Column::Numeric(Vec::new())),
+                FeatureStep::OneHot { column, .. } => (column.clone(), Column::Categorical(Vec::new())),
+                FeatureStep::Vector { column, .. } => (column.clone(), Column::Vector(Vec::new())),
+            })
+            .collect();
+        for (row, value) in rows.iter().enumerate() {
+            let error = |field: &str, message: String| InputError { row, field: Some(field.to_owned()), message };
+            let object = value.as_object().ok_or_else(|| InputError {
+                row,
+                field: None,
+                message: "a row must be a JSON object of column: value".into(),
+            })?;
+            if let Some(unknown) =
+                object.keys().find(|k| !self.ignored.contains(*k) && !columns.iter().any(|(name, _)| name == *k))
+            {
+                let known = self.columns().join(", ");
+                return Err(error(unknown, format!("unknown column {unknown:?} (the model takes {known})")));
+            }
+            for (name, column) in &mut columns {
+                let value =
+                    object.get(name.as_str()).ok_or_else(|| error(name, format!("column {name:?} is missing")))?;
+                let wrong = |expected: &str| error(name, format!("column {name:?} must be {expected}, not {value}"));
+                match column {
+                    Column::Numeric(values) => values.push(match value {
+                        Value::Null => None,
+                        Value::Number(n) => n.as_f64(),
+                        Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+                        _ => return Err(wrong("a number")),
+                    }),
+                    Column::Categorical(values) => values.push(match value {
+                        Value::Null => None,
+                        Value::String(s) => Some(s.clone()),
+                        _ => return Err(wrong("a string")),
+                    }),
+                    Column::Vector(values) => values.push(match value {
+                        Value::Null => None,
+                        Value::Array(items) => Some(
+                            items
+                                .iter()
+                                .map(|item| item.as_f64().map(|v| v as f32))
+                                .collect::<Option<Vec<f32>>>()
+                                .ok_or_else(|| wrong("a list of numbers"))?,
+                        ),
+                        _ => return Err(wrong("a list of numbers")),
+                    }),
+                }
+            }
+        }
+        Ok(Frame { columns })
+    }
+}

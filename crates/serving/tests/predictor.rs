@@ -1,0 +1,146 @@
+//! Bundles made by the trainer's own export, loaded and served.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use sluice_model::pipeline::{FeaturePipeline, FeatureStep};
+use sluice_model::{MANIFEST_FORMAT_VERSION, Manifest, Task};
+use sluice_serving::{Bundle, BundleError, Prediction, Predictor};
+use sluice_trainer::network::{Head, Network};
+use sluice_trainer::onnx;
+use sluice_trainer::rng::Rng;
+
+fn pipeline() -> FeaturePipeline {
+    FeaturePipeline {
+        steps: vec![
+            FeatureStep::Standardize { column: "petal".into(), mean: 2.0, std: 0.5 },
+            FeatureStep::OneHot { column: "colour".into(), categories: vec!["blue".into(), "red".into()] },
+        ],
+    }
+}
+
+fn manifest(task: Task, class_labels: &[&str], output: &str) -> Manifest {
+    Manifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        model_name: "flowers".into(),
+        model_version: "test".into(),
+        task,
+        algorithm: "mlp".into(),
+        target: "kind".into(),
+        onnx_input: onnx::INPUT.into(),
+        onnx_outputs: vec![output.into()],
+        class_labels: class_labels.iter().map(|c| (*c).to_owned()).collect(),
+        pipeline: pipeline(),
+        training_data: vec![],
+        hyperparameters: BTreeMap::from([("exclude".into(), "id".into())]),
+        seed: 1,
+        library_versions: BTreeMap::new(),
+    }
+}
+
+fn tar_gz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (name, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive.append_data(&mut header, format!("./{name}"), &bytes[..]).unwrap();
+    }
+    archive.into_inner().unwrap().finish().unwrap()
+}
+
+fn bundle(network: &Network, manifest: &Manifest) -> Bundle {
+    let bytes = tar_gz(&[
+        ("manifest.json", serde_json::to_vec(manifest).unwrap()),
+        ("model.onnx", onnx::export(network, "test")),
+        ("metrics.json", br#"{"primary_metric": {"name": "accuracy", "value": 0.9}}"#.to_vec()),
+    ]);
+    Bundle::from_tar_gz(&bytes).unwrap()
+}
+
+fn classifier() -> (Network, Manifest) {
+    let network = Network::new(4, &[8], Head::Classes(3), &mut Rng::new(7));
+    (network, manifest(Task::Classification, &["iris", "rose", "tulip"], "probabilities"))
+}
+
+#[test]
+fn predictions_match_the_network_the_trainer_exported() {
+    let (network, manifest) = classifier();
+    let predictor = Predictor::load(&bundle(&network, &manifest)).unwrap();
+    let rows =
+        [json!({"petal": 2.5, "colour": "red"}), json!({"petal": null, "colour": "green", "kind": "rose", "id": 7})];
+    let predictions = predictor.predict(&rows).unwrap().unwrap();
+
+    let features = pipeline()
+        .transform(&sluice_model::Frame {
+            columns: vec![
+                ("petal".into(), sluice_model::Column::Numeric(vec![Some(2.5), None])),
+                ("colour".into(), sluice_model::Column::Categorical(vec![Some("red".into()), Some("green".into())])),
+            ],
+        })
+        .unwrap();
+    let expected = network.predict(&features, 2);
+    for (row, prediction) in predictions.iter().enumerate() {
+        let probabilities = prediction.probabilities.as_ref().unwrap();
+        for (class, label) in ["iris", "rose", "tulip"].iter().enumerate() {
+            assert!((probabilities[*label] - expected[row * 3 + class]).abs() <= 1e-5);
+        }
+        let best = (0..3).max_by(|&a, &b| expected[row * 3 + a].total_cmp(&expected[row * 3 + b])).unwrap();
+        assert_eq!(prediction.prediction, Prediction::Label(["iris", "rose", "tulip"][best].into()));
+    }
+}
+
+#[test]
+fn regression_models_predict_values() {
+    let network = Network::new(4, &[], Head::Regression { mean: 10.0, std: 2.0 }, &mut Rng::new(3));
+    let manifest = manifest(Task::Regression, &[], "prediction");
+    let predictor = Predictor::load(&bundle(&network, &manifest)).unwrap();
+    let prediction = &predictor.predict(&[json!({"petal": 1.0, "colour": "blue"})]).unwrap().unwrap()[0];
+    let features = [-2.0, 1.0, 0.0, 0.0];
+    let expected = f64::from(network.predict(&features, 1)[0]);
+    assert!(matches!(prediction.prediction, Prediction::Value(v) if (v - expected).abs() < 1e-4), "{prediction:?}");
+    assert_eq!(prediction.probabilities, None);
+}
+
+#[test]
+fn rows_that_do_not_fit_are_refused_by_row_and_field() {
+    let (network, manifest) = classifier();
+    let predictor = Predictor::load(&bundle(&network, &manifest)).unwrap();
+    let cases = [
+        (json!([{"petal": 1.0, "colour": "red"}, {"colour": "red"}]), 1, "petal", "is missing"),
+        (json!([{"petal": 1.0, "colour": "red", "stem": 3}]), 0, "stem", "unknown column \"stem\""),
+        (json!([{"petal": "long", "colour": "red"}]), 0, "petal", "must be a number"),
+        (json!([{"petal": 1.0, "colour": 4}]), 0, "colour", "must be a string"),
+    ];
+    for (rows, row, field, words) in cases {
+        let error = predictor.predict(rows.as_array().unwrap()).unwrap().unwrap_err();
+        assert_eq!((error.row, error.field.as_deref()), (row, Some(field)), "{error}");
+        assert!(error.message.contains(words), "{error}");
+    }
+    let error = predictor.predict(&[json!([1, 2])]).unwrap().unwrap_err();
+    assert!(error.message.contains("JSON object"), "{error}");
+}
+
+#[test]
+fn bundles_that_cannot_serve_are_refused_when_loaded() {
+    let (network, manifest_ok) = classifier();
+    let wrong_output = manifest(Task::Classification, &["iris", "rose", "tulip"], "scores");
+    let error = Predictor::load(&bundle(&network, &wrong_output)).unwrap_err();
+    assert!(error.to_string().contains("no output \"scores\" (it has probabilities)"), "{error}");
+
+    let two_classes = manifest(Task::Classification, &["iris", "rose"], "probabilities");
+    let error = Predictor::load(&bundle(&network, &two_classes)).unwrap_err();
+    assert!(error.to_string().contains("gives 3 values per row; the manifest's task needs 2"), "{error}");
+
+    let mut wider = manifest_ok.clone();
+    wider.pipeline.steps.push(FeatureStep::Standardize { column: "stem".into(), mean: 0.0, std: 1.0 });
+    assert!(matches!(Predictor::load(&bundle(&network, &wider)), Err(BundleError::Model(_))));
+
+    let no_model = tar_gz(&[("manifest.json", serde_json::to_vec(&manifest_ok).unwrap())]);
+    assert!(Bundle::from_tar_gz(&no_model).unwrap_err().to_string().contains("no model.onnx"));
+    assert!(matches!(Bundle::from_tar_gz(b"not gzip"), Err(BundleError::Archive(_))));
+    let garbage =
+        tar_gz(&[("manifest.json", serde_json::to_vec(&manifest_ok).unwrap()), ("model.onnx", b"junk".to_vec())]);
+    assert!(matches!(Predictor::load(&Bundle::from_tar_gz(&garbage).unwrap()), Err(BundleError::Model(_))));
+}
