@@ -141,6 +141,37 @@ async fn a_training_request_becomes_an_approved_production_version() {
     let flowers = listed["models"].as_array().unwrap().iter().find(|m| m["model"] == "flowers").unwrap().clone();
     assert_eq!(flowers["production_version"], newest["version"]);
     assert_eq!(flowers["versions"], 2);
+
+    // A bundle trained elsewhere comes in through the import route: checked by loading it,
+    // stored, and left for a person to approve.
+    let bucket = cloud.cloud.resource_name("ArtifactsBucket").unwrap();
+    let key = bundle.strip_prefix(&format!("s3://{bucket}/")).unwrap();
+    let object = cloud.cloud.clients.s3.get_object().bucket(bucket).key(key).send().await.unwrap();
+    let trained = object.body.collect().await.unwrap().into_bytes();
+    let cloud = &cloud;
+    let import = |body: Bytes, model: &str| {
+        let url = format!("{}/models/{model}/versions", cloud.cloud.api.url());
+        async move { cloud.client.send(Method::POST, &url, &[("content-type", "application/gzip")], body).await.unwrap() }
+    };
+    for (body, model, status, words) in [
+        (Bytes::from_static(b"not a bundle"), "flowers", 400, "not a readable tar.gz"),
+        (trained.clone(), "roses", 400, "the manifest is for model \"flowers\", not roses"),
+    ] {
+        let response = import(body, model).await;
+        assert_eq!(response.status, status);
+        let message = response.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
+        assert!(message.contains(words), "{message:?} should mention {words:?}");
+    }
+    let imported = import(trained, "flowers").await;
+    assert_eq!(imported.status, 201, "{}", String::from_utf8_lossy(&imported.body));
+    let imported = imported.json();
+    assert_eq!(
+        (imported["status"].as_str(), imported["source"].as_str()),
+        (Some("PendingManualApproval"), Some("import"))
+    );
+    assert_eq!(imported["version"], 3);
+    assert!(imported["bundle"].as_str().unwrap().contains("/imports/flowers/"), "{imported}");
+    assert!(imported["metrics"]["accuracy"].as_f64().is_some(), "{imported}");
 }
 
 #[tokio::test]

@@ -351,6 +351,39 @@ impl SageMaker {
     }
 }
 
+/// A bundle's `metrics.json` as registry metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionMetrics {
+    pub primary_metric: String,
+    pub value: f64,
+    pub higher_is_better: bool,
+    /// `primary_metric`, `higher_is_better`, and `metric:<name>` per validation metric.
+    pub metadata: HashMap<String, String>,
+}
+
+impl VersionMetrics {
+    pub fn from_json(metrics: &serde_json::Value) -> Result<Self, String> {
+        let primary = &metrics["primary_metric"];
+        let primary_metric = primary["name"]
+            .as_str()
+            .filter(|name| !name.is_empty())
+            .ok_or("metrics.json has no primary_metric.name")?
+            .to_owned();
+        let value = primary["value"].as_f64().ok_or("metrics.json has no primary_metric.value")?;
+        let higher_is_better = primary["higher_is_better"].as_bool().unwrap_or(true);
+        let mut metadata = HashMap::from([
+            ("primary_metric".to_owned(), primary_metric.clone()),
+            ("higher_is_better".to_owned(), higher_is_better.to_string()),
+        ]);
+        for (metric, number) in metrics["validation"].as_object().into_iter().flatten() {
+            if let Some(number) = number.as_f64() {
+                metadata.insert(format!("metric:{metric}"), number.to_string());
+            }
+        }
+        Ok(Self { primary_metric, value, higher_is_better, metadata })
+    }
+}
+
 /// Messages to the operators' topic.
 #[derive(Debug, Clone)]
 pub struct Operators {

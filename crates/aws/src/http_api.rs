@@ -21,6 +21,35 @@ pub fn error_response(status: u16, code: &str, message: &str, request_id: &str) 
     json_response(status, &body)
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("the body is {size} bytes; the limit is {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("the body is marked base64 but does not decode: {0}")]
+    InvalidBase64(String),
+}
+
+/// The request body as bytes (API Gateway base64-encodes binary bodies), refused if over
+/// `max` bytes before it is decoded.
+pub fn body_bytes(request: &ApiGatewayV2httpRequest, max: usize) -> Result<Vec<u8>, BodyError> {
+    use base64::Engine;
+    let text = request.body.as_deref().unwrap_or_default();
+    let size = if request.is_base64_encoded { text.len() / 4 * 3 } else { text.len() };
+    if size > max {
+        return Err(BodyError::TooLarge { size, max });
+    }
+    if !request.is_base64_encoded {
+        return Ok(text.as_bytes().to_vec());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|err| BodyError::InvalidBase64(err.to_string()))?;
+    if bytes.len() > max {
+        return Err(BodyError::TooLarge { size: bytes.len(), max });
+    }
+    Ok(bytes)
+}
+
 /// A path parameter, or `""` when the route has none of that name.
 pub fn path_parameter<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> &'a str {
     request.path_parameters.get(name).map(String::as_str).unwrap_or_default()

@@ -24,7 +24,7 @@ pub struct StoreError {
 }
 
 impl StoreError {
-    fn new(service: &'static str, operation: &'static str, err: impl std::error::Error) -> Self {
+    pub fn new(service: &'static str, operation: &'static str, err: impl std::error::Error) -> Self {
         Self { service, operation, message: error_chain(err) }
     }
 }

@@ -62,7 +62,8 @@ impl Predictor {
         let model_error = |e: TractError| BundleError::Model(format!("{e:#}"));
         let mut model = tract_onnx::onnx().model_for_read(&mut &bundle.onnx[..]).map_err(model_error)?;
         let rows = model.symbols.sym("rows");
-        model = model.with_input_fact(0, f32::fact([TDim::from(rows), TDim::from(width)]).into()).map_err(model_error)?;
+        model =
+            model.with_input_fact(0, f32::fact([TDim::from(rows), TDim::from(width)]).into()).map_err(model_error)?;
         let typed = model.into_optimized().map_err(model_error)?;
         let wanted = manifest
             .onnx_outputs

@@ -16,11 +16,10 @@ mod error;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use base64::Engine;
 use http::HeaderValue;
 use serde::Deserialize;
 use serde_json::json;
-use sluice_aws::http_api::{json_response, path_parameter};
+use sluice_aws::http_api::{BodyError, body_bytes, json_response, path_parameter};
 use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
 use sluice_aws::{AwsClients, Catalog, Claim, CuratedZone, IdempotencyRecord, RawZone, StoreError, StoredResponse};
 use sluice_core::metrics::{Metric, Unit, publish};
@@ -279,21 +278,10 @@ impl Ingest {
 
     /// The request body as bytes, refused if over the limit before it is decoded.
     fn body(&self, request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, ApiError> {
-        let text = request.body.as_deref().unwrap_or_default();
-        let size = if request.is_base64_encoded { text.len() / 4 * 3 } else { text.len() };
-        if size > self.max_body_bytes {
-            return Err(ApiError::PayloadTooLarge { size, max: self.max_body_bytes });
-        }
-        if !request.is_base64_encoded {
-            return Ok(text.as_bytes().to_vec());
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|err| ApiError::InvalidBase64(err.to_string()))?;
-        if bytes.len() > self.max_body_bytes {
-            return Err(ApiError::PayloadTooLarge { size: bytes.len(), max: self.max_body_bytes });
-        }
-        Ok(bytes)
+        body_bytes(request, self.max_body_bytes).map_err(|err| match err {
+            BodyError::TooLarge { size, max } => ApiError::PayloadTooLarge { size, max },
+            BodyError::InvalidBase64(reason) => ApiError::InvalidBase64(reason),
+        })
     }
 
     /// Runs `create` at most once per idempotency key: a retry gets the first response back

@@ -5,19 +5,21 @@
 //!   when the request has a `tuning` block.
 //! - `GET /models`, `GET /models/{model}`: models, their versions and which is production.
 //! - `POST /models/{model}/versions/{version}/approve|reject`: the manual side of the gate.
+//! - `POST /models/{model}/versions`: import a bundle trained elsewhere, checked by loading it.
 
 use std::collections::{BTreeMap, HashMap};
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sluice_aws::http_api::{error_response, json_response, path_parameter};
+use sluice_aws::http_api::{BodyError, body_bytes, error_response, json_response, path_parameter};
 use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
 use sluice_aws::{AwsClients, Catalog, StoreError};
-use sluice_aws_ml::{ModelPackage, SageMaker, TrainingSpec};
+use sluice_aws_ml::{ModelPackage, SageMaker, TrainingSpec, VersionMetrics};
 use sluice_core::{DatasetName, InvalidName, ModelName};
 use sluice_model::hyperparameters::Hyperparameters;
 use sluice_model::tuning::{REPORTED_METRICS, TuningRequest};
+use sluice_serving::{Bundle, Predictor};
 use time::OffsetDateTime;
 
 pub const ROUTE_TRAIN: &str = "POST /models/{model}/train";
@@ -25,6 +27,10 @@ pub const ROUTE_LIST: &str = "GET /models";
 pub const ROUTE_GET: &str = "GET /models/{model}";
 pub const ROUTE_APPROVE: &str = "POST /models/{model}/versions/{version}/approve";
 pub const ROUTE_REJECT: &str = "POST /models/{model}/versions/{version}/reject";
+pub const ROUTE_IMPORT: &str = "POST /models/{model}/versions";
+
+/// Lambda's 6 MB synchronous payload carries a base64 body of about this many bytes.
+const MAX_IMPORT_BYTES: usize = 4 * 1024 * 1024;
 
 /// SageMaker's limits on job names.
 const TRAINING_JOB_NAME_LIMIT: usize = 63;
@@ -36,6 +42,10 @@ pub enum ApiError {
     InvalidName(#[from] InvalidName),
     #[error("invalid training request: {0}")]
     InvalidRequest(String),
+    #[error("invalid model bundle: {0}")]
+    InvalidBundle(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("{0}")]
     NotFound(String),
     #[error("no route {0}")]
@@ -47,7 +57,8 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> u16 {
         match self {
-            Self::InvalidName(_) | Self::InvalidRequest(_) => 400,
+            Self::InvalidName(_) | Self::InvalidRequest(_) | Self::InvalidBundle(_) => 400,
+            Self::PayloadTooLarge(_) => 413,
             Self::NotFound(_) | Self::RouteNotFound(_) => 404,
             Self::Store(_) => 500,
         }
@@ -57,6 +68,8 @@ impl ApiError {
         match self {
             Self::InvalidName(_) => "invalid_name",
             Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidBundle(_) => "invalid_bundle",
+            Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotFound(_) => "not_found",
             Self::RouteNotFound(_) => "route_not_found",
             Self::Store(_) => "internal_error",
@@ -93,6 +106,7 @@ struct Settings {
 }
 
 pub struct Models {
+    s3: aws_sdk_s3::Client,
     sagemaker: SageMaker,
     catalog: Catalog,
     settings: Settings,
@@ -101,6 +115,7 @@ pub struct Models {
 impl Models {
     pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
         Ok(Self {
+            s3: clients.s3.clone(),
             sagemaker: SageMaker::new(clients),
             catalog: Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?),
             settings: Settings {
@@ -124,6 +139,7 @@ impl Models {
             ROUTE_GET => self.get(&request).await,
             ROUTE_APPROVE => self.decide(&request, true).await,
             ROUTE_REJECT => self.decide(&request, false).await,
+            ROUTE_IMPORT => self.import(&request).await,
             _ => Err(ApiError::RouteNotFound(route.clone())),
         };
         result.unwrap_or_else(|err| {
@@ -245,6 +261,60 @@ impl Models {
         Ok(self.sagemaker.packages(&group).await?)
     }
 
+    /// Registers a model trained elsewhere: the body is a bundle (`model.tar.gz` with
+    /// `model.onnx`, `manifest.json`, optionally `metrics.json` and `baseline.json`). It is
+    /// loaded and run once before anything is stored; the version waits for a person's
+    /// approval.
+    async fn import(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let bytes = body_bytes(request, MAX_IMPORT_BYTES).map_err(|err| match err {
+            BodyError::TooLarge { .. } => ApiError::PayloadTooLarge(err.to_string()),
+            BodyError::InvalidBase64(_) => ApiError::InvalidBundle(err.to_string()),
+        })?;
+        let bundle = Bundle::from_tar_gz(&bytes).map_err(|e| ApiError::InvalidBundle(e.to_string()))?;
+        if bundle.manifest.model_name != model.as_str() {
+            return Err(ApiError::InvalidBundle(format!(
+                "the manifest is for model {:?}, not {model}",
+                bundle.manifest.model_name
+            )));
+        }
+        Predictor::load(&bundle).map_err(|e| ApiError::InvalidBundle(e.to_string()))?;
+        let metrics = bundle
+            .metrics
+            .as_ref()
+            .map(VersionMetrics::from_json)
+            .transpose()
+            .map_err(|e| ApiError::InvalidBundle(format!("metrics.json: {e}")))?;
+
+        let key = format!("imports/{model}/{}/model.tar.gz", uuid::Uuid::now_v7());
+        self.s3
+            .put_object()
+            .bucket(&self.settings.artifacts_bucket)
+            .key(&key)
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(|e| StoreError::new("S3", "PutObject", e))?;
+        let bundle_uri = format!("s3://{}/{key}", self.settings.artifacts_bucket);
+        let mut metadata = metrics.map(|m| m.metadata).unwrap_or_default();
+        metadata.insert("source".into(), "import".into());
+        metadata.insert("imported_version".into(), bundle.manifest.model_version.clone());
+        let group = self.group(&model);
+        self.sagemaker.ensure_group(&group, &format!("Sluice model {model}")).await?;
+        let arn = self.sagemaker.register(&group, &self.settings.trainer_image, &bundle_uri, false, metadata).await?;
+        tracing::info!(%model, %bundle_uri, "imported a version");
+        let packages = self.sagemaker.packages(&group).await?;
+        let production_version = production(&packages).map(|p| p.version);
+        let imported = packages.iter().find(|p| p.arn == arn).ok_or_else(|| {
+            ApiError::Store(StoreError {
+                service: "SageMaker",
+                operation: "ListModelPackages",
+                message: format!("the new version {arn} is not listed"),
+            })
+        })?;
+        Ok(json_response(201, &version_json(imported, production_version)))
+    }
+
     async fn decide(
         &self,
         request: &ApiGatewayV2httpRequest,
@@ -286,6 +356,7 @@ fn version_json(package: &ModelPackage, production_version: Option<i64>) -> Valu
         "status": package.approval,
         "production": Some(package.version) == production_version,
         "bundle": package.model_data_url,
+        "source": package.metadata.get("source").map_or("training", String::as_str),
         "training_job": package.metadata.get("training_job"),
         "tuning_job": package.metadata.get("tuning_job"),
         "dataset": package.metadata.get("dataset"),

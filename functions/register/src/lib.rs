@@ -4,14 +4,13 @@
 //! metric by the configured margin. Failed jobs are reported to the operators' topic.
 //! A replayed event finds its package already registered and changes nothing.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 
 use serde_json::Value;
 use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
 use sluice_aws::{AwsClients, StoreError};
-use sluice_aws_ml::{ModelPackage, Operators, SageMaker};
+use sluice_aws_ml::{ModelPackage, Operators, SageMaker, VersionMetrics};
 use sluice_core::ModelName;
 
 pub const TRAINING_STATE_CHANGE: &str = "SageMaker Training Job State Change";
@@ -157,11 +156,8 @@ impl Register {
         if packages.iter().any(|p| p.metadata.get("training_job").map(String::as_str) == Some(job_name)) {
             return Ok(Outcome::AlreadyRegistered { job: job_name.to_owned() });
         }
-        let primary = &metrics["primary_metric"];
-        let name = primary["name"].as_str().unwrap_or_default().to_owned();
-        let value =
-            primary["value"].as_f64().ok_or_else(|| bundle_error("metrics.json has no primary metric value".into()))?;
-        let higher_is_better = primary["higher_is_better"].as_bool().unwrap_or(true);
+        let VersionMetrics { primary_metric: name, value, higher_is_better, mut metadata } =
+            VersionMetrics::from_json(&metrics).map_err(bundle_error)?;
         let production_value = production_metric(&packages, &name);
         let approved = match production_value {
             None => true,
@@ -169,21 +165,12 @@ impl Register {
             Some(current) => value < current - self.approval_margin,
         };
 
-        let mut metadata = HashMap::from([
-            ("training_job".to_owned(), job_name.to_owned()),
-            ("primary_metric".to_owned(), name.clone()),
-            ("higher_is_better".to_owned(), higher_is_better.to_string()),
-        ]);
+        metadata.insert("training_job".to_owned(), job_name.to_owned());
         if let Some(dataset) = job.hyperparameters.get("dataset") {
             metadata.insert("dataset".into(), dataset.clone());
         }
         if let Some(tuning_job) = tuning_job {
             metadata.insert("tuning_job".into(), tuning_job.to_owned());
-        }
-        for (metric, number) in metrics["validation"].as_object().into_iter().flatten() {
-            if let Some(number) = number.as_f64() {
-                metadata.insert(format!("metric:{metric}"), number.to_string());
-            }
         }
         self.sagemaker.register(&group, &self.trainer_image, &bundle_uri, approved, metadata).await?;
         tracing::info!(%model, job = job_name, %name, value, ?production_value, approved, "registered");
