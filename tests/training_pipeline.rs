@@ -110,7 +110,12 @@ async fn a_training_request_becomes_an_approved_production_version() {
     let unknown = cloud.send(Method::GET, "/models/flowers", Vec::new()).await;
     assert_eq!(unknown.status, 404, "nothing was started or registered by the refused requests");
 
-    let request = json!({"dataset": "flowers", "target": "kind", "hyperparameters": {"epochs": "100", "seed": "3"}});
+    let request = json!({
+        "dataset": "flowers",
+        "target": "kind",
+        "hyperparameters": {"epochs": "100", "seed": "3"},
+        "retrain_every_days": 7,
+    });
     let started = cloud.send(Method::POST, "/models/flowers/train", request.to_string()).await;
     assert_eq!(started.status, 202, "{}", String::from_utf8_lossy(&started.body));
     let job = started.json()["job_name"].as_str().unwrap().to_owned();
@@ -172,6 +177,20 @@ async fn a_training_request_becomes_an_approved_production_version() {
     assert_eq!(imported["version"], 3);
     assert!(imported["bundle"].as_str().unwrap().contains("/imports/flowers/"), "{imported}");
     assert!(imported["metrics"]["accuracy"].as_f64().is_some(), "{imported}");
+
+    // The daily schedule retrains the model once its seven days are up, and not before.
+    let environment =
+        &cloud.cloud.stack.functions.iter().find(|f| f.logical_id == "ModelsFunction").unwrap().environment;
+    let models = models::Models::from_settings(&cloud.cloud.clients, environment).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let early = models.retrain_due(now + time::Duration::days(6)).await.unwrap();
+    assert_eq!(early["started"].as_array().map(Vec::len), Some(0), "{early}");
+    let due = models.retrain_due(now + time::Duration::days(8)).await.unwrap();
+    assert_eq!(due["started"][0]["model"], "flowers", "{due}");
+    let retrained = due["started"][0]["job_name"].as_str().unwrap().to_owned();
+    cloud.model_until("flowers", |m| m["versions"][0]["training_job"] == retrained.as_str()).await;
+    let again = models.retrain_due(now + time::Duration::days(9)).await.unwrap();
+    assert_eq!(again["started"].as_array().map(Vec::len), Some(0), "the plan restarts its clock: {again}");
 }
 
 #[tokio::test]

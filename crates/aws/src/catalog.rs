@@ -24,6 +24,25 @@ pub struct Catalog {
     table: String,
 }
 
+/// All retraining plans share one partition, so the schedule reads them with one query.
+const RETRAIN_PK: &str = "RETRAIN";
+
+/// A model retrained every `every_days` days with the same training request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrainPlan {
+    pub model: String,
+    /// The training request body, as first sent.
+    pub request: String,
+    pub every_days: u32,
+    pub last_started: OffsetDateTime,
+}
+
+impl RetrainPlan {
+    pub fn is_due(&self, now: OffsetDateTime) -> bool {
+        now >= self.last_started + time::Duration::days(i64::from(self.every_days))
+    }
+}
+
 /// A request made under an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
@@ -235,6 +254,54 @@ impl Catalog {
             .await
             .map_err(|err| StoreError::new("DynamoDB", "PutItem", err))?;
         Ok(())
+    }
+
+    /// Remembers how a model is retrained on schedule: the training request (as sent) and
+    /// how many days apart; `last_started` is when a job last started from it.
+    pub async fn save_retrain_plan(&self, plan: &RetrainPlan) -> Result<(), StoreError> {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(RETRAIN_PK))
+            .item("sk", s(format!("MODEL#{}", plan.model)))
+            .item("entity", s("retrain_plan"))
+            .item("model", s(&plan.model))
+            .item("request", s(&plan.request))
+            .item("every_days", AttributeValue::N(plan.every_days.to_string()))
+            .item("last_started", s(plan.last_started.format(&Rfc3339).expect("UTC times format as RFC 3339")))
+            .send()
+            .await
+            .map_err(|err| StoreError::new("DynamoDB", "PutItem", err))?;
+        Ok(())
+    }
+
+    /// Every model's retraining plan.
+    pub async fn retrain_plans(&self) -> Result<Vec<RetrainPlan>, StoreError> {
+        let items = self
+            .dynamodb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(RETRAIN_PK))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|err| StoreError::new("DynamoDB", "Query", err))?;
+        items
+            .iter()
+            .map(|item| {
+                let last_started = string(item, "last_started")?;
+                Ok(RetrainPlan {
+                    model: string(item, "model")?,
+                    request: string(item, "request")?,
+                    every_days: number(item, "every_days")?,
+                    last_started: OffsetDateTime::parse(&last_started, &Rfc3339)
+                        .map_err(|e| corrupt(format!("last_started {last_started:?}: {e}")))?,
+                })
+            })
+            .collect()
     }
 
     /// Every ingest entry of a dataset.

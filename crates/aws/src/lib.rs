@@ -9,7 +9,7 @@ pub mod http_api;
 mod raw_zone;
 pub mod settings;
 
-pub use catalog::{Catalog, Claim, IdempotencyRecord, StoredResponse, VersionedSchema};
+pub use catalog::{Catalog, Claim, IdempotencyRecord, RetrainPlan, StoredResponse, VersionedSchema};
 pub use clients::AwsClients;
 pub use curated_zone::CuratedZone;
 pub use raw_zone::{PresignedPut, RawObject, RawZone};

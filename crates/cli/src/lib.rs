@@ -19,6 +19,7 @@ use sluice_aws::AwsClients;
 use sluice_localcloud::api::ApiServer;
 use sluice_localcloud::events::EventDelivery;
 use sluice_localcloud::moto::MotoServer;
+use sluice_localcloud::schedule::Schedules;
 use sluice_localcloud::template::Stack;
 use sluice_localcloud::training::{TrainingRunner, trainer_binary};
 use sluice_localcloud::{Functions, InvokeError, provision};
@@ -104,10 +105,11 @@ impl Functions for LocalFunctions {
                         }),
                     }
                 }
-                Some(Handler::Models(models)) => {
-                    let request: ApiGatewayV2httpRequest = serde_json::from_value(event).map_err(bad_event)?;
-                    serde_json::to_value(models.handle(request).await).map_err(bad_event)
-                }
+                Some(Handler::Models(models)) => models.handle_event(event).await.map_err(|err| InvokeError::Failed {
+                    function: function.clone(),
+                    error_type: "ModelsFailure".into(),
+                    message: err.to_string(),
+                }),
                 Some(Handler::Register(register)) => match register.handle(&event).await {
                     Ok(outcome) => Ok(serde_json::Value::String(outcome.to_string())),
                     Err(err) => Err(InvokeError::Failed {
@@ -141,6 +143,7 @@ pub struct LocalCloud {
     pub api: ApiServer,
     _events: EventDelivery,
     _training: Option<TrainingRunner>,
+    _schedules: Schedules,
     // Dropped last: the server outlives the clients and API that use it.
     _moto: Option<MotoServer>,
 }
@@ -159,6 +162,7 @@ impl LocalCloud {
         let functions: Arc<dyn Functions> = Arc::new(LocalFunctions::for_stack(&clients, &stack)?);
         let api = ApiServer::start(options.api_address, &stack, Arc::clone(&functions)).await?;
         let events = EventDelivery::start(&clients, &stack, Arc::clone(&functions)).await?;
+        let schedules = Schedules::start(&clients, &stack, Arc::clone(&functions));
         let training = match trainer_binary() {
             Some(trainer) => Some(TrainingRunner::start(&clients, &stack, functions, trainer)),
             None => {
@@ -168,7 +172,16 @@ impl LocalCloud {
                 None
             }
         };
-        Ok(Self { endpoint, clients, stack, api, _events: events, _training: training, _moto: moto })
+        Ok(Self {
+            endpoint,
+            clients,
+            stack,
+            api,
+            _events: events,
+            _training: training,
+            _schedules: schedules,
+            _moto: moto,
+        })
     }
 
     /// Whether SageMaker training jobs are run (the trainer binary was found).

@@ -391,6 +391,7 @@ mod tests {
                     ],
                     s3_triggers: vec![],
                     event_patterns: vec![],
+                    schedules: vec![],
                     async_invoke: Default::default(),
                 },
                 Function {
@@ -400,6 +401,7 @@ mod tests {
                     http_routes: vec![route("ANY", "/files/{path+}")],
                     s3_triggers: vec![],
                     event_patterns: vec![],
+                    schedules: vec![],
                     async_invoke: Default::default(),
                 },
             ],

@@ -9,6 +9,8 @@
 //! - [`client`] talks HTTP to that API and to presigned URLs.
 //! - [`events`] delivers S3 notifications to functions as Lambda's asynchronous invoke
 //!   does, with its retries and its on-failure destination.
+//! - [`training`] runs SageMaker training and tuning jobs with the trainer as a process.
+//! - [`schedule`] fires the template's `rate(…)` schedules.
 //!
 //! Functions are reached through [`Functions`], which takes and returns JSON exactly as the
 //! Lambda service does, so later event sources (S3, SNS, EventBridge, schedules) plug in
@@ -19,6 +21,7 @@ pub mod client;
 pub mod events;
 pub mod moto;
 pub mod provision;
+pub mod schedule;
 pub mod template;
 pub mod training;
 

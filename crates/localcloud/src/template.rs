@@ -74,6 +74,8 @@ pub struct Function {
     pub s3_triggers: Vec<S3Trigger>,
     /// `EventBridgeRule` event patterns, as JSON.
     pub event_patterns: Vec<serde_json::Value>,
+    /// `Schedule` expressions (`rate(1 day)`, `cron(…)`).
+    pub schedules: Vec<String>,
     pub async_invoke: AsyncInvoke,
 }
 
@@ -259,6 +261,7 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
     let mut http_routes = Vec::new();
     let mut s3_triggers = Vec::new();
     let mut event_patterns = Vec::new();
+    let mut schedules = Vec::new();
     let events = properties.and_then(|p| p.get("Events")).and_then(Value::as_mapping);
     for (_, event) in events.into_iter().flatten() {
         let event_properties = event.get("Properties");
@@ -287,6 +290,7 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
                     .map_err(|e| invalid(format!("function {id}: event pattern: {e}")))?;
                 event_patterns.push(pattern);
             }
+            Some("Schedule") => schedules.push(context.string(field("Schedule")?)?),
             _ => {}
         }
     }
@@ -314,6 +318,7 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
         http_routes,
         s3_triggers,
         event_patterns,
+        schedules,
         async_invoke,
     })
 }
@@ -611,6 +616,14 @@ Resources:
             Pattern:
               source: [aws.sagemaker]
               detail: { TrainingJobStatus: [Completed] }
+        Daily:
+          Type: Schedule
+          Properties:
+            Schedule: !Ref Every
+Parameters:
+  Every:
+    Type: String
+    Default: rate(1 day)
 "#;
         let stack = Stack::from_yaml(template, "s").unwrap();
         let function = stack.function("F").unwrap();
@@ -621,6 +634,7 @@ Resources:
             vec![serde_json::json!({"source": ["aws.sagemaker"], "detail": {"TrainingJobStatus": ["Completed"]}})]
         );
         assert_eq!(stack.topics[0].arn, "arn:aws:sns:us-east-1:123456789012:s-Topic");
+        assert_eq!(function.schedules, ["rate(1 day)"]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - `GET /models`, `GET /models/{model}`: models, their versions and which is production.
 //! - `POST /models/{model}/versions/{version}/approve|reject`: the manual side of the gate.
 //! - `POST /models/{model}/versions`: import a bundle trained elsewhere, checked by loading it.
+//! - The daily schedule (EventBridge): starts the retraining plans that are due.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_aws::http_api::{BodyError, body_bytes, error_response, json_response, path_parameter};
 use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
-use sluice_aws::{AwsClients, Catalog, StoreError};
+use sluice_aws::{AwsClients, Catalog, RetrainPlan, StoreError};
 use sluice_aws_ml::{ModelPackage, SageMaker, TrainingSpec, VersionMetrics};
 use sluice_core::{DatasetName, InvalidName, ModelName};
 use sluice_model::hyperparameters::Hyperparameters;
@@ -35,6 +36,17 @@ const MAX_IMPORT_BYTES: usize = 4 * 1024 * 1024;
 /// SageMaker's limits on job names.
 const TRAINING_JOB_NAME_LIMIT: usize = 63;
 const TUNING_JOB_NAME_LIMIT: usize = 32;
+
+const SCHEDULED_EVENT: &str = "Scheduled Event";
+
+/// Failures the function reports to Lambda rather than to an API client.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelsFailure {
+    #[error("neither an API request nor the retraining schedule: {0}")]
+    UnknownEvent(serde_json::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -93,6 +105,9 @@ struct TrainRequest {
     instance_type: Option<String>,
     #[serde(default)]
     tuning: Option<TuningRequest>,
+    /// Retrain with this same request every so many days (the schedule checks daily).
+    #[serde(default)]
+    retrain_every_days: Option<u32>,
 }
 
 struct Settings {
@@ -130,6 +145,16 @@ impl Models {
         })
     }
 
+    /// The function's one entry point: the retraining schedule's EventBridge event, or an
+    /// API request.
+    pub async fn handle_event(&self, event: Value) -> Result<Value, ModelsFailure> {
+        if event["detail-type"] == SCHEDULED_EVENT {
+            return Ok(self.retrain_due(OffsetDateTime::now_utc()).await?);
+        }
+        let request: ApiGatewayV2httpRequest = serde_json::from_value(event).map_err(ModelsFailure::UnknownEvent)?;
+        serde_json::to_value(self.handle(request).await).map_err(ModelsFailure::UnknownEvent)
+    }
+
     pub async fn handle(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
         let route = request.route_key.clone().unwrap_or_default();
         let request_id = request.request_context.request_id.clone().unwrap_or_default();
@@ -157,8 +182,39 @@ impl Models {
     async fn train(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let model = ModelName::parse(path_parameter(request, "model"))?;
         let body = request.body.as_deref().unwrap_or_default();
+        let answer = self.start(&model, body, OffsetDateTime::now_utc()).await?;
+        Ok(json_response(202, &answer))
+    }
+
+    /// Starts every scheduled retraining that is due, with the request it was planned with.
+    /// One model's failure (say, its dataset was deleted) does not hold up the others.
+    pub async fn retrain_due(&self, now: OffsetDateTime) -> Result<Value, StoreError> {
+        let (mut started, mut failed) = (Vec::new(), Vec::new());
+        for plan in self.catalog.retrain_plans().await?.into_iter().filter(|plan| plan.is_due(now)) {
+            let result = match ModelName::parse(&plan.model) {
+                Ok(model) => self.start(&model, &plan.request, now).await,
+                Err(err) => Err(err.into()),
+            };
+            match result {
+                Ok(answer) => started.push(answer),
+                Err(err) => {
+                    tracing::error!(model = %plan.model, error = %err, "scheduled retraining could not start");
+                    failed.push(json!({ "model": plan.model, "error": err.to_string() }));
+                }
+            }
+        }
+        Ok(json!({ "started": started, "failed": failed }))
+    }
+
+    /// Validates a training request and starts its job. With `retrain_every_days`, the
+    /// request is also kept so the schedule starts it again when it is due.
+    async fn start(&self, model: &ModelName, body: &str, now: OffsetDateTime) -> Result<Value, ApiError> {
+        let model = model.clone();
         let training: TrainRequest =
             serde_json::from_str(body).map_err(|err| ApiError::InvalidRequest(err.to_string()))?;
+        if training.retrain_every_days.is_some_and(|days| !(1..=366).contains(&days)) {
+            return Err(ApiError::InvalidRequest("retrain_every_days must be between 1 and 366".into()));
+        }
         let dataset = DatasetName::parse(&training.dataset)?;
         let schema = self.catalog.schema(&dataset).await?.ok_or_else(|| {
             ApiError::InvalidRequest(format!("dataset {dataset} has no processed data yet (no schema)"))
@@ -190,7 +246,7 @@ impl Models {
             .transpose()
             .map_err(ApiError::InvalidRequest)?;
 
-        let started_at = OffsetDateTime::now_utc();
+        let started_at = now;
         let limit = if plan.is_some() { TUNING_JOB_NAME_LIMIT } else { TRAINING_JOB_NAME_LIMIT };
         let job_name = job_name(&model, started_at, limit);
         hyperparameters.insert("model_version".into(), job_name.clone());
@@ -222,10 +278,16 @@ impl Models {
                 answer["kind"] = "training".into();
             }
         }
-        let kind = answer["kind"].as_str().unwrap_or_default();
-        self.catalog.put_training_job(model.as_str(), &job_name, kind, &dataset, started_at).await?;
+        let kind = answer["kind"].as_str().unwrap_or_default().to_owned();
+        self.catalog.put_training_job(model.as_str(), &job_name, &kind, &dataset, started_at).await?;
+        if let Some(every_days) = training.retrain_every_days {
+            let plan =
+                RetrainPlan { model: model.to_string(), request: body.to_owned(), every_days, last_started: now };
+            self.catalog.save_retrain_plan(&plan).await?;
+            answer["retrain_every_days"] = every_days.into();
+        }
         tracing::info!(%model, %dataset, %job_name, kind, "job started");
-        Ok(json_response(202, &answer))
+        Ok(answer)
     }
 
     async fn list(&self) -> Result<ApiGatewayV2httpResponse, ApiError> {
