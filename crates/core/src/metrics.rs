@@ -1,6 +1,7 @@
 //! CloudWatch Embedded Metric Format: a metric is a structured log line that CloudWatch
 //! turns into a metric, so Lambda functions publish metrics without an API call.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
@@ -25,7 +26,8 @@ impl Unit {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
-    pub name: &'static str,
+    /// Usually a constant; per-class counts are named at run time.
+    pub name: Cow<'static, str>,
     pub unit: Unit,
     pub value: f64,
 }
@@ -37,7 +39,7 @@ pub fn emf_document(namespace: &str, dimensions: &[(&str, &str)], metrics: &[Met
         root.insert((*name).to_owned(), Value::from(*value));
     }
     for metric in metrics {
-        root.insert(metric.name.to_owned(), Value::from(metric.value));
+        root.insert(metric.name.to_string(), Value::from(metric.value));
     }
     let dimension_names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
     let definitions: Vec<Value> = metrics.iter().map(|m| json!({ "Name": m.name, "Unit": m.unit.as_str() })).collect();
@@ -87,8 +89,8 @@ mod tests {
             "Sluice",
             &[("Function", "ingest"), ("Dataset", "iris")],
             &[
-                Metric { name: "IngestedBytes", unit: Unit::Bytes, value: 42.0 },
-                Metric { name: "IngestedObjects", unit: Unit::Count, value: 1.0 },
+                Metric { name: "IngestedBytes".into(), unit: Unit::Bytes, value: 42.0 },
+                Metric { name: "IngestedObjects".into(), unit: Unit::Count, value: 1.0 },
             ],
             1_700_000_000_000,
         );

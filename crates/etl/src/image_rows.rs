@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use image::imageops::FilterType;
-use sluice_formats::{ContentKind, decode_image};
+use sluice_formats::{ContentKind, image_pixels};
 use sluice_profile::{ColumnProfile, Profile};
 
 use sluice_core::options::{DEFAULT_IMAGE_SIZE, DatasetOptions};
@@ -38,9 +37,7 @@ pub fn process_image(
     {
         return Err(EtlError::Schema("the dataset holds tables, not images".into()));
     }
-    let image = decode_image(kind, body).map_err(|err| EtlError::Image(err.to_string()))?;
-    let gray = image::imageops::resize(&image.to_luma8(), width, height, FilterType::Triangle);
-    let pixels: Vec<f32> = gray.as_raw().iter().map(|&p| f32::from(p) / 255.0).collect();
+    let pixels = image_pixels(kind, body, width, height).map_err(|err| EtlError::Image(err.to_string()))?;
 
     let cells = [label.map_or(Cell::Null, Cell::String), Cell::Vector(&pixels)];
     let mut columns = Columns::new(&schema);

@@ -196,6 +196,15 @@ pub fn decode_image(kind: ContentKind, body: &[u8]) -> Result<DynamicImage, Form
     reader.decode().map_err(decode_error)
 }
 
+/// An image as a model sees it: grayscale, resized to `width × height`, row-major, scaled to
+/// [0, 1]. The ETL stores this for training and `predict` computes it for requests, so
+/// both see the same pixels.
+pub fn image_pixels(kind: ContentKind, body: &[u8], width: u32, height: u32) -> Result<Vec<f32>, FormatError> {
+    let image = decode_image(kind, body)?;
+    let gray = image::imageops::resize(&image.to_luma8(), width, height, image::imageops::FilterType::Triangle);
+    Ok(gray.as_raw().iter().map(|&p| f32::from(p) / 255.0).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

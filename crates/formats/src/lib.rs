@@ -5,4 +5,4 @@ mod content;
 mod inspect;
 
 pub use content::{ContentKind, UnsupportedContentType};
-pub use inspect::{FormatError, Inspection, MAX_IMAGE_PIXELS, decode_image, inspect};
+pub use inspect::{FormatError, Inspection, MAX_IMAGE_PIXELS, decode_image, image_pixels, inspect};

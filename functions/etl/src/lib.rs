@@ -131,10 +131,10 @@ impl Etl {
             "Sluice",
             &[("Function", "etl"), ("Dataset", dataset.as_str())],
             &[
-                Metric { name: "ObjectsProcessed", unit: Unit::Count, value: 1.0 },
-                Metric { name: "RowsIn", unit: Unit::Count, value: outcome.rows_in as f64 },
-                Metric { name: "RowsOut", unit: Unit::Count, value: outcome.rows_out as f64 },
-                Metric { name: "RowsRejected", unit: Unit::Count, value: rows_rejected as f64 },
+                Metric { name: "ObjectsProcessed".into(), unit: Unit::Count, value: 1.0 },
+                Metric { name: "RowsIn".into(), unit: Unit::Count, value: outcome.rows_in as f64 },
+                Metric { name: "RowsOut".into(), unit: Unit::Count, value: outcome.rows_out as f64 },
+                Metric { name: "RowsRejected".into(), unit: Unit::Count, value: rows_rejected as f64 },
             ],
         );
         Ok(())
@@ -195,7 +195,7 @@ impl Etl {
         publish(
             "Sluice",
             &[("Function", "etl"), ("Dataset", raw_key.dataset.as_str())],
-            &[Metric { name: "ObjectsFailed", unit: Unit::Count, value: 1.0 }],
+            &[Metric { name: "ObjectsFailed".into(), unit: Unit::Count, value: 1.0 }],
         );
         Ok(())
     }

@@ -110,14 +110,14 @@ impl Ingest {
             "Sluice",
             &[("Function", "ingest")],
             &[
-                Metric { name: "Requests", unit: Unit::Count, value: 1.0 },
+                Metric { name: "Requests".into(), unit: Unit::Count, value: 1.0 },
                 Metric {
-                    name: "ClientErrors",
+                    name: "ClientErrors".into(),
                     unit: Unit::Count,
                     value: f64::from(u8::from((400..500).contains(&status))),
                 },
-                Metric { name: "ServerErrors", unit: Unit::Count, value: f64::from(u8::from(status >= 500)) },
-                Metric { name: "Latency", unit: Unit::Milliseconds, value: latency_ms },
+                Metric { name: "ServerErrors".into(), unit: Unit::Count, value: f64::from(u8::from(status >= 500)) },
+                Metric { name: "Latency".into(), unit: Unit::Milliseconds, value: latency_ms },
             ],
         );
         response
@@ -160,8 +160,8 @@ impl Ingest {
                 "Sluice",
                 &[("Function", "ingest"), ("Dataset", dataset.as_str())],
                 &[
-                    Metric { name: "IngestedObjects", unit: Unit::Count, value: 1.0 },
-                    Metric { name: "IngestedBytes", unit: Unit::Bytes, value: size as f64 },
+                    Metric { name: "IngestedObjects".into(), unit: Unit::Count, value: 1.0 },
+                    Metric { name: "IngestedBytes".into(), unit: Unit::Bytes, value: size as f64 },
                 ],
             );
             Ok(Created { entry, body: None, stored_object: Some(key) })
