@@ -130,6 +130,21 @@ async fn a_training_request_becomes_an_approved_production_version() {
     let bundle = version["bundle"].as_str().unwrap();
     assert!(bundle.ends_with(&format!("/{job}/output/model.tar.gz")), "{bundle}");
 
+    // The production version serves: a clear rose and a clear tulip, and a bad row refused.
+    let rows = json!({"rows": [{"x1": -1.6, "x2": 0.1}, {"x1": 1.7, "x2": -0.2}]});
+    let predicted = cloud.send(Method::POST, "/models/flowers/predict", rows.to_string()).await;
+    assert_eq!(predicted.status, 200, "{}", String::from_utf8_lossy(&predicted.body));
+    let predicted = predicted.json();
+    assert_eq!(predicted["version"], version["version"]);
+    assert_eq!(predicted["predictions"][0]["prediction"], "rose", "{predicted}");
+    assert_eq!(predicted["predictions"][1]["prediction"], "tulip", "{predicted}");
+    let bad = cloud.send(Method::POST, "/models/flowers/predict", json!({"rows": [{"x1": 1}]}).to_string()).await;
+    assert_eq!(bad.status, 400);
+    let id = predicted["predictions"][0]["prediction_id"].as_str().unwrap();
+    let feedback =
+        cloud.send(Method::POST, &format!("/predictions/{id}/feedback"), json!({"truth": "rose"}).to_string()).await;
+    assert_eq!(feedback.status, 201, "{}", String::from_utf8_lossy(&feedback.body));
+
     // The same data again cannot beat production: it waits for a person.
     let second = cloud.send(Method::POST, "/models/flowers/train", request.to_string()).await;
     assert_eq!(second.status, 202);

@@ -2,6 +2,8 @@
 //! provisioned stack per test (so tests never see each other's writes), and readers that
 //! list everything a stack holds, which is how "nothing was written" is proved.
 
+pub mod bundle;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -297,29 +297,52 @@ impl SageMaker {
             .await
             .map_err(|e| failed("ListModelPackages", e))?;
         let mut packages = Vec::new();
-        for summary in listed.model_package_summary_list() {
-            let Some(arn) = summary.model_package_arn().map(str::to_owned) else { continue };
-            let described = self
-                .client
-                .describe_model_package()
-                .model_package_name(&arn)
-                .send()
-                .await
-                .map_err(|e| failed("DescribeModelPackage", e))?;
-            packages.push(ModelPackage {
-                version: described.model_package_version().map(i64::from).unwrap_or_default(),
-                approval: described.model_approval_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                model_data_url: described
-                    .inference_specification()
-                    .and_then(|i| i.containers().first())
-                    .and_then(|c| c.model_data_url())
-                    .map(str::to_owned),
-                metadata: described.customer_metadata_properties().cloned().unwrap_or_default(),
-                arn,
-            });
+        for arn in listed.model_package_summary_list().iter().filter_map(|s| s.model_package_arn()) {
+            packages.push(self.package(arn).await?);
         }
         packages.sort_by_key(|p| std::cmp::Reverse(p.version));
         Ok(packages)
+    }
+
+    /// The production version of a group: its newest approved package (two requests,
+    /// however many versions there are).
+    pub async fn production_package(&self, group: &str) -> Result<Option<ModelPackage>, StoreError> {
+        let listed = self
+            .client
+            .list_model_packages()
+            .model_package_group_name(group)
+            .model_approval_status(ModelApprovalStatus::Approved)
+            .sort_by(ModelPackageSortBy::CreationTime)
+            .sort_order(SortOrder::Descending)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|e| failed("ListModelPackages", e))?;
+        let Some(arn) = listed.model_package_summary_list().first().and_then(|s| s.model_package_arn()) else {
+            return Ok(None);
+        };
+        self.package(arn).await.map(Some)
+    }
+
+    async fn package(&self, arn: &str) -> Result<ModelPackage, StoreError> {
+        let described = self
+            .client
+            .describe_model_package()
+            .model_package_name(arn)
+            .send()
+            .await
+            .map_err(|e| failed("DescribeModelPackage", e))?;
+        Ok(ModelPackage {
+            version: described.model_package_version().map(i64::from).unwrap_or_default(),
+            approval: described.model_approval_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            model_data_url: described
+                .inference_specification()
+                .and_then(|i| i.containers().first())
+                .and_then(|c| c.model_data_url())
+                .map(str::to_owned),
+            metadata: described.customer_metadata_properties().cloned().unwrap_or_default(),
+            arn: arn.to_owned(),
+        })
     }
 
     pub async fn set_approval(&self, arn: &str, approved: bool) -> Result<(), StoreError> {

@@ -14,6 +14,7 @@ use aws_lambda_events::s3::S3Event;
 use etl::Etl;
 use ingest::Ingest;
 use models::Models;
+use predict::Predict;
 use register::Register;
 use sluice_aws::AwsClients;
 use sluice_localcloud::api::ApiServer;
@@ -46,6 +47,7 @@ enum Handler {
     Etl(Etl),
     Models(Models),
     Register(Register),
+    Predict(Predict),
 }
 
 /// Every function of a stack, invoked in process.
@@ -70,6 +72,9 @@ impl LocalFunctions {
                 ),
                 "register" => Handler::Register(
                     Register::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
+                ),
+                "predict" => Handler::Predict(
+                    Predict::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
                 ),
                 other => return Err(failed(format!("binary {other} has no local implementation"))),
             };
@@ -110,6 +115,10 @@ impl Functions for LocalFunctions {
                     error_type: "ModelsFailure".into(),
                     message: err.to_string(),
                 }),
+                Some(Handler::Predict(predict)) => {
+                    let request: ApiGatewayV2httpRequest = serde_json::from_value(event).map_err(bad_event)?;
+                    serde_json::to_value(predict.handle(request).await).map_err(bad_event)
+                }
                 Some(Handler::Register(register)) => match register.handle(&event).await {
                     Ok(outcome) => Ok(serde_json::Value::String(outcome.to_string())),
                     Err(err) => Err(InvokeError::Failed {

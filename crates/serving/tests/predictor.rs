@@ -1,67 +1,23 @@
 //! Bundles made by the trainer's own export, loaded and served.
 
-use std::collections::BTreeMap;
-
 use serde_json::json;
-use sluice_model::pipeline::{FeaturePipeline, FeatureStep};
-use sluice_model::{MANIFEST_FORMAT_VERSION, Manifest, Task};
+use sluice_model::Task;
+use sluice_model::pipeline::FeatureStep;
 use sluice_serving::{Bundle, BundleError, Prediction, Predictor};
+use sluice_tests::bundle::{bundle_bytes, flower_classifier, flower_manifest, flower_pipeline, tar_gz};
 use sluice_trainer::network::{Head, Network};
-use sluice_trainer::onnx;
 use sluice_trainer::rng::Rng;
 
-fn pipeline() -> FeaturePipeline {
-    FeaturePipeline {
-        steps: vec![
-            FeatureStep::Standardize { column: "petal".into(), mean: 2.0, std: 0.5 },
-            FeatureStep::OneHot { column: "colour".into(), categories: vec!["blue".into(), "red".into()] },
-        ],
-    }
+fn bundle(network: &Network, manifest: &sluice_model::Manifest) -> Bundle {
+    Bundle::from_tar_gz(&bundle_bytes(network, manifest)).unwrap()
 }
 
-fn manifest(task: Task, class_labels: &[&str], output: &str) -> Manifest {
-    Manifest {
-        format_version: MANIFEST_FORMAT_VERSION,
-        model_name: "flowers".into(),
-        model_version: "test".into(),
-        task,
-        algorithm: "mlp".into(),
-        target: "kind".into(),
-        onnx_input: onnx::INPUT.into(),
-        onnx_outputs: vec![output.into()],
-        class_labels: class_labels.iter().map(|c| (*c).to_owned()).collect(),
-        pipeline: pipeline(),
-        training_data: vec![],
-        hyperparameters: BTreeMap::from([("exclude".into(), "id".into())]),
-        seed: 1,
-        library_versions: BTreeMap::new(),
-    }
+fn classifier() -> (Network, sluice_model::Manifest) {
+    flower_classifier(7)
 }
 
-fn tar_gz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-    for (name, bytes) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        archive.append_data(&mut header, format!("./{name}"), &bytes[..]).unwrap();
-    }
-    archive.into_inner().unwrap().finish().unwrap()
-}
-
-fn bundle(network: &Network, manifest: &Manifest) -> Bundle {
-    let bytes = tar_gz(&[
-        ("manifest.json", serde_json::to_vec(manifest).unwrap()),
-        ("model.onnx", onnx::export(network, "test")),
-        ("metrics.json", br#"{"primary_metric": {"name": "accuracy", "value": 0.9}}"#.to_vec()),
-    ]);
-    Bundle::from_tar_gz(&bytes).unwrap()
-}
-
-fn classifier() -> (Network, Manifest) {
-    let network = Network::new(4, &[8], Head::Classes(3), &mut Rng::new(7));
-    (network, manifest(Task::Classification, &["iris", "rose", "tulip"], "probabilities"))
+fn manifest(task: Task, class_labels: &[&str], output: &str) -> sluice_model::Manifest {
+    flower_manifest("flowers", task, class_labels, output)
 }
 
 #[test]
@@ -72,7 +28,7 @@ fn predictions_match_the_network_the_trainer_exported() {
         [json!({"petal": 2.5, "colour": "red"}), json!({"petal": null, "colour": "green", "kind": "rose", "id": 7})];
     let predictions = predictor.predict(&rows).unwrap().unwrap();
 
-    let features = pipeline()
+    let features = flower_pipeline()
         .transform(&sluice_model::Frame {
             columns: vec![
                 ("petal".into(), sluice_model::Column::Numeric(vec![Some(2.5), None])),
