@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::s3::S3Event;
+use aws_lambda_events::sqs::SqsEvent;
 use etl::Etl;
 use ingest::Ingest;
 use models::Models;
@@ -20,10 +21,12 @@ use sluice_aws::AwsClients;
 use sluice_localcloud::api::ApiServer;
 use sluice_localcloud::events::EventDelivery;
 use sluice_localcloud::moto::MotoServer;
+use sluice_localcloud::queues::QueueSources;
 use sluice_localcloud::schedule::Schedules;
 use sluice_localcloud::template::Stack;
 use sluice_localcloud::training::{TrainingRunner, trainer_binary};
 use sluice_localcloud::{Functions, InvokeError, provision};
+use stream::Stream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -48,6 +51,7 @@ enum Handler {
     Models(Models),
     Register(Register),
     Predict(Predict),
+    Stream(Stream),
 }
 
 /// Every function of a stack, invoked in process.
@@ -75,6 +79,9 @@ impl LocalFunctions {
                 ),
                 "predict" => Handler::Predict(
                     Predict::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
+                ),
+                "stream" => Handler::Stream(
+                    Stream::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
                 ),
                 other => return Err(failed(format!("binary {other} has no local implementation"))),
             };
@@ -119,6 +126,10 @@ impl Functions for LocalFunctions {
                     let request: ApiGatewayV2httpRequest = serde_json::from_value(event).map_err(bad_event)?;
                     serde_json::to_value(predict.handle(request).await).map_err(bad_event)
                 }
+                Some(Handler::Stream(stream)) => {
+                    let event: SqsEvent = serde_json::from_value(event).map_err(bad_event)?;
+                    serde_json::to_value(stream.handle(event).await).map_err(bad_event)
+                }
                 Some(Handler::Register(register)) => match register.handle(&event).await {
                     Ok(outcome) => Ok(serde_json::Value::String(outcome.to_string())),
                     Err(err) => Err(InvokeError::Failed {
@@ -153,6 +164,7 @@ pub struct LocalCloud {
     _events: EventDelivery,
     _training: Option<TrainingRunner>,
     _schedules: Schedules,
+    _queues: QueueSources,
     // Dropped last: the server outlives the clients and API that use it.
     _moto: Option<MotoServer>,
 }
@@ -172,6 +184,7 @@ impl LocalCloud {
         let api = ApiServer::start(options.api_address, &stack, Arc::clone(&functions)).await?;
         let events = EventDelivery::start(&clients, &stack, Arc::clone(&functions)).await?;
         let schedules = Schedules::start(&clients, &stack, Arc::clone(&functions));
+        let queues = QueueSources::start(&clients, &stack, Arc::clone(&functions)).await?;
         let training = match trainer_binary() {
             Some(trainer) => Some(TrainingRunner::start(&clients, &stack, functions, trainer)),
             None => {
@@ -189,6 +202,7 @@ impl LocalCloud {
             _events: events,
             _training: training,
             _schedules: schedules,
+            _queues: queues,
             _moto: moto,
         })
     }

@@ -392,6 +392,7 @@ mod tests {
                     s3_triggers: vec![],
                     event_patterns: vec![],
                     schedules: vec![],
+                    queue_sources: vec![],
                     async_invoke: Default::default(),
                 },
                 Function {
@@ -402,6 +403,7 @@ mod tests {
                     s3_triggers: vec![],
                     event_patterns: vec![],
                     schedules: vec![],
+                    queue_sources: vec![],
                     async_invoke: Default::default(),
                 },
             ],

@@ -11,6 +11,7 @@
 //!   does, with its retries and its on-failure destination.
 //! - [`training`] runs SageMaker training and tuning jobs with the trainer as a process.
 //! - [`schedule`] fires the template's `rate(…)` schedules.
+//! - [`queues`] runs SQS event source mappings, with partial batch failures.
 //!
 //! Functions are reached through [`Functions`], which takes and returns JSON exactly as the
 //! Lambda service does, so later event sources (S3, SNS, EventBridge, schedules) plug in
@@ -21,6 +22,7 @@ pub mod client;
 pub mod events;
 pub mod moto;
 pub mod provision;
+pub mod queues;
 pub mod schedule;
 pub mod template;
 pub mod training;

@@ -4,6 +4,7 @@
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
 };
+use aws_sdk_sqs::types::QueueAttributeName;
 use sluice_aws::AwsClients;
 
 use crate::template::{Stack, Table};
@@ -55,6 +56,27 @@ pub async fn provision(clients: &AwsClients, stack: &Stack) -> Result<(), Provis
             .await
             .map_err(|err| failed(&format!("queue {}", queue.name), err))?;
         tracing::info!(logical_id = %queue.logical_id, name = %queue.name, "queue ready");
+    }
+    // Once every queue exists: a redrive policy points at another queue.
+    for queue in stack.queues.iter().filter(|q| !q.attributes.is_empty()) {
+        let url = clients
+            .sqs
+            .get_queue_url()
+            .queue_name(&queue.name)
+            .send()
+            .await
+            .map_err(|err| failed(&format!("queue {}", queue.name), err))?
+            .queue_url
+            .unwrap_or_default();
+        let attributes = queue.attributes.iter().map(|(k, v)| (QueueAttributeName::from(k.as_str()), v.clone()));
+        clients
+            .sqs
+            .set_queue_attributes()
+            .queue_url(url)
+            .set_attributes(Some(attributes.collect()))
+            .send()
+            .await
+            .map_err(|err| failed(&format!("queue {} attributes", queue.name), err))?;
     }
     Ok(())
 }

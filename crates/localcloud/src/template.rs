@@ -45,6 +45,18 @@ pub struct Topic {
 pub struct Queue {
     pub logical_id: String,
     pub name: String,
+    /// SQS attributes from the template (`VisibilityTimeout`, `RedrivePolicy` as JSON, …).
+    pub attributes: Vec<(String, String)>,
+}
+
+/// An SQS queue a function consumes (a Lambda event source mapping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSource {
+    pub queue: String,
+    pub queue_arn: String,
+    pub batch_size: u32,
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]`: only the failed messages return.
+    pub report_failures: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +88,8 @@ pub struct Function {
     pub event_patterns: Vec<serde_json::Value>,
     /// `Schedule` expressions (`rate(1 day)`, `cron(…)`).
     pub schedules: Vec<String>,
+    /// `SQS` event source mappings.
+    pub queue_sources: Vec<QueueSource>,
     pub async_invoke: AsyncInvoke,
 }
 
@@ -162,7 +176,7 @@ impl Stack {
                         None => format!("{stack_name}-{id}"),
                     };
                     context.names.insert(id.to_owned(), name.clone());
-                    queues.push(Queue { logical_id: id.to_owned(), name });
+                    queues.push(Queue { logical_id: id.to_owned(), name, attributes: Vec::new() });
                 }
                 "AWS::SNS::Topic" => {
                     let name = match properties.get("TopicName") {
@@ -182,6 +196,11 @@ impl Stack {
             }
         }
 
+        // After every name is known: a redrive policy names another queue.
+        for queue in &mut queues {
+            let properties = resources.get(queue.logical_id.as_str()).and_then(|r| r.get("Properties"));
+            queue.attributes = queue_attributes(&queue.logical_id, properties, &context)?;
+        }
         let globals = document.get("Globals").and_then(|g| g.get("Function"));
         let mut functions = Vec::new();
         for (id, resource) in resources {
@@ -197,6 +216,34 @@ impl Stack {
     pub fn function(&self, logical_id: &str) -> Option<&Function> {
         self.functions.iter().find(|f| f.logical_id == logical_id)
     }
+}
+
+fn queue_attributes(
+    id: &str,
+    properties: Option<&Value>,
+    context: &Context,
+) -> Result<Vec<(String, String)>, TemplateError> {
+    let mut attributes = Vec::new();
+    let Some(properties) = properties else { return Ok(attributes) };
+    for name in ["VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"] {
+        if let Some(value) = properties.get(name) {
+            attributes.push((name.to_owned(), context.string(value)?));
+        }
+    }
+    if let Some(redrive) = properties.get("RedrivePolicy") {
+        let target = redrive
+            .get("deadLetterTargetArn")
+            .ok_or_else(|| invalid(format!("queue {id}: RedrivePolicy needs deadLetterTargetArn")))?;
+        let count = redrive
+            .get("maxReceiveCount")
+            .ok_or_else(|| invalid(format!("queue {id}: RedrivePolicy needs maxReceiveCount")))?;
+        let policy = serde_json::json!({
+            "deadLetterTargetArn": context.string(target)?,
+            "maxReceiveCount": context.string(count)?.parse::<u32>().map_err(|e| invalid(format!("queue {id}: maxReceiveCount: {e}")))?,
+        });
+        attributes.push(("RedrivePolicy".to_owned(), policy.to_string()));
+    }
+    Ok(attributes)
 }
 
 fn resource_type(resource: &Value) -> Result<&str, TemplateError> {
@@ -262,6 +309,7 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
     let mut s3_triggers = Vec::new();
     let mut event_patterns = Vec::new();
     let mut schedules = Vec::new();
+    let mut queue_sources = Vec::new();
     let events = properties.and_then(|p| p.get("Events")).and_then(Value::as_mapping);
     for (_, event) in events.into_iter().flatten() {
         let event_properties = event.get("Properties");
@@ -291,6 +339,25 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
                 event_patterns.push(pattern);
             }
             Some("Schedule") => schedules.push(context.string(field("Schedule")?)?),
+            Some("SQS") => {
+                let arn = context.string(field("Queue")?)?;
+                let batch_size = match event_properties.and_then(|p| p.get("BatchSize")) {
+                    Some(size) => {
+                        context.string(size)?.parse().map_err(|e| invalid(format!("function {id}: BatchSize: {e}")))?
+                    }
+                    None => 10,
+                };
+                let report_failures = event_properties
+                    .and_then(|p| p.get("FunctionResponseTypes"))
+                    .and_then(Value::as_sequence)
+                    .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")));
+                queue_sources.push(QueueSource {
+                    queue: arn.rsplit(':').next().unwrap_or_default().to_owned(),
+                    queue_arn: arn,
+                    batch_size,
+                    report_failures,
+                });
+            }
             _ => {}
         }
     }
@@ -319,6 +386,7 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
         s3_triggers,
         event_patterns,
         schedules,
+        queue_sources,
         async_invoke,
     })
 }

@@ -99,6 +99,16 @@ impl From<CacheError> for ApiError {
     }
 }
 
+/// What a request's rows got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    pub version: i64,
+    pub request_id: String,
+    /// Per row: the prediction, probabilities and prediction id, as answered.
+    pub predictions: Vec<Value>,
+    pub latency_ms: f64,
+}
+
 pub struct Predict<S = Registry> {
     cache: ModelCache<S>,
     log: PredictionLog,
@@ -172,10 +182,42 @@ impl<S: ModelSource> Predict<S> {
             None => self.json_rows(&body)?,
             Some(_) => Vec::new(),
         };
+        let served = self.serve(&model, rows, image.map(|kind| (kind, body.as_slice()))).await?;
+        Ok(json_response(
+            200,
+            &json!({
+                "model": model,
+                "version": served.version,
+                "request_id": served.request_id,
+                "predictions": served.predictions,
+                "latency_ms": served.latency_ms,
+            }),
+        ))
+    }
 
-        let serving = self.cache.get(model.as_str()).await?;
+    /// Predicts JSON rows (as the API and the queue send them) with the model's production
+    /// version, records them and publishes the metrics.
+    pub async fn predict_rows(&self, model: &ModelName, rows: Vec<Value>) -> Result<Served, ApiError> {
+        if rows.is_empty() {
+            return Err(ApiError::InvalidRequest("\"rows\" is empty".into()));
+        }
+        if rows.len() > self.max_rows {
+            return Err(ApiError::TooManyRows { rows: rows.len(), max: self.max_rows });
+        }
+        self.serve(model, rows, None).await
+    }
+
+    async fn serve(
+        &self,
+        model: &ModelName,
+        rows: Vec<Value>,
+        image: Option<(ContentKind, &[u8])>,
+    ) -> Result<Served, ApiError> {
+        // Boxed: the registry's SDK futures nest deep enough to reach the compiler's type
+        // layout limit in the function's async main.
+        let serving = Box::pin(self.cache.get(model.as_str())).await?;
         let rows = match image {
-            Some(kind) => vec![image_row(&serving.predictor, kind, &body)?],
+            Some((kind, body)) => vec![image_row(&serving.predictor, kind, body)?],
             None => rows,
         };
         let started = Instant::now();
@@ -219,17 +261,8 @@ impl<S: ModelSource> Predict<S> {
                 false
             }
         };
-        publish_prediction_metrics(&model, serving.version, &predictions, latency_ms, recorded);
-        Ok(json_response(
-            200,
-            &json!({
-                "model": model,
-                "version": serving.version,
-                "request_id": request_id,
-                "predictions": answered,
-                "latency_ms": latency_ms,
-            }),
-        ))
+        publish_prediction_metrics(model, serving.version, &predictions, latency_ms, recorded);
+        Ok(Served { version: serving.version, request_id, predictions: answered, latency_ms })
     }
 
     fn json_rows(&self, body: &[u8]) -> Result<Vec<Value>, ApiError> {

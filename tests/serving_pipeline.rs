@@ -1,0 +1,73 @@
+//! Serving through the local cloud: a registered model answers the prediction queue
+//! (the SQS event source mapping with partial batch failures) and batch files.
+
+#[path = "local_cloud.rs"]
+mod local_cloud;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sluice_aws_ml::SageMaker;
+use sluice_cli::LocalCloud;
+use sluice_tests::bundle::{bundle_bytes, flower_classifier};
+use sluice_tests::{object_bytes, object_keys};
+
+/// Registers a flower classifier as the approved version 1 of `flowers`.
+async fn register_flowers(cloud: &LocalCloud) {
+    let environment = &cloud.stack.function("PredictFunction").unwrap().environment;
+    let group = format!("{}flowers", environment["MODEL_GROUP_PREFIX"]);
+    let (network, manifest) = flower_classifier(9);
+    let bucket = cloud.resource_name("ArtifactsBucket").unwrap();
+    let key = "training/flowers/job-1/output/model.tar.gz";
+    let bytes = bundle_bytes(&network, &manifest);
+    cloud.clients.s3.put_object().bucket(bucket).key(key).body(bytes.into()).send().await.unwrap();
+    let sagemaker = SageMaker::new(&cloud.clients);
+    sagemaker.ensure_group(&group, "flowers").await.unwrap();
+    sagemaker.register(&group, "trainer", &format!("s3://{bucket}/{key}"), true, HashMap::new()).await.unwrap();
+}
+
+async fn queue_url(cloud: &LocalCloud, logical_id: &str) -> String {
+    let name = cloud.resource_name(logical_id).unwrap();
+    cloud.clients.sqs.get_queue_url().queue_name(name).send().await.unwrap().queue_url.unwrap()
+}
+
+/// Polls `probe` every 100 ms until it returns something (bounded: 30 s).
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, probe: impl Fn() -> F) -> T {
+    for _ in 0..300 {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 30 s");
+}
+
+#[tokio::test]
+async fn the_prediction_queue_serves_good_messages_and_dead_letters_bad_ones() {
+    let cloud = local_cloud::start().await;
+    register_flowers(&cloud).await;
+    let queue = queue_url(&cloud, "PredictionQueue").await;
+    let dead_letters = queue_url(&cloud, "PredictionDeadLetterQueue").await;
+    let good = json!({"model": "flowers", "rows": [{"petal": 2.2, "colour": "blue"}]});
+    for body in [good.to_string(), "{\"model\": \"flowers\", \"rows\": [".to_owned()] {
+        cloud.clients.sqs.send_message().queue_url(&queue).message_body(body).send().await.unwrap();
+    }
+
+    let capture = cloud.resource_name("CaptureBucket").unwrap();
+    let keys = eventually("the good message's capture", || async {
+        Some(object_keys(&cloud.clients, capture).await).filter(|keys| !keys.is_empty())
+    })
+    .await;
+    let (bytes, _) = object_bytes(&cloud.clients, capture, &keys[0]).await;
+    let line: Value = serde_json::from_str(String::from_utf8(bytes).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(line["input"], good["rows"][0]);
+
+    let dead = eventually("the bad message's dead-lettering", || async {
+        let received = cloud.clients.sqs.receive_message().queue_url(&dead_letters).send().await.unwrap();
+        received.messages.unwrap_or_default().into_iter().next()
+    })
+    .await;
+    assert_eq!(dead.body(), Some("{\"model\": \"flowers\", \"rows\": ["));
+    assert_eq!(object_keys(&cloud.clients, capture).await.len(), 1, "the bad message recorded nothing");
+}
