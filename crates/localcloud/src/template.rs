@@ -651,7 +651,7 @@ Resources:
             function.async_invoke,
             AsyncInvoke { maximum_retry_attempts: 1, on_failure_queue: Some("demo-Dlq".into()) }
         );
-        assert_eq!(stack.queues, vec![Queue { logical_id: "Dlq".into(), name: "demo-Dlq".into() }]);
+        assert_eq!(stack.queues, vec![Queue { logical_id: "Dlq".into(), name: "demo-Dlq".into(), attributes: vec![] }]);
     }
 
     #[test]
@@ -688,6 +688,20 @@ Resources:
           Type: Schedule
           Properties:
             Schedule: !Ref Every
+        Work:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Work.Arn
+            FunctionResponseTypes: [ReportBatchItemFailures]
+  Work:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 60
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt Dead.Arn
+        maxReceiveCount: 3
+  Dead:
+    Type: AWS::SQS::Queue
 Parameters:
   Every:
     Type: String
@@ -703,6 +717,22 @@ Parameters:
         );
         assert_eq!(stack.topics[0].arn, "arn:aws:sns:us-east-1:123456789012:s-Topic");
         assert_eq!(function.schedules, ["rate(1 day)"]);
+        assert_eq!(
+            function.queue_sources,
+            [QueueSource {
+                queue: "s-Work".into(),
+                queue_arn: "arn:aws:sqs:us-east-1:123456789012:s-Work".into(),
+                batch_size: 10,
+                report_failures: true,
+            }]
+        );
+        let work = stack.queues.iter().find(|q| q.logical_id == "Work").unwrap();
+        assert_eq!(work.attributes[0], ("VisibilityTimeout".to_owned(), "60".to_owned()));
+        let redrive: serde_json::Value = serde_json::from_str(&work.attributes[1].1).unwrap();
+        assert_eq!(
+            redrive,
+            serde_json::json!({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:s-Dead", "maxReceiveCount": 3})
+        );
     }
 
     #[test]
