@@ -71,3 +71,42 @@ async fn the_prediction_queue_serves_good_messages_and_dead_letters_bad_ones() {
     assert_eq!(dead.body(), Some("{\"model\": \"flowers\", \"rows\": ["));
     assert_eq!(object_keys(&cloud.clients, capture).await.len(), 1, "the bad message recorded nothing");
 }
+
+#[tokio::test]
+async fn a_file_under_the_batch_input_prefix_gets_its_predictions() {
+    let cloud = local_cloud::start().await;
+    register_flowers(&cloud).await;
+    let bucket = cloud.resource_name("BatchBucket").unwrap();
+    let csv = "id,petal,colour\n7,2.5,red\n8,oops,red\n";
+    cloud
+        .clients
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key("input/flowers/today.csv")
+        .body(csv.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    let output = eventually("the batch output", || async {
+        let object = cloud
+            .clients
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key("output/flowers/today.predictions.csv")
+            .send()
+            .await
+            .ok()?;
+        Some(String::from_utf8(object.body.collect().await.ok()?.to_vec()).unwrap())
+    })
+    .await;
+    assert!(output.starts_with("row,id,prediction,") && output.lines().count() == 2, "{output}");
+    let errors = object_bytes(&cloud.clients, bucket, "output/flowers/today.errors.ndjson").await.0;
+    assert!(String::from_utf8(errors).unwrap().contains("\"row\":2"));
+    // Outputs under output/ do not trigger the function again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let keys = object_keys(&cloud.clients, bucket).await;
+    assert_eq!(keys.len(), 3, "{keys:?}");
+}

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::s3::S3Event;
 use aws_lambda_events::sqs::SqsEvent;
+use batch::Batch;
 use etl::Etl;
 use ingest::Ingest;
 use models::Models;
@@ -52,6 +53,7 @@ enum Handler {
     Register(Register),
     Predict(Predict),
     Stream(Stream),
+    Batch(Batch),
 }
 
 /// Every function of a stack, invoked in process.
@@ -82,6 +84,9 @@ impl LocalFunctions {
                 ),
                 "stream" => Handler::Stream(
                     Stream::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
+                ),
+                "batch" => Handler::Batch(
+                    Batch::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
                 ),
                 other => return Err(failed(format!("binary {other} has no local implementation"))),
             };
@@ -129,6 +134,17 @@ impl Functions for LocalFunctions {
                 Some(Handler::Stream(stream)) => {
                     let event: SqsEvent = serde_json::from_value(event).map_err(bad_event)?;
                     serde_json::to_value(stream.handle(event).await).map_err(bad_event)
+                }
+                Some(Handler::Batch(batch)) => {
+                    let event: S3Event = serde_json::from_value(event).map_err(bad_event)?;
+                    match batch.handle(event).await {
+                        Ok(()) => Ok(serde_json::Value::Null),
+                        Err(err) => Err(InvokeError::Failed {
+                            function: function.clone(),
+                            error_type: "BatchFailure".into(),
+                            message: err.to_string(),
+                        }),
+                    }
                 }
                 Some(Handler::Register(register)) => match register.handle(&event).await {
                     Ok(outcome) => Ok(serde_json::Value::String(outcome.to_string())),

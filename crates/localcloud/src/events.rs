@@ -7,7 +7,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
+    S3KeyFilter,
+};
 use serde_json::{Value, json};
 use sluice_aws::AwsClients;
 use time::OffsetDateTime;
@@ -57,9 +60,16 @@ impl EventDelivery {
                 let failed = |err: String| DeliveryError { what: format!("queue {queue}"), message: err };
                 let created = clients.sqs.create_queue().queue_name(&queue).send().await;
                 let queue_url = created.map_err(|e| failed(sluice_aws::error_chain(e)))?.queue_url.unwrap_or_default();
+                let filter = trigger.prefix.as_ref().map(|prefix| {
+                    let rule = FilterRule::builder().name(FilterRuleName::Prefix).value(prefix).build();
+                    NotificationConfigurationFilter::builder()
+                        .key(S3KeyFilter::builder().filter_rules(rule).build())
+                        .build()
+                });
                 let configuration = QueueConfiguration::builder()
                     .queue_arn(format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue}"))
                     .set_events(Some(trigger.events.iter().map(|e| Event::from(e.as_str())).collect()))
+                    .set_filter(filter)
                     .build()
                     .map_err(|e| failed(e.to_string()))?;
                 notifications.entry(trigger.bucket.clone()).or_default().push(configuration);

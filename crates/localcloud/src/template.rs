@@ -99,6 +99,8 @@ pub struct S3Trigger {
     pub bucket: String,
     /// S3 event types, e.g. `s3:ObjectCreated:*`.
     pub events: Vec<String>,
+    /// `Filter.S3Key.Rules` prefix: only keys starting with it trigger.
+    pub prefix: Option<String>,
 }
 
 /// How Lambda handles a failed asynchronous invocation (`EventInvokeConfig`).
@@ -331,7 +333,19 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
                     Value::Sequence(items) => items.iter().map(|i| context.string(i)).collect::<Result<_, _>>()?,
                     single => vec![context.string(single)?],
                 };
-                s3_triggers.push(S3Trigger { bucket: context.string(field("Bucket")?)?, events });
+                let rules = event_properties
+                    .and_then(|p| p.get("Filter"))
+                    .and_then(|f| f.get("S3Key"))
+                    .and_then(|k| k.get("Rules"))
+                    .and_then(Value::as_sequence);
+                let prefix = rules
+                    .into_iter()
+                    .flatten()
+                    .find(|rule| rule.get("Name").and_then(Value::as_str) == Some("prefix"))
+                    .and_then(|rule| rule.get("Value"))
+                    .map(|value| context.string(value))
+                    .transpose()?;
+                s3_triggers.push(S3Trigger { bucket: context.string(field("Bucket")?)?, events, prefix });
             }
             Some("EventBridgeRule") => {
                 let pattern = serde_json::to_value(field("Pattern")?)
@@ -645,7 +659,7 @@ Resources:
         assert_eq!(function.http_routes[0].route_key(), "POST /datasets/{dataset}/records");
         assert_eq!(
             function.s3_triggers,
-            vec![S3Trigger { bucket: "demo-raw".into(), events: vec!["s3:ObjectCreated:*".into()] }]
+            vec![S3Trigger { bucket: "demo-raw".into(), events: vec!["s3:ObjectCreated:*".into()], prefix: None }]
         );
         assert_eq!(
             function.async_invoke,

@@ -120,6 +120,12 @@ impl Predictor {
         self.manifest.pipeline.columns()
     }
 
+    /// Whether one row fits the model (columns present and known, values of the right kind),
+    /// without predicting: lets batch jobs set bad rows aside and predict the rest together.
+    pub fn check_row(&self, row: &Value) -> Result<(), InputError> {
+        self.frame(std::slice::from_ref(row)).map(|_| ())
+    }
+
     /// Predicts JSON object rows. A row that does not fit the model is an `InputError`;
     /// a graph that fails at run time is a `BundleError`.
     pub fn predict(&self, rows: &[Value]) -> Result<Result<Vec<RowPrediction>, InputError>, BundleError> {
