@@ -5,4 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec cargo test --workspace --locked --no-fail-fast "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
+# ONNX Runtime, the optional second engine, against the library in the onnxruntime wheel.
+ORT_DYLIB_PATH="$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)" \
+    exec cargo test -p sluice-serving --features ort --locked "$@"

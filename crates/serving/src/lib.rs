@@ -5,7 +5,9 @@
 //! not on a user's request.
 
 mod bundle;
+mod engine;
 mod predictor;
 
 pub use bundle::{Bundle, BundleError};
+pub use engine::EngineChoice;
 pub use predictor::{InputError, Prediction, Predictor, RowPrediction};

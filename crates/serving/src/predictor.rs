@@ -3,15 +3,14 @@
 //! by the pipeline and run through the ONNX graph.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 use sluice_model::pipeline::FeatureStep;
 use sluice_model::{Column, Frame, Manifest, PipelineError, Task};
-use tract_onnx::prelude::*;
 
 use crate::bundle::{Bundle, BundleError};
+use crate::engine::{Engine, EngineChoice};
 
 /// A request row that does not fit the model.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -39,8 +38,7 @@ pub struct RowPrediction {
 
 pub struct Predictor {
     pub manifest: Manifest,
-    plan: Arc<TypedRunnableModel>,
-    output: usize,
+    engine: Engine,
     width: usize,
     /// Columns a row may carry that the model does not use: the target (rows with labels)
     /// and the columns training excluded.
@@ -57,28 +55,18 @@ impl Predictor {
     /// Loads and optimises the graph for any number of rows, then predicts one row of zeros
     /// to prove the outputs have the shape the manifest promises.
     pub fn load(bundle: &Bundle) -> Result<Self, BundleError> {
+        Self::load_with(bundle, EngineChoice::from_env()?)
+    }
+
+    pub fn load_with(bundle: &Bundle, choice: EngineChoice) -> Result<Self, BundleError> {
         let manifest = bundle.manifest.clone();
         let width = manifest.pipeline.width();
-        let model_error = |e: TractError| BundleError::Model(format!("{e:#}"));
-        let mut model = tract_onnx::onnx().model_for_read(&mut &bundle.onnx[..]).map_err(model_error)?;
-        let rows = model.symbols.sym("rows");
-        model =
-            model.with_input_fact(0, f32::fact([TDim::from(rows), TDim::from(width)]).into()).map_err(model_error)?;
-        let typed = model.into_optimized().map_err(model_error)?;
         let wanted = manifest
             .onnx_outputs
             .first()
             .cloned()
             .ok_or_else(|| BundleError::Model("the manifest names no ONNX output".into()))?;
-        let outlets = typed.output_outlets().map_err(model_error)?;
-        let names: Vec<String> = outlets
-            .iter()
-            .map(|&outlet| typed.outlet_label(outlet).unwrap_or(&typed.node(outlet.node).name).to_owned())
-            .collect();
-        let output = names.iter().position(|name| *name == wanted).ok_or_else(|| {
-            BundleError::Model(format!("the graph has no output {wanted:?} (it has {})", names.join(", ")))
-        })?;
-        let plan = typed.into_runnable().map_err(model_error)?;
+        let engine = Engine::load(&bundle.onnx, &manifest.onnx_input, &wanted, width, choice)?;
         let ignored = std::iter::once(manifest.target.clone())
             .chain(
                 manifest
@@ -89,9 +77,9 @@ impl Predictor {
                     .map(|c| c.trim().to_owned()),
             )
             .collect();
-        let predictor = Self { manifest, plan, output, width, ignored };
+        let predictor = Self { manifest, engine, width, ignored };
 
-        let outputs = predictor.run(&vec![0.0; width], 1)?;
+        let outputs = predictor.run(vec![0.0; width], 1)?;
         let expected = match predictor.manifest.task {
             Task::Classification => predictor.manifest.class_labels.len(),
             Task::Regression => 1,
@@ -106,13 +94,13 @@ impl Predictor {
     }
 
     /// The raw output row-major: `rows × outputs per row`.
-    fn run(&self, features: &[f32], rows: usize) -> Result<Vec<f32>, BundleError> {
-        let input = tract_ndarray::Array2::from_shape_vec((rows, self.width), features.to_vec())
-            .map_err(|e| BundleError::Model(e.to_string()))?;
-        let outputs =
-            self.plan.run(tvec!(Tensor::from(input).into())).map_err(|e| BundleError::Model(format!("{e:#}")))?;
-        let view = outputs[self.output].to_plain_array_view::<f32>().map_err(|e| BundleError::Model(e.to_string()))?;
-        Ok(view.iter().copied().collect())
+    fn run(&self, features: Vec<f32>, rows: usize) -> Result<Vec<f32>, BundleError> {
+        self.engine.run(features, rows, self.width)
+    }
+
+    /// The engine running the graph: `tract` or `ort`.
+    pub fn engine(&self) -> &'static str {
+        self.engine.name()
     }
 
     /// Feature columns in pipeline order.
@@ -143,7 +131,7 @@ impl Predictor {
                 return Ok(Err(InputError { row, field, message: err.to_string() }));
             }
         };
-        let outputs = self.run(&features, rows.len())?;
+        let outputs = self.run(features, rows.len())?;
         let per_row = outputs.len() / rows.len().max(1);
         Ok(Ok(outputs.chunks(per_row.max(1)).map(|row| self.interpret(row)).collect()))
     }

@@ -100,3 +100,29 @@ fn bundles_that_cannot_serve_are_refused_when_loaded() {
         tar_gz(&[("manifest.json", serde_json::to_vec(&manifest_ok).unwrap()), ("model.onnx", b"junk".to_vec())]);
     assert!(matches!(Predictor::load(&Bundle::from_tar_gz(&garbage).unwrap()), Err(BundleError::Model(_))));
 }
+
+/// Needs ONNX Runtime's library: `ORT_DYLIB_PATH` (scripts/test.sh points it at the one in
+/// the project's Python environment).
+#[cfg(feature = "ort")]
+#[test]
+fn onnx_runtime_predicts_what_tract_predicts() {
+    use sluice_serving::EngineChoice;
+    let (network, manifest) = classifier();
+    let bundle = bundle(&network, &manifest);
+    let tract = Predictor::load_with(&bundle, EngineChoice::Tract).unwrap();
+    let ort = Predictor::load_with(&bundle, EngineChoice::Ort).unwrap();
+    assert_eq!((tract.engine(), ort.engine()), ("tract", "ort"));
+    let rows: Vec<serde_json::Value> = (0..50)
+        .map(|i: u32| {
+            let colour = ["red", "blue", "green"][i as usize % 3];
+            json!({"petal": f64::from(i) / 10.0, "colour": colour})
+        })
+        .collect();
+    let (a, b) = (tract.predict(&rows).unwrap().unwrap(), ort.predict(&rows).unwrap().unwrap());
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(a.prediction, b.prediction);
+        for (label, p) in a.probabilities.as_ref().unwrap() {
+            assert!((p - b.probabilities.as_ref().unwrap()[label]).abs() <= 1e-5);
+        }
+    }
+}
