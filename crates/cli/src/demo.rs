@@ -219,6 +219,48 @@ pub async fn run(cloud: &LocalCloud, project_root: &Path) -> Result<String, Demo
         ));
         say(format!("    bundle {}", version["bundle"].as_str().unwrap_or("?")));
     }
+
+    say("\n9. Serving: POST /models/iris/predict with the production version, then feedback".into());
+    let rows = r#"{"rows": [
+        {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},
+        {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}]}"#;
+    let json = [("content-type", "application/json")];
+    let response = client.send(Method::POST, &format!("{api}/models/iris/predict"), &json, rows).await?;
+    let answer = expect(&response, 200, "POST predict")?;
+    say(format!(
+        "  version {}, inference {:.3} ms",
+        answer["version"],
+        answer["latency_ms"].as_f64().unwrap_or(f64::NAN)
+    ));
+    for prediction in answer["predictions"].as_array().into_iter().flatten() {
+        say(format!(
+            "  {} -> {} {}",
+            prediction["prediction_id"].as_str().unwrap_or("?"),
+            prediction["prediction"],
+            prediction["probabilities"]
+        ));
+    }
+    let bad = r#"{"rows": [{"sepal_length": "long", "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}"#;
+    let refused = client.send(Method::POST, &format!("{api}/models/iris/predict"), &json, bad).await?;
+    say(format!("  refused with {}: {}", refused.status, refused.json()["error"]["message"].as_str().unwrap_or("?")));
+    let id = answer["predictions"][0]["prediction_id"].as_str().unwrap_or_default();
+    let feedback =
+        client.send(Method::POST, &format!("{api}/predictions/{id}/feedback"), &json, r#"{"truth": "setosa"}"#).await?;
+    let stored = expect(&feedback, 201, "POST feedback")?;
+    say(format!("  feedback stored: {} was {}, truth {}", id, stored["output"]["prediction"], stored["feedback"]));
+    let capture = cloud.resource_name("CaptureBucket").unwrap_or("?").to_owned();
+    let listing = cloud
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(&capture)
+        .send()
+        .await
+        .map_err(|err| DemoError::List(sluice_aws::error_chain(err)))?;
+    say(format!("  captured for monitoring in s3://{capture}/"));
+    for object in listing.contents() {
+        say(format!("    {}", object.key().unwrap_or_default()));
+    }
     Ok(report)
 }
 
