@@ -4,27 +4,19 @@
 #[path = "local_cloud.rs"]
 mod local_cloud;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sluice_aws_ml::SageMaker;
 use sluice_cli::LocalCloud;
-use sluice_tests::bundle::{bundle_bytes, flower_classifier};
+use sluice_tests::bundle::{flower_classifier, register_flowers};
 use sluice_tests::{object_bytes, object_keys};
 
 /// Registers a flower classifier as the approved version 1 of `flowers`.
-async fn register_flowers(cloud: &LocalCloud) {
+async fn register(cloud: &LocalCloud) {
     let environment = &cloud.stack.function("PredictFunction").unwrap().environment;
     let group = format!("{}flowers", environment["MODEL_GROUP_PREFIX"]);
-    let (network, manifest) = flower_classifier(9);
     let bucket = cloud.resource_name("ArtifactsBucket").unwrap();
-    let key = "training/flowers/job-1/output/model.tar.gz";
-    let bytes = bundle_bytes(&network, &manifest);
-    cloud.clients.s3.put_object().bucket(bucket).key(key).body(bytes.into()).send().await.unwrap();
-    let sagemaker = SageMaker::new(&cloud.clients);
-    sagemaker.ensure_group(&group, "flowers").await.unwrap();
-    sagemaker.register(&group, "trainer", &format!("s3://{bucket}/{key}"), true, HashMap::new()).await.unwrap();
+    register_flowers(&cloud.clients, &group, bucket, &flower_classifier(9).0, true).await;
 }
 
 async fn queue_url(cloud: &LocalCloud, logical_id: &str) -> String {
@@ -46,7 +38,7 @@ async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, probe: impl Fn
 #[tokio::test]
 async fn the_prediction_queue_serves_good_messages_and_dead_letters_bad_ones() {
     let cloud = local_cloud::start().await;
-    register_flowers(&cloud).await;
+    register(&cloud).await;
     let queue = queue_url(&cloud, "PredictionQueue").await;
     let dead_letters = queue_url(&cloud, "PredictionDeadLetterQueue").await;
     let good = json!({"model": "flowers", "rows": [{"petal": 2.2, "colour": "blue"}]});
@@ -75,7 +67,7 @@ async fn the_prediction_queue_serves_good_messages_and_dead_letters_bad_ones() {
 #[tokio::test]
 async fn a_file_under_the_batch_input_prefix_gets_its_predictions() {
     let cloud = local_cloud::start().await;
-    register_flowers(&cloud).await;
+    register(&cloud).await;
     let bucket = cloud.resource_name("BatchBucket").unwrap();
     let csv = "id,petal,colour\n7,2.5,red\n8,oops,red\n";
     cloud

@@ -68,3 +68,23 @@ pub fn bundle_bytes(network: &Network, manifest: &Manifest) -> Vec<u8> {
         ),
     ])
 }
+
+/// Stores `network` as a bundle under `training/flowers/` in `artifacts_bucket` and
+/// registers it in `group` (approved or waiting), as `register` would. Returns the
+/// package ARN.
+pub async fn register_flowers(
+    clients: &sluice_aws::AwsClients,
+    group: &str,
+    artifacts_bucket: &str,
+    network: &Network,
+    approved: bool,
+) -> String {
+    let (_, manifest) = flower_classifier(0);
+    let key = format!("training/flowers/job-{}/output/model.tar.gz", uuid::Uuid::now_v7().simple());
+    let bytes = bundle_bytes(network, &manifest);
+    clients.s3.put_object().bucket(artifacts_bucket).key(&key).body(bytes.into()).send().await.expect("bundle stored");
+    let sagemaker = sluice_aws_ml::SageMaker::new(clients);
+    sagemaker.ensure_group(group, "flowers").await.expect("group exists");
+    let uri = format!("s3://{artifacts_bucket}/{key}");
+    sagemaker.register(group, "trainer", &uri, approved, Default::default()).await.expect("version registered")
+}

@@ -1,36 +1,18 @@
 //! The batch function fed with a real S3 event, against moto.
 
-use std::collections::HashMap;
-
 use aws_lambda_events::s3::S3Event;
 use batch::Batch;
 use serde_json::Value;
-use sluice_aws_ml::SageMaker;
 use sluice_core::options::DatasetOptions;
 use sluice_formats::ContentKind;
-use sluice_tests::bundle::{bundle_bytes, flower_classifier};
+use sluice_tests::bundle::{flower_classifier, register_flowers};
 use sluice_tests::{TestStack, object_bytes, object_keys};
 
 async fn stack_with_flowers() -> (TestStack, Batch) {
     let stack = TestStack::provision().await;
     let variables = stack.environment("BatchFunction");
     let group = format!("{}flowers", variables["MODEL_GROUP_PREFIX"]);
-    let (network, manifest) = flower_classifier(8);
-    let bucket = stack.bucket("ArtifactsBucket");
-    let key = "training/flowers/job-1/output/model.tar.gz";
-    stack
-        .clients
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(bundle_bytes(&network, &manifest).into())
-        .send()
-        .await
-        .unwrap();
-    let sagemaker = SageMaker::new(&stack.clients);
-    sagemaker.ensure_group(&group, "flowers").await.unwrap();
-    sagemaker.register(&group, "trainer", &format!("s3://{bucket}/{key}"), true, HashMap::new()).await.unwrap();
+    register_flowers(&stack.clients, &group, stack.bucket("ArtifactsBucket"), &flower_classifier(8).0, true).await;
     let batch = Batch::from_settings(&stack.clients, &variables).unwrap();
     (stack, batch)
 }

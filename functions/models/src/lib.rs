@@ -209,7 +209,6 @@ impl Models {
     /// Validates a training request and starts its job. With `retrain_every_days`, the
     /// request is also kept so the schedule starts it again when it is due.
     async fn start(&self, model: &ModelName, body: &str, now: OffsetDateTime) -> Result<Value, ApiError> {
-        let model = model.clone();
         let training: TrainRequest =
             serde_json::from_str(body).map_err(|err| ApiError::InvalidRequest(err.to_string()))?;
         if training.retrain_every_days.is_some_and(|days| !(1..=366).contains(&days)) {
@@ -248,7 +247,7 @@ impl Models {
 
         let started_at = now;
         let limit = if plan.is_some() { TUNING_JOB_NAME_LIMIT } else { TRAINING_JOB_NAME_LIMIT };
-        let job_name = job_name(&model, started_at, limit);
+        let job_name = job_name(model, started_at, limit);
         hyperparameters.insert("model_version".into(), job_name.clone());
         let spec = TrainingSpec {
             image: self.settings.trainer_image.clone(),

@@ -1,14 +1,12 @@
 //! The predict function fed with real API Gateway HTTP API events, against moto: the model
 //! registry, the bundles in S3, the predictions table and the capture bucket.
 
-use std::collections::HashMap;
-
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use predict::Predict;
 use serde_json::{Value, json};
 use sluice_aws_ml::SageMaker;
-use sluice_tests::bundle::{bundle_bytes, flower_classifier};
+use sluice_tests::bundle::{flower_classifier, register_flowers};
 use sluice_tests::{TestStack, object_bytes, object_keys, table_items};
 use sluice_trainer::network::Network;
 
@@ -33,16 +31,8 @@ impl Fixture {
 
     /// Registers `network` as a version of `flowers`, approved or waiting.
     async fn register(&self, network: &Network, approved: bool) -> String {
-        let (_, manifest) = flower_classifier(0);
-        let bucket = self.stack.bucket("ArtifactsBucket");
-        let key = format!("training/flowers/job-{}/output/model.tar.gz", uuid_like());
-        let bytes = bundle_bytes(network, &manifest);
-        self.stack.clients.s3.put_object().bucket(bucket).key(&key).body(bytes.into()).send().await.unwrap();
-        self.sagemaker.ensure_group(&self.group, "flowers").await.unwrap();
-        self.sagemaker
-            .register(&self.group, "trainer", &format!("s3://{bucket}/{key}"), approved, HashMap::new())
+        register_flowers(&self.stack.clients, &self.group, self.stack.bucket("ArtifactsBucket"), network, approved)
             .await
-            .unwrap()
     }
 
     async fn send(&self, event: Value) -> (i64, Value) {
@@ -50,10 +40,6 @@ impl Fixture {
         let response = self.predict.handle(request).await;
         (response.status_code, json_body(&response))
     }
-}
-
-fn uuid_like() -> String {
-    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
 }
 
 fn json_body(response: &ApiGatewayV2httpResponse) -> Value {

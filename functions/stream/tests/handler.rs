@@ -1,11 +1,8 @@
 //! The stream function fed with a real SQS event, against moto.
 
-use std::collections::HashMap;
-
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::Value;
-use sluice_aws_ml::SageMaker;
-use sluice_tests::bundle::{bundle_bytes, flower_classifier};
+use sluice_tests::bundle::{flower_classifier, register_flowers};
 use sluice_tests::{TestStack, object_bytes, object_keys};
 use stream::Stream;
 
@@ -14,22 +11,7 @@ async fn good_messages_are_served_and_bad_ones_returned() {
     let stack = TestStack::provision().await;
     let variables = stack.environment("StreamFunction");
     let group = format!("{}flowers", variables["MODEL_GROUP_PREFIX"]);
-    let (network, manifest) = flower_classifier(4);
-    let bucket = stack.bucket("ArtifactsBucket");
-    let key = "training/flowers/job-1/output/model.tar.gz";
-    stack
-        .clients
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(bundle_bytes(&network, &manifest).into())
-        .send()
-        .await
-        .unwrap();
-    let sagemaker = SageMaker::new(&stack.clients);
-    sagemaker.ensure_group(&group, "flowers").await.unwrap();
-    sagemaker.register(&group, "trainer", &format!("s3://{bucket}/{key}"), true, HashMap::new()).await.unwrap();
+    register_flowers(&stack.clients, &group, stack.bucket("ArtifactsBucket"), &flower_classifier(4).0, true).await;
 
     let stream = Stream::from_settings(&stack.clients, &variables).unwrap();
     let path = format!("{}/tests/events/sqs-batch.json", env!("CARGO_MANIFEST_DIR"));
