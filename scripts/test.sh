@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo test --workspace --locked --no-fail-fast "$@"
-# ONNX Runtime, the optional second engine, against the library in the onnxruntime wheel.
+# With ONNX Runtime, the optional second engine, built in (one build for everything: a
+# separate `-p sluice-serving` build would resolve features differently and rebuild the
+# SDKs); its library is the one in the onnxruntime wheel.
 ORT_DYLIB_PATH="$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)" \
-    exec cargo test -p sluice-serving --features ort --locked "$@"
+    exec cargo test --workspace --features sluice-serving/ort --locked --no-fail-fast "$@"
