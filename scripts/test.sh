@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # With ONNX Runtime, the optional second engine, built in (one build for everything: a
 # separate `-p sluice-serving` build would resolve features differently and rebuild the
-# SDKs); its library is the one in the onnxruntime wheel.
-ORT_DYLIB_PATH="$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)" \
+# SDKs); its library is the one in the onnxruntime wheel (an absolute path: each test binary
+# runs in its own package's folder).
+ORT_DYLIB_PATH="$PWD/$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)" \
     exec cargo test --workspace --features sluice-serving/ort --locked --no-fail-fast "$@"

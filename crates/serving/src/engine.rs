@@ -102,8 +102,14 @@ impl Engine {
     fn ort(onnx: &[u8], input: &str, output: &str) -> Result<Self, BundleError> {
         static ENVIRONMENT: std::sync::OnceLock<Result<ort::environment::Environment, String>> =
             std::sync::OnceLock::new();
+        // Loaded from an explicit path so a missing library is an error, not a panic.
         let environment = ENVIRONMENT
-            .get_or_init(|| ort::init().with_name("sluice").build().map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                let path = std::env::var("ORT_DYLIB_PATH")
+                    .map_err(|_| "ORT_DYLIB_PATH does not name the libonnxruntime library".to_owned())?;
+                let builder = ort::init_from(&path).map_err(|e| format!("{path}: {e}"))?;
+                builder.with_name("sluice").build().map_err(|e| e.to_string())
+            })
             .as_ref()
             .map_err(|e| BundleError::Model(format!("ONNX Runtime could not start: {e}")))?;
         let session = ort::session::Session::builder(environment)
