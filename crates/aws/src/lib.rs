@@ -34,6 +34,19 @@ pub fn error_chain(err: impl std::error::Error) -> String {
     aws_sdk_s3::error::DisplayErrorContext(err).to_string()
 }
 
+/// The whole object at an `s3://bucket/key` URI (model bundles: a few megabytes at most).
+pub async fn read_s3_uri(s3: &aws_sdk_s3::Client, uri: &str) -> Result<Vec<u8>, StoreError> {
+    let failed = |message: String| StoreError { service: "S3", operation: "GetObject", message };
+    let (bucket, key) = uri
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or_else(|| failed(format!("{uri} is not an s3:// URI")))?;
+    let object =
+        s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| StoreError::new("S3", "GetObject", e))?;
+    let bytes = object.body.collect().await.map_err(|e| failed(e.to_string()))?;
+    Ok(bytes.into_bytes().to_vec())
+}
+
 /// Deletes one object; deleting a key that does not exist succeeds, as in S3.
 async fn delete_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(), StoreError> {
     s3.delete_object()

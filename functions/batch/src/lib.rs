@@ -9,7 +9,6 @@
 mod rows;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use aws_lambda_events::s3::S3Event;
 use aws_sdk_s3::primitives::ByteStream;
@@ -17,7 +16,6 @@ use predict::{CacheError, ModelCache, Registry};
 use serde_json::json;
 use sluice_aws::settings::{SettingsError, Vars, parsed_or};
 use sluice_aws::{AwsClients, StoreError};
-use sluice_aws_ml::SageMaker;
 use sluice_core::metrics::{Metric, Unit, publish};
 use sluice_core::{ModelName, percent_decode};
 use tokio::io::AsyncWriteExt;
@@ -77,14 +75,8 @@ pub struct Batch {
 
 impl Batch {
     pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
-        let registry = Registry {
-            sagemaker: SageMaker::new(clients),
-            s3: clients.s3.clone(),
-            group_prefix: parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
-        };
-        let staleness = Duration::from_secs(parsed_or(vars, "MODEL_REFRESH_SECONDS", 30)?);
         Ok(Self {
-            cache: ModelCache::new(registry, staleness),
+            cache: ModelCache::from_settings(clients, vars)?,
             s3: clients.s3.clone(),
             chunk_rows: parsed_or(vars, "BATCH_CHUNK_ROWS", 5000)?,
             scratch: std::env::temp_dir(),

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_aws::StoreError;
+use sluice_aws::settings::{SettingsError, Vars, parsed_or};
+use sluice_aws::{AwsClients, StoreError};
 use sluice_aws_ml::SageMaker;
 use sluice_serving::{Bundle, BundleError, Predictor};
 use tokio::sync::Mutex;
@@ -49,21 +50,7 @@ impl ModelSource for Registry {
     }
 
     async fn bundle(&self, uri: &str) -> Result<Vec<u8>, StoreError> {
-        let failed = |message: String| StoreError { service: "S3", operation: "GetObject", message };
-        let (bucket, key) = uri
-            .strip_prefix("s3://")
-            .and_then(|rest| rest.split_once('/'))
-            .ok_or_else(|| failed(format!("{uri} is not an s3:// URI")))?;
-        let object = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| StoreError::new("S3", "GetObject", e))?;
-        let bytes = object.body.collect().await.map_err(|e| failed(e.to_string()))?;
-        Ok(bytes.into_bytes().to_vec())
+        sluice_aws::read_s3_uri(&self.s3, uri).await
     }
 }
 
@@ -78,6 +65,18 @@ struct Cached {
 pub struct Serving {
     pub version: i64,
     pub predictor: Arc<Predictor>,
+}
+
+impl ModelCache<Registry> {
+    /// The registry's production versions, refreshed every `MODEL_REFRESH_SECONDS` (30).
+    pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
+        let registry = Registry {
+            sagemaker: SageMaker::new(clients),
+            s3: clients.s3.clone(),
+            group_prefix: parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
+        };
+        Ok(Self::new(registry, Duration::from_secs(parsed_or(vars, "MODEL_REFRESH_SECONDS", 30)?)))
+    }
 }
 
 pub struct ModelCache<S> {

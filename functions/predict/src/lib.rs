@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 use sluice_aws::http_api::{BodyError, body_bytes, error_response, json_response, path_parameter};
 use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
 use sluice_aws::{AwsClients, StoreError};
-use sluice_aws_ml::SageMaker;
 use sluice_core::metrics::{Metric, Unit, publish};
 use sluice_core::{InvalidName, ModelName};
 use sluice_formats::{ContentKind, image_pixels};
@@ -117,11 +116,6 @@ pub struct Predict<S = Registry> {
 
 impl Predict<Registry> {
     pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
-        let registry = Registry {
-            sagemaker: SageMaker::new(clients),
-            s3: clients.s3.clone(),
-            group_prefix: parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
-        };
         let log = PredictionLog {
             dynamodb: clients.dynamodb.clone(),
             s3: clients.s3.clone(),
@@ -129,8 +123,7 @@ impl Predict<Registry> {
             capture_bucket: required(vars, "CAPTURE_BUCKET")?,
             retention_days: parsed_or(vars, "PREDICTION_RETENTION_DAYS", 30)?,
         };
-        let staleness = Duration::from_secs(parsed_or(vars, "MODEL_REFRESH_SECONDS", 30)?);
-        Ok(Self::new(ModelCache::new(registry, staleness), log, parsed_or(vars, "MAX_ROWS", 1000)?))
+        Ok(Self::new(ModelCache::from_settings(clients, vars)?, log, parsed_or(vars, "MAX_ROWS", 1000)?))
     }
 }
 

@@ -179,12 +179,7 @@ impl Register {
 
     /// `metrics.json` from the bundle (`model.tar.gz`) at `uri`.
     async fn bundle_metrics(&self, uri: &str) -> Result<Value, String> {
-        let (bucket, key) = uri
-            .strip_prefix("s3://")
-            .and_then(|rest| rest.split_once('/'))
-            .ok_or_else(|| format!("{uri} is not an s3:// URI"))?;
-        let object = self.s3.s3.get_object().bucket(bucket).key(key).send().await.map_err(sluice_aws::error_chain)?;
-        let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
+        let bytes = sluice_aws::read_s3_uri(&self.s3.s3, uri).await.map_err(|e| e.to_string())?;
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
         for entry in archive.entries().map_err(|e| format!("{uri} is not a tar.gz: {e}"))? {
             let mut entry = entry.map_err(|e| e.to_string())?;
