@@ -6,17 +6,15 @@ mod local_cloud;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use sluice_cli::LocalCloud;
+use sluice_core::capture::CaptureRecord;
 use sluice_tests::bundle::{flower_classifier, register_flowers};
-use sluice_tests::{object_bytes, object_keys};
+use sluice_tests::{captured, object_bytes, object_keys};
 
 /// Registers a flower classifier as the approved version 1 of `flowers`.
 async fn register(cloud: &LocalCloud) {
-    let environment = &cloud.stack.function("PredictFunction").unwrap().environment;
-    let group = format!("{}flowers", environment["MODEL_GROUP_PREFIX"]);
-    let bucket = cloud.resource_name("ArtifactsBucket").unwrap();
-    register_flowers(&cloud.clients, &group, bucket, &flower_classifier(9).0, true).await;
+    register_flowers(&cloud.clients, &cloud.stack, &flower_classifier(9).0, true).await;
 }
 
 async fn queue_url(cloud: &LocalCloud, logical_id: &str) -> String {
@@ -47,13 +45,12 @@ async fn the_prediction_queue_serves_good_messages_and_dead_letters_bad_ones() {
     }
 
     let capture = cloud.resource_name("CaptureBucket").unwrap();
-    let keys = eventually("the good message's capture", || async {
-        Some(object_keys(&cloud.clients, capture).await).filter(|keys| !keys.is_empty())
+    let lines = eventually("the good message's capture", || async {
+        Some(captured(&cloud.clients, capture).await).filter(|lines| !lines.is_empty())
     })
     .await;
-    let (bytes, _) = object_bytes(&cloud.clients, capture, &keys[0]).await;
-    let line: Value = serde_json::from_str(String::from_utf8(bytes).unwrap().lines().next().unwrap()).unwrap();
-    assert_eq!(line["input"], good["rows"][0]);
+    let CaptureRecord::Prediction(line) = &lines[0] else { panic!("a prediction: {lines:?}") };
+    assert_eq!(line.input, good["rows"][0]);
 
     let dead = eventually("the bad message's dead-lettering", || async {
         let received = cloud.clients.sqs.receive_message().queue_url(&dead_letters).send().await.unwrap();
@@ -61,7 +58,7 @@ async fn the_prediction_queue_serves_good_messages_and_dead_letters_bad_ones() {
     })
     .await;
     assert_eq!(dead.body(), Some("{\"model\": \"flowers\", \"rows\": ["));
-    assert_eq!(object_keys(&cloud.clients, capture).await.len(), 1, "the bad message recorded nothing");
+    assert_eq!(captured(&cloud.clients, capture).await.len(), 1, "the bad message recorded nothing");
 }
 
 #[tokio::test]

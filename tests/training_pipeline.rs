@@ -11,6 +11,7 @@ use http::Method;
 use serde_json::{Value, json};
 use sluice_cli::LocalCloud;
 use sluice_localcloud::client::{HttpClient, HttpResponse};
+use sluice_model::{Bundle, BundleLimits, Contents, Metrics};
 
 struct Cloud {
     cloud: LocalCloud,
@@ -42,18 +43,12 @@ impl Cloud {
     }
 
     /// `metrics.json` from a bundle in the artifacts bucket.
-    async fn bundle_metrics(&self, key: &str) -> Value {
+    async fn bundle_metrics(&self, key: &str) -> Metrics {
         let bucket = self.cloud.resource_name("ArtifactsBucket").unwrap();
         let object = self.cloud.clients.s3.get_object().bucket(bucket).key(key).send().await.unwrap();
         let bytes = object.body.collect().await.unwrap().into_bytes();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-        let entry = archive
-            .entries()
-            .unwrap()
-            .map(Result::unwrap)
-            .find(|e| e.path().unwrap().to_string_lossy().trim_start_matches("./") == "metrics.json")
-            .expect("the bundle has metrics.json");
-        serde_json::from_reader(entry).unwrap()
+        let bundle = Bundle::from_tar_gz(&bytes, BundleLimits::for_memory(1 << 30), Contents::WithoutModel).unwrap();
+        bundle.metrics.expect("the bundle has metrics.json")
     }
 
     async fn ingest_and_wait(&self, dataset: &str, csv: String) {
@@ -246,7 +241,7 @@ async fn a_tuning_job_runs_its_trials_and_registers_the_best() {
     let best_loss = version["metrics"]["log_loss"].as_f64().unwrap();
     for trial in trials {
         let bundle = format!("training/tulips/{trial}/output/model.tar.gz");
-        let loss = cloud.bundle_metrics(&bundle).await["validation"]["log_loss"].as_f64().unwrap();
+        let loss = cloud.bundle_metrics(&bundle).await.validation["log_loss"];
         assert!(best_loss <= loss, "{best} ({best_loss}) is not better than {trial} ({loss})");
     }
 }

@@ -3,8 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use sluice_aws::{AwsClients, Catalog};
+use sluice_aws_ml::{ModelRegistry, ModelVersion};
+use sluice_core::ModelName;
+use sluice_localcloud::template::Stack;
 use sluice_model::pipeline::{FeaturePipeline, FeatureStep};
-use sluice_model::{MANIFEST_FORMAT_VERSION, Manifest, Task};
+use sluice_model::registry::Approval;
+use sluice_model::{Bundle, MANIFEST_FORMAT_VERSION, Manifest, Task};
 use sluice_trainer::network::{Head, Network};
 use sluice_trainer::onnx;
 use sluice_trainer::rng::Rng;
@@ -45,46 +50,48 @@ pub fn flower_classifier(seed: u64) -> (Network, Manifest) {
     (network, flower_manifest("flowers", Task::Classification, &["iris", "rose", "tulip"], "probabilities"))
 }
 
-pub fn tar_gz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-    for (name, bytes) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        archive.append_data(&mut header, format!("./{name}"), &bytes[..]).expect("in-memory archive");
-    }
-    archive.into_inner().and_then(|encoder| encoder.finish()).expect("in-memory archive")
+/// The bundle of `network`: the exported graph, the manifest and a metrics file.
+pub fn flower_bundle(network: &Network, manifest: &Manifest) -> Bundle {
+    let metrics = serde_json::from_value(serde_json::json!({
+        "primary_metric": {"name": "accuracy", "value": 0.9}, "validation": {"accuracy": 0.9}
+    }))
+    .expect("metrics parse");
+    Bundle { manifest: manifest.clone(), onnx: onnx::export(network, "test"), metrics: Some(metrics), baseline: None }
 }
 
-/// `model.tar.gz` bytes: the exported network, the manifest and a metrics file.
+/// `model.tar.gz` bytes of [`flower_bundle`].
 pub fn bundle_bytes(network: &Network, manifest: &Manifest) -> Vec<u8> {
-    tar_gz(&[
-        ("manifest.json", serde_json::to_vec(manifest).expect("manifests serialise")),
-        ("model.onnx", onnx::export(network, "test")),
-        (
-            "metrics.json",
-            br#"{"primary_metric": {"name": "accuracy", "value": 0.9}, "validation": {"accuracy": 0.9}}"#.to_vec(),
-        ),
-    ])
+    flower_bundle(network, manifest).to_tar_gz()
 }
 
-/// Stores `network` as a bundle under `training/flowers/` in `artifacts_bucket` and
-/// registers it in `group` (approved or waiting), as `register` would. Returns the
-/// package ARN.
-pub async fn register_flowers(
-    clients: &sluice_aws::AwsClients,
-    group: &str,
-    artifacts_bucket: &str,
-    network: &Network,
-    approved: bool,
-) -> String {
+/// The stack's model registry, configured as the template configures `register`.
+pub fn registry(clients: &AwsClients, stack: &Stack) -> ModelRegistry {
+    let table = &stack.tables.iter().find(|t| t.logical_id == "CatalogTable").expect("catalog table").name;
+    let environment = &stack.function("RegisterFunction").expect("register function").environment;
+    ModelRegistry::new(
+        clients,
+        Catalog::new(clients.dynamodb.clone(), table),
+        &environment["MODEL_GROUP_PREFIX"],
+        "trainer",
+    )
+}
+
+/// Stores `network` as a bundle under `training/flowers/` in the stack's artifacts bucket
+/// and registers it as a version of `flowers` (approved or waiting), then records
+/// production, as `register` would.
+pub async fn register_flowers(clients: &AwsClients, stack: &Stack, network: &Network, approved: bool) -> ModelVersion {
     let (_, manifest) = flower_classifier(0);
+    let bucket = &stack.buckets.iter().find(|b| b.logical_id == "ArtifactsBucket").expect("artifacts bucket").name;
     let key = format!("training/flowers/job-{}/output/model.tar.gz", uuid::Uuid::now_v7().simple());
     let bytes = bundle_bytes(network, &manifest);
-    clients.s3.put_object().bucket(artifacts_bucket).key(&key).body(bytes.into()).send().await.expect("bundle stored");
-    let sagemaker = sluice_aws_ml::SageMaker::new(clients);
-    sagemaker.ensure_group(group, "flowers").await.expect("group exists");
-    let uri = format!("s3://{artifacts_bucket}/{key}");
-    sagemaker.register(group, "trainer", &uri, approved, Default::default()).await.expect("version registered")
+    clients.s3.put_object().bucket(bucket).key(&key).body(bytes.into()).send().await.expect("bundle stored");
+    let registry = registry(clients, stack);
+    let model = ModelName::parse("flowers").expect("a valid name");
+    let approval = if approved { Approval::Approved } else { Approval::PendingManualApproval };
+    let version = registry
+        .register(&model, &format!("s3://{bucket}/{key}"), approval, Default::default())
+        .await
+        .expect("registered");
+    registry.publish_production(&model).await.expect("production recorded");
+    version
 }

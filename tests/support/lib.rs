@@ -8,8 +8,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use std::io::Read;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use sluice_aws::AwsClients;
+use sluice_core::capture::CaptureRecord;
 use sluice_localcloud::moto::MotoServer;
 use sluice_localcloud::provision::provision;
 use sluice_localcloud::template::Stack;
@@ -84,6 +87,23 @@ pub async fn assert_nothing_written(stack: &TestStack, what: &str) {
     assert!(objects.is_empty(), "{what}: objects were written: {objects:?}");
     let items = table_items(&stack.clients, stack.table("CatalogTable")).await;
     assert!(items.is_empty(), "{what}: catalog items were written: {items:?}");
+}
+
+/// Every capture line in the stack's capture bucket, whether the local Firehose has
+/// delivered it yet (gzip objects under `capture/`) or it is still staged by the emulator.
+pub async fn captured(clients: &AwsClients, bucket: &str) -> Vec<CaptureRecord> {
+    let mut records = Vec::new();
+    for key in object_keys(clients, bucket).await.iter().filter(|k| !k.starts_with("reports/")) {
+        let (bytes, _) = object_bytes(clients, bucket, key).await;
+        let mut text = String::new();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_string(&mut text).expect("gzip capture");
+        } else {
+            text = String::from_utf8(bytes).expect("UTF-8 capture");
+        }
+        records.extend(text.lines().map(|line| serde_json::from_str(line).expect("a capture line")));
+    }
+    records
 }
 
 pub fn string_attribute<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> &'a str {

@@ -2,10 +2,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::path::Path;
 
-use serde_json::json;
-use sluice_model::{Column, FeaturePipeline, Frame, MANIFEST_FORMAT_VERSION, Manifest, Task};
-use sluice_profile::{ColumnProfile, Profile};
+use sluice_model::metrics::{
+    PREDICTION_COLUMN, PrimaryMetric, ProductionScore, RowCounts, TrainingRun, finite_metrics,
+};
+use sluice_model::{
+    Baseline, Bundle, BundleLimits, Column, Contents, FeaturePipeline, Frame, MANIFEST_FORMAT_VERSION, Manifest,
+    Metrics, Task,
+};
+use sluice_profile::ColumnProfile;
+use sluice_serving::{Prediction, Predictor};
 
 use crate::contract::Contract;
 use crate::data::{parquet_files, read_frame};
@@ -16,12 +23,16 @@ use crate::rng::Rng;
 use crate::{ONNX_TOLERANCE, TrainError};
 use sluice_model::hyperparameters::{Algorithm, Hyperparameters};
 
+/// A training instance's memory is gigabytes; a production bundle read to be scored may
+/// take a good part of it.
+const PRODUCTION_BUNDLE_MEMORY: u64 = 4 << 30;
+
 /// What a run produced.
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Trained {
         primary_metric: (String, f64),
-        metrics: serde_json::Value,
+        metrics: Metrics,
     },
     /// Not the first host of a multi-instance job: nothing to do (see the README).
     SkippedOnSecondaryHost(String),
@@ -183,32 +194,30 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
     };
     let report = network.train(&x_train, &y_train, train_index.len(), &options, &mut rng);
 
-    let evaluate = |x: &[f32], index: &[usize]| -> serde_json::Value {
-        let predictions = network.predict(x, index.len());
+    let evaluate = |predictions: &[f32], index: &[usize]| -> BTreeMap<String, f64> {
         match task {
             Task::Classification => {
                 let truth: Vec<usize> = index.iter().map(|&r| class_of(r)).collect();
-                json!(classification(&predictions, &truth, class_labels.len()))
+                named(classification(predictions, &truth, class_labels.len()))
             }
             Task::Regression => {
                 let truth: Vec<f64> = index.iter().map(|&r| number_of(r)).collect();
-                json!(regression(&predictions, &truth))
+                named(regression(predictions, &truth))
             }
         }
     };
-    let validation_metrics = evaluate(&x_validation, &validation_index);
-    let train_metrics = evaluate(&x_train, &train_index);
+    let validation_predictions = network.predict(&x_validation, validation_index.len());
+    let validation_metrics = evaluate(&validation_predictions, &validation_index);
+    let train_metrics = evaluate(&network.predict(&x_train, train_index.len()), &train_index);
     let (primary, higher_is_better) = match task {
         Task::Classification => ("accuracy", true),
         Task::Regression => ("rmse", false),
     };
-    let primary_value = validation_metrics[primary].as_f64().unwrap_or(f64::NAN);
+    let primary_value = validation_metrics.get(primary).copied().unwrap_or(f64::NAN);
     // The lines SageMaker metric definitions read, e.g. `validation:accuracy=([0-9.]+)`.
     for (split, metrics) in [("train", &train_metrics), ("validation", &validation_metrics)] {
-        for (name, value) in metrics.as_object().into_iter().flatten() {
-            if let Some(value) = value.as_f64() {
-                println!("{split}:{name}={value:.6}");
-            }
+        for (name, value) in metrics {
+            println!("{split}:{name}={value:.6}");
         }
     }
     println!("train:loss={:.6}", report.final_loss);
@@ -221,14 +230,52 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         return Err(TrainError::Export(format!("the exported model differs from the trained one by {difference}")));
     }
 
-    let metrics = json!({
-        "primary_metric": { "name": primary, "value": primary_value, "higher_is_better": higher_is_better },
-        "validation": validation_metrics,
-        "train": train_metrics,
-        "rows": { "train": train_index.len(), "validation": validation_index.len(), "without_target": frame.rows() - labelled.len() },
-        "training": { "epochs": report.epochs, "converged": report.converged, "final_loss": report.final_loss },
-        "onnx_max_abs_difference": difference,
+    let production = hp.production_version.map(|version| {
+        let truth = Truth {
+            classes: (task == Task::Classification).then(|| validation_index.iter().map(|&r| class_of(r)).collect()),
+            values: validation_index.iter().map(|&r| number_of(r)).collect(),
+        };
+        let score = score_production(&contract.channel("production"), &validation_frame, &class_labels, &truth);
+        match &score {
+            Ok(metrics) => println!("production:{primary}={:.6}", metrics.get(primary).copied().unwrap_or(f64::NAN)),
+            Err(error) => println!("production: version {version} could not be scored: {error}"),
+        }
+        match score {
+            Ok(validation) => ProductionScore { version, validation, error: None },
+            Err(error) => ProductionScore { version, validation: BTreeMap::new(), error: Some(error) },
+        }
     });
+    let metrics = Metrics {
+        primary_metric: PrimaryMetric { name: primary.into(), value: primary_value, higher_is_better },
+        validation: validation_metrics,
+        train: train_metrics,
+        rows: Some(RowCounts {
+            train: train_index.len() as u64,
+            validation: validation_index.len() as u64,
+            without_target: (frame.rows() - labelled.len()) as u64,
+        }),
+        training: Some(TrainingRun {
+            epochs: report.epochs as u64,
+            converged: report.converged,
+            final_loss: f64::from(report.final_loss),
+        }),
+        onnx_max_abs_difference: Some(f64::from(difference)),
+        production,
+    };
+    let predictions = match task {
+        Task::Classification => {
+            let mut frequencies = BTreeMap::new();
+            for probabilities in validation_predictions.chunks(class_labels.len()) {
+                let best = probabilities.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+                *frequencies.entry(class_labels[best].clone()).or_insert(0) += 1;
+            }
+            ColumnProfile::categorical(PREDICTION_COLUMN, "string", frequencies, 0, 0)
+        }
+        Task::Regression => {
+            let values: Vec<f64> = validation_predictions.iter().map(|&v| f64::from(v)).collect();
+            ColumnProfile::numeric(PREDICTION_COLUMN, "float", &values, 0)
+        }
+    };
     let manifest = Manifest {
         format_version: MANIFEST_FORMAT_VERSION,
         model_name: hp.model_name.clone(),
@@ -252,47 +299,73 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         seed: hp.seed,
         library_versions: BTreeMap::from([("sluice-trainer".into(), env!("CARGO_PKG_VERSION").into())]),
     };
-    let model_dir = contract.model_dir();
-    let write = |name: &str, bytes: &[u8]| {
-        fs::write(model_dir.join(name), bytes).map_err(|e| TrainError::Output(format!("{name}: {e}")))
+    let bundle = Bundle {
+        manifest,
+        onnx: model,
+        metrics: Some(metrics.clone()),
+        baseline: Some(Baseline { data: Baseline::profile(&train_frame), predictions: Some(predictions) }),
     };
-    fs::create_dir_all(&model_dir).map_err(|e| TrainError::Output(e.to_string()))?;
-    write("model.onnx", &model)?;
-    write("manifest.json", &serde_json::to_vec_pretty(&manifest).expect("serialises"))?;
-    write("metrics.json", &serde_json::to_vec_pretty(&metrics).expect("serialises"))?;
-    write("baseline.json", &serde_json::to_vec_pretty(&baseline(&train_frame)).expect("serialises"))?;
+    bundle.write_to(&contract.model_dir()).map_err(|e| TrainError::Output(e.to_string()))?;
     Ok(Outcome::Trained { primary_metric: (primary.into(), primary_value), metrics })
 }
 
-/// The profile of the training rows: what drift is measured against.
-fn baseline(frame: &Frame) -> Profile {
-    let columns = frame
-        .columns
-        .iter()
-        .map(|(name, column)| match column {
-            Column::Numeric(values) => {
-                let present: Vec<f64> = values.iter().flatten().copied().collect();
-                ColumnProfile::numeric(name, "numeric", &present, (values.len() - present.len()) as u64)
-            }
-            Column::Categorical(values) => {
-                let mut frequencies = BTreeMap::new();
-                for value in values.iter().flatten() {
-                    *frequencies.entry(value.clone()).or_insert(0) += 1;
-                }
-                let nulls = values.iter().filter(|v| v.is_none()).count() as u64;
-                ColumnProfile::categorical(name, "string", frequencies, 0, nulls)
-            }
-            Column::Vector(values) => {
-                // As the ETL profiles images: one mean intensity per row.
-                let means: Vec<f64> = values
-                    .iter()
-                    .flatten()
-                    .map(|v| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64)
-                    .collect();
-                let nulls = (values.len() - means.len()) as u64;
-                ColumnProfile::numeric(&format!("{name}:mean_intensity"), "float", &means, nulls)
-            }
-        })
-        .collect();
-    Profile { rows: frame.rows() as u64, columns }
+/// Metrics by name, without the undefined ones.
+fn named(metrics: impl serde::Serialize) -> BTreeMap<String, f64> {
+    let value = serde_json::to_value(metrics).expect("metrics serialise");
+    finite_metrics(value.as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_f64()?))))
+}
+
+/// The validation rows' true classes (classification) or values (regression).
+struct Truth {
+    classes: Option<Vec<usize>>,
+    values: Vec<f64>,
+}
+
+/// The production version (its bundle in `channel`) scored on the candidate's validation
+/// rows with the candidate's metrics. Its class probabilities are put in the candidate's
+/// class order; a class only production knows counts as no class of the candidate's.
+fn score_production(
+    channel: &Path,
+    validation: &Frame,
+    class_labels: &[String],
+    truth: &Truth,
+) -> Result<BTreeMap<String, f64>, String> {
+    let bundle_path = production_bundle(channel)?;
+    let bytes = fs::read(&bundle_path).map_err(|e| format!("{}: {e}", bundle_path.display()))?;
+    let bundle = Bundle::from_tar_gz(&bytes, BundleLimits::for_memory(PRODUCTION_BUNDLE_MEMORY), Contents::All)
+        .map_err(|e| e.to_string())?;
+    let predictor = Predictor::load(&bundle).map_err(|e| e.to_string())?;
+    let predictions = predictor.predict_frame(validation).map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    match &truth.classes {
+        Some(classes) => {
+            let probabilities: Vec<f32> = predictions
+                .iter()
+                .flat_map(|row| {
+                    let given = row.probabilities.clone().unwrap_or_default();
+                    class_labels.iter().map(move |label| given.get(label).copied().unwrap_or(0.0))
+                })
+                .collect();
+            Ok(named(classification(&probabilities, classes, class_labels.len())))
+        }
+        None => {
+            let values: Vec<f32> = predictions
+                .iter()
+                .map(|row| match row.prediction {
+                    Prediction::Value(value) => value as f32,
+                    Prediction::Label(_) => f32::NAN,
+                })
+                .collect();
+            Ok(named(regression(&values, &truth.values)))
+        }
+    }
+}
+
+/// The one bundle in the production channel.
+fn production_bundle(channel: &Path) -> Result<std::path::PathBuf, String> {
+    let entries = fs::read_dir(channel).map_err(|e| format!("channel production ({}): {e}", channel.display()))?;
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.to_string_lossy().ends_with(".tar.gz"))
+        .ok_or_else(|| format!("channel production ({}) holds no model.tar.gz", channel.display()))
 }

@@ -1,7 +1,5 @@
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use sluice_core::options::DatasetOptions;
 use sluice_core::schema::Schema;
@@ -20,8 +18,8 @@ const RETENTION_SECONDS: i64 = 24 * 60 * 60;
 /// idempotency key, both under the dataset's partition.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    dynamodb: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(crate) dynamodb: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
 }
 
 /// All retraining plans share one partition, so the schedule reads them with one query.
@@ -70,11 +68,11 @@ pub enum Claim {
     InProgress,
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -109,34 +107,22 @@ impl Catalog {
     /// with one key exactly one proceeds.
     pub async fn claim(&self, record: &IdempotencyRecord, now: OffsetDateTime) -> Result<Claim, StoreError> {
         let now_s = now.unix_timestamp();
-        let result = self
-            .dynamodb
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", dataset_pk(&record.dataset))
-            .item("sk", idempotency_sk(&record.key_hash))
-            .item("entity", s("idempotency"))
-            .item("status", s("IN_PROGRESS"))
-            .item("fingerprint", s(&record.fingerprint))
-            .item("in_progress_until", n(now_s + IN_PROGRESS_SECONDS))
-            .item("expires_at", n(now_s + RETENTION_SECONDS))
-            .condition_expression(
-                "attribute_not_exists(pk) OR expires_at < :now \
-                 OR (#status = :in_progress AND in_progress_until < :now)",
-            )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":now", n(now_s))
-            .expression_attribute_values(":in_progress", s("IN_PROGRESS"))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Claim::Acquired),
-            Err(SdkError::ServiceError(err))
-                if matches!(err.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                self.existing_claim(record).await
-            }
-            Err(err) => Err(StoreError::new("DynamoDB", "PutItem", err)),
+        let item = HashMap::from([
+            ("pk".to_owned(), dataset_pk(&record.dataset)),
+            ("sk".to_owned(), idempotency_sk(&record.key_hash)),
+            ("entity".to_owned(), s("idempotency")),
+            ("status".to_owned(), s("IN_PROGRESS")),
+            ("fingerprint".to_owned(), s(&record.fingerprint)),
+            ("in_progress_until".to_owned(), n(now_s + IN_PROGRESS_SECONDS)),
+            ("expires_at".to_owned(), n(now_s + RETENTION_SECONDS)),
+        ]);
+        let condition = "attribute_not_exists(pk) OR expires_at < :now \
+                         OR (#status = :in_progress AND in_progress_until < :now)";
+        let values = vec![(":now", n(now_s)), (":in_progress", s("IN_PROGRESS"))];
+        if self.put_if(item, condition, &[("#status", "status")], values).await? {
+            Ok(Claim::Acquired)
+        } else {
+            self.existing_claim(record).await
         }
     }
 
@@ -231,31 +217,6 @@ impl Catalog {
         Ok(())
     }
 
-    /// Records the training or tuning job (`kind`) a model's training request started.
-    pub async fn put_training_job(
-        &self,
-        model: &str,
-        job_name: &str,
-        kind: &str,
-        dataset: &DatasetName,
-        started_at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.dynamodb
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("MODEL#{model}")))
-            .item("sk", s(format!("JOB#{job_name}")))
-            .item("entity", s("training_job"))
-            .item("job_name", s(job_name))
-            .item("kind", s(kind))
-            .item("dataset", s(dataset.as_str()))
-            .item("started_at", s(started_at.format(&Rfc3339).expect("UTC times format as RFC 3339")))
-            .send()
-            .await
-            .map_err(|err| StoreError::new("DynamoDB", "PutItem", err))?;
-        Ok(())
-    }
-
     /// Remembers how a model is retrained on schedule: the training request (as sent) and
     /// how many days apart; `last_started` is when a job last started from it.
     pub async fn save_retrain_plan(&self, plan: &RetrainPlan) -> Result<(), StoreError> {
@@ -336,29 +297,16 @@ impl Catalog {
         schema: &Schema,
         expected: Option<u64>,
     ) -> Result<bool, StoreError> {
-        let request = self
-            .dynamodb
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", dataset_pk(dataset))
-            .item("sk", s(SCHEMA_SK))
-            .item("entity", s("schema"))
-            .item("schema", s(serde_json::to_string(schema).expect("schemas serialise")))
-            .item("version", n(expected.map_or(1, |v| v + 1)));
-        let request = match expected {
-            None => request.condition_expression("attribute_not_exists(pk)"),
-            Some(version) => {
-                request.condition_expression("version = :expected").expression_attribute_values(":expected", n(version))
-            }
-        };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(err))
-                if matches!(err.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::new("DynamoDB", "PutItem", err)),
+        let item = HashMap::from([
+            ("pk".to_owned(), dataset_pk(dataset)),
+            ("sk".to_owned(), s(SCHEMA_SK)),
+            ("entity".to_owned(), s("schema")),
+            ("schema".to_owned(), s(serde_json::to_string(schema).expect("schemas serialise"))),
+            ("version".to_owned(), n(expected.map_or(1, |v| v + 1))),
+        ]);
+        match expected {
+            None => self.put_if(item, "attribute_not_exists(pk)", &[], Vec::new()).await,
+            Some(version) => self.put_if(item, "version = :expected", &[], vec![(":expected", n(version))]).await,
         }
     }
 
@@ -505,22 +453,28 @@ fn entry_from_item(item: &HashMap<String, AttributeValue>) -> Result<CatalogEntr
     })
 }
 
-fn optional_string(item: &HashMap<String, AttributeValue>, name: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn optional_string(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
     item.get(name).map(|_| string(item, name)).transpose()
 }
 
-fn corrupt(message: impl Into<String>) -> StoreError {
+pub(crate) fn corrupt(message: impl Into<String>) -> StoreError {
     StoreError { service: "DynamoDB", operation: "read catalog item", message: message.into() }
 }
 
-fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Result<String, StoreError> {
+pub(crate) fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Result<String, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value.clone()),
         _ => Err(corrupt(format!("attribute {name} is missing or not a string"))),
     }
 }
 
-fn number<T: std::str::FromStr>(item: &HashMap<String, AttributeValue>, name: &str) -> Result<T, StoreError> {
+pub(crate) fn number<T: std::str::FromStr>(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<T, StoreError> {
     match item.get(name) {
         Some(AttributeValue::N(value)) => {
             value.parse().map_err(|_| corrupt(format!("attribute {name} = {value} is out of range")))
@@ -529,7 +483,7 @@ fn number<T: std::str::FromStr>(item: &HashMap<String, AttributeValue>, name: &s
     }
 }
 
-fn optional_number<T: std::str::FromStr>(
+pub(crate) fn optional_number<T: std::str::FromStr>(
     item: &HashMap<String, AttributeValue>,
     name: &str,
 ) -> Result<Option<T>, StoreError> {

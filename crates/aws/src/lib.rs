@@ -6,12 +6,14 @@ mod catalog;
 mod clients;
 mod curated_zone;
 pub mod http_api;
+mod model_records;
 mod raw_zone;
 pub mod settings;
 
 pub use catalog::{Catalog, Claim, IdempotencyRecord, RetrainPlan, StoredResponse, VersionedSchema};
 pub use clients::AwsClients;
 pub use curated_zone::CuratedZone;
+pub use model_records::{EpisodeState, MonitorState, ProductionRecord, TrainingJobRecord};
 pub use raw_zone::{PresignedPut, RawObject, RawZone};
 
 /// A failed call to an AWS service, with the SDK's full error chain in the message.

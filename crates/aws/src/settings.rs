@@ -43,6 +43,12 @@ pub fn parsed_or<T: FromStr>(vars: &dyn Vars, name: &'static str, default: T) ->
     }
 }
 
+/// The function's memory in bytes: Lambda sets `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (MB) from
+/// the template's `MemorySize`; elsewhere a gigabyte is assumed.
+pub fn function_memory_bytes(vars: &dyn Vars) -> Result<u64, SettingsError> {
+    Ok(parsed_or(vars, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 1024_u64)? * 1024 * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 
 pub mod demo;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,20 +11,27 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::s3::S3Event;
+use aws_lambda_events::sns::SnsEvent;
 use aws_lambda_events::sqs::SqsEvent;
 use batch::Batch;
 use etl::Etl;
 use ingest::Ingest;
 use models::Models;
+use monitor::Monitor;
 use predict::Predict;
 use register::Register;
+use remediate::Remediate;
 use sluice_aws::AwsClients;
+use sluice_localcloud::alarms::AlarmEvaluator;
 use sluice_localcloud::api::ApiServer;
+use sluice_localcloud::clock::Clock;
 use sluice_localcloud::events::EventDelivery;
+use sluice_localcloud::firehose::FirehoseDelivery;
 use sluice_localcloud::moto::MotoServer;
 use sluice_localcloud::queues::QueueSources;
 use sluice_localcloud::schedule::Schedules;
 use sluice_localcloud::template::Stack;
+use sluice_localcloud::topics::SnsDelivery;
 use sluice_localcloud::training::{TrainingRunner, trainer_binary};
 use sluice_localcloud::{Functions, InvokeError, provision};
 use stream::Stream;
@@ -54,6 +61,8 @@ enum Handler {
     Predict(Predict),
     Stream(Stream),
     Batch(Batch),
+    Monitor(Monitor),
+    Remediate(Remediate),
 }
 
 /// Every function of a stack, invoked in process.
@@ -87,6 +96,12 @@ impl LocalFunctions {
                 ),
                 "batch" => Handler::Batch(
                     Batch::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
+                ),
+                "monitor" => Handler::Monitor(
+                    Monitor::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
+                ),
+                "remediate" => Handler::Remediate(
+                    Remediate::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
                 ),
                 other => return Err(failed(format!("binary {other} has no local implementation"))),
             };
@@ -146,6 +161,24 @@ impl Functions for LocalFunctions {
                         }),
                     }
                 }
+                Some(Handler::Monitor(monitor)) => {
+                    Box::pin(monitor.handle(&event)).await.map_err(|err| InvokeError::Failed {
+                        function: function.clone(),
+                        error_type: "MonitorFailure".into(),
+                        message: err.to_string(),
+                    })
+                }
+                Some(Handler::Remediate(remediate)) => {
+                    let event: SnsEvent = serde_json::from_value(event).map_err(bad_event)?;
+                    match Box::pin(remediate.handle(event)).await {
+                        Ok(outcomes) => serde_json::to_value(outcomes).map_err(bad_event),
+                        Err(err) => Err(InvokeError::Failed {
+                            function: function.clone(),
+                            error_type: "RemediateFailure".into(),
+                            message: err.to_string(),
+                        }),
+                    }
+                }
                 Some(Handler::Register(register)) => match register.handle(&event).await {
                     Ok(outcome) => Ok(serde_json::Value::String(outcome.to_string())),
                     Err(err) => Err(InvokeError::Failed {
@@ -168,7 +201,31 @@ pub struct LocalOptions {
     pub endpoint: Option<String>,
     pub stack_name: String,
     pub api_address: SocketAddr,
+    /// Template parameters to set, as `sam deploy --parameter-overrides` sets them.
+    pub parameters: BTreeMap<String, String>,
+    /// How fast schedules, alarm periods and delivery buffers run.
+    pub clock: Clock,
+    /// The endpoint evaluates CloudWatch alarms itself (LocalStack); moto does not.
+    pub endpoint_evaluates_alarms: bool,
 }
+
+impl LocalOptions {
+    /// A private moto server, real time, the template's defaults, API on `api_address`.
+    pub fn new(project_root: PathBuf, stack_name: &str, api_address: SocketAddr) -> Self {
+        Self {
+            project_root,
+            endpoint: None,
+            stack_name: stack_name.to_owned(),
+            api_address,
+            parameters: BTreeMap::new(),
+            clock: Clock::default(),
+            endpoint_evaluates_alarms: false,
+        }
+    }
+}
+
+/// Where the functions' CloudWatch metrics (EMF lines) are also written locally, for people.
+pub const METRICS_FILE: &str = ".local/metrics.ndjson";
 
 /// A running local cloud: the AWS endpoint, the stack's resources on it, its API and the
 /// delivery of its events.
@@ -177,10 +234,14 @@ pub struct LocalCloud {
     pub clients: AwsClients,
     pub stack: Stack,
     pub api: ApiServer,
+    pub clock: Clock,
     _events: EventDelivery,
     _training: Option<TrainingRunner>,
     _schedules: Schedules,
     _queues: QueueSources,
+    _topics: SnsDelivery,
+    _alarms: Option<AlarmEvaluator>,
+    _firehose: FirehoseDelivery,
     // Dropped last: the server outlives the clients and API that use it.
     _moto: Option<MotoServer>,
 }
@@ -194,13 +255,21 @@ impl LocalCloud {
         let endpoint =
             options.endpoint.clone().unwrap_or_else(|| moto.as_ref().expect("started above").endpoint().to_owned());
         let clients = AwsClients::for_local_endpoint(&endpoint).await;
-        let stack = Stack::load(&options.project_root.join("template.yaml"), &options.stack_name)?;
+        let stack =
+            Stack::load_with(&options.project_root.join("template.yaml"), &options.stack_name, &options.parameters)?;
         provision::provision(&clients, &stack).await?;
+        forward_metrics(&endpoint, &options.project_root);
         let functions: Arc<dyn Functions> = Arc::new(LocalFunctions::for_stack(&clients, &stack)?);
         let api = ApiServer::start(options.api_address, &stack, Arc::clone(&functions)).await?;
         let events = EventDelivery::start(&clients, &stack, Arc::clone(&functions)).await?;
-        let schedules = Schedules::start(&clients, &stack, Arc::clone(&functions));
+        let clock = options.clock;
+        let schedules = Schedules::start(&clients, &stack, Arc::clone(&functions), &clock);
         let queues = QueueSources::start(&clients, &stack, Arc::clone(&functions)).await?;
+        // Subscribed before any alarm can publish: the emulator drops messages to a topic
+        // without subscribers.
+        let topics = SnsDelivery::start(&clients, &stack, Arc::clone(&functions)).await?;
+        let alarms = (!options.endpoint_evaluates_alarms).then(|| AlarmEvaluator::start(&clients, &stack, &clock));
+        let firehose = FirehoseDelivery::start(&clients, &stack, &clock);
         let training = match trainer_binary() {
             Some(trainer) => Some(TrainingRunner::start(&clients, &stack, functions, trainer)),
             None => {
@@ -215,10 +284,14 @@ impl LocalCloud {
             clients,
             stack,
             api,
+            clock,
             _events: events,
             _training: training,
             _schedules: schedules,
             _queues: queues,
+            _topics: topics,
+            _alarms: alarms,
+            _firehose: firehose,
             _moto: moto,
         })
     }
@@ -239,6 +312,19 @@ impl LocalCloud {
             .find(|(id, _)| *id == logical_id)
             .map(|(_, name)| name.as_str())
     }
+}
+
+/// Sends the functions' EMF metric lines to the endpoint's CloudWatch (so local alarms
+/// see them) and to [`METRICS_FILE`]. Once per process: tests start several clouds on one
+/// endpoint.
+fn forward_metrics(endpoint: &str, project_root: &Path) {
+    let path = project_root.join(METRICS_FILE);
+    let file = std::fs::create_dir_all(path.parent().expect("the file is in a folder"))
+        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&path));
+    if let Err(err) = &file {
+        tracing::warn!(path = %path.display(), error = %err, "metrics file not written");
+    }
+    sluice_localcloud::emf::forward(endpoint, file.ok());
 }
 
 /// The project root, found from the working directory up, like cargo finds its workspace.

@@ -1,9 +1,11 @@
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use sluice_cli::{LocalCloud, LocalOptions, demo, project_root};
+use sluice_cli::{LocalCloud, LocalOptions, METRICS_FILE, demo, project_root};
+use sluice_localcloud::clock::Clock;
 
 /// Sluice: serverless MLOps on AWS, and its local cloud.
 #[derive(Parser)]
@@ -54,6 +56,23 @@ struct Options {
     /// Project root holding template.yaml (default: found from the working directory).
     #[arg(long)]
     project: Option<PathBuf>,
+    /// Sets a template parameter, as `sam deploy --parameter-overrides` does
+    /// (e.g. --parameter MonitorPeriodMinutes=5); repeatable.
+    #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parameter)]
+    parameters: Vec<(String, String)>,
+    /// Runs schedules, alarm periods and capture buffers this many times faster than real
+    /// time (e.g. 60: a 15-minute schedule fires every 15 s).
+    #[arg(long, env = "SLUICE_CLOCK_SPEED", default_value_t = 1.0)]
+    clock_speed: f64,
+    /// The endpoint evaluates CloudWatch alarms itself (LocalStack does; moto does not).
+    #[arg(long)]
+    endpoint_evaluates_alarms: bool,
+}
+
+fn parameter(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
 }
 
 impl Options {
@@ -62,28 +81,14 @@ impl Options {
             .project
             .or_else(project_root)
             .ok_or("no template.yaml found here or above; run sluice inside the project or pass --project")?;
-        redirect_metrics(&project_root)?;
         Ok(LocalOptions {
-            project_root,
             endpoint: self.endpoint,
-            stack_name: self.stack,
-            api_address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            parameters: self.parameters.into_iter().collect::<BTreeMap<_, _>>(),
+            clock: Clock::new(self.clock_speed).map_err(|e| e.to_string())?,
+            endpoint_evaluates_alarms: self.endpoint_evaluates_alarms,
+            ..LocalOptions::new(project_root, &self.stack, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         })
     }
-}
-
-/// Where the functions' CloudWatch metrics (EMF lines) go locally, instead of the terminal.
-const METRICS_FILE: &str = ".local/metrics.ndjson";
-
-fn redirect_metrics(project_root: &std::path::Path) -> Result<(), String> {
-    let path = project_root.join(METRICS_FILE);
-    let open = || -> std::io::Result<std::fs::File> {
-        std::fs::create_dir_all(path.parent().expect("the file is in a folder"))?;
-        std::fs::OpenOptions::new().create(true).append(true).open(&path)
-    };
-    let file = open().map_err(|err| format!("cannot open {}: {err}", path.display()))?;
-    sluice_core::metrics::redirect(Box::new(file));
-    Ok(())
 }
 
 #[tokio::main]

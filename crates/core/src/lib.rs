@@ -2,13 +2,17 @@
 //! keys and records defined here are the contracts that functions, the trainer and the
 //! local cloud agree on.
 
+pub mod capture;
 pub mod catalog;
 pub mod checksum;
 pub mod dataset;
 mod encoding;
 pub mod ingest;
 pub mod metrics;
+pub mod model_event;
+pub mod monitoring;
 pub mod options;
+pub mod remediation;
 pub mod schema;
 
 pub use catalog::{CatalogEntry, IngestSource, IngestStatus, Processing};

@@ -380,6 +380,7 @@ mod tests {
             tables: vec![],
             queues: vec![],
             topics: vec![],
+            delivery_streams: vec![],
             functions: vec![
                 Function {
                     logical_id: "Ingest".into(),
@@ -393,6 +394,7 @@ mod tests {
                     event_patterns: vec![],
                     schedules: vec![],
                     queue_sources: vec![],
+                    sns_topics: vec![],
                     async_invoke: Default::default(),
                 },
                 Function {
@@ -404,6 +406,7 @@ mod tests {
                     event_patterns: vec![],
                     schedules: vec![],
                     queue_sources: vec![],
+                    sns_topics: vec![],
                     async_invoke: Default::default(),
                 },
             ],

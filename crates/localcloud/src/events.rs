@@ -40,10 +40,11 @@ impl Drop for EventDelivery {
     }
 }
 
-struct Route {
-    function: String,
-    queue_url: String,
-    async_invoke: AsyncInvoke,
+/// A queue whose messages become asynchronous invocations of one function.
+pub(crate) struct Route {
+    pub(crate) function: String,
+    pub(crate) queue_url: String,
+    pub(crate) async_invoke: AsyncInvoke,
 }
 
 impl EventDelivery {
@@ -96,13 +97,21 @@ impl EventDelivery {
         for route in routes {
             let dead_letter_url = dead_letter_url(&clients.sqs, &route.async_invoke).await?;
             let (sqs, functions) = (clients.sqs.clone(), Arc::clone(&functions));
-            pollers.push(tokio::spawn(poll(sqs, route, dead_letter_url, functions)));
+            pollers.push(tokio::spawn(poll(sqs, route, dead_letter_url, functions, s3_event)));
         }
         Ok(Self { pollers })
     }
 }
 
-async fn poll(sqs: aws_sdk_sqs::Client, route: Route, dead_letter_url: Option<String>, functions: Arc<dyn Functions>) {
+/// Invokes the route's function with the event `to_event` makes of each message body (none:
+/// nothing to deliver), then deletes the message, until aborted.
+pub(crate) async fn poll(
+    sqs: aws_sdk_sqs::Client,
+    route: Route,
+    dead_letter_url: Option<String>,
+    functions: Arc<dyn Functions>,
+    to_event: impl Fn(&str) -> Option<Value>,
+) {
     loop {
         let received = sqs
             .receive_message()
@@ -120,10 +129,7 @@ async fn poll(sqs: aws_sdk_sqs::Client, route: Route, dead_letter_url: Option<St
             }
         };
         for message in messages {
-            let mut event: Value = message.body().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
-            // S3 first sends an `s3:TestEvent` with no records when a notification is set up.
-            if event.get("Records").is_some() {
-                complete_s3_event(&mut event);
+            if let Some(event) = to_event(message.body().unwrap_or_default()) {
                 invoke_async(&route, &event, dead_letter_url.as_deref(), &sqs, functions.as_ref()).await;
             }
             if let Some(receipt) = message.receipt_handle() {
@@ -206,6 +212,15 @@ async fn invoke_async(
     if let Err(err) = sqs.send_message().queue_url(dead_letter_url).message_body(record.to_string()).send().await {
         tracing::error!(error = %sluice_aws::error_chain(err), "could not send to the on-failure destination");
     }
+}
+
+/// The S3 event in a notification message, completed to the shape S3 sends.
+fn s3_event(body: &str) -> Option<Value> {
+    let mut event: Value = serde_json::from_str(body).ok()?;
+    // S3 first sends an `s3:TestEvent` with no records when a notification is set up.
+    event.get("Records")?;
+    complete_s3_event(&mut event);
+    Some(event)
 }
 
 /// Adds the fields S3 always sends and moto leaves out, so handlers get the event shape

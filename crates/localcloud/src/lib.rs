@@ -12,19 +12,31 @@
 //! - [`training`] runs SageMaker training and tuning jobs with the trainer as a process.
 //! - [`schedule`] fires the template's `rate(…)` schedules.
 //! - [`queues`] runs SQS event source mappings, with partial batch failures.
+//! - [`topics`] delivers the messages of SNS topics to the functions subscribed to them.
+//! - [`alarms`] evaluates CloudWatch alarms and sends their SNS notifications.
+//! - [`clock`] lets schedules, alarm periods and delivery buffers run faster than real time.
+//! - [`firehose`] delivers Firehose streams' records to S3 in buffered, named, compressed
+//!   objects.
+//! - [`emf`] turns the functions' Embedded Metric Format lines into CloudWatch metrics on
+//!   the endpoint, as CloudWatch Logs does in AWS.
 //!
 //! Functions are reached through [`Functions`], which takes and returns JSON exactly as the
 //! Lambda service does, so later event sources (S3, SNS, EventBridge, schedules) plug in
 //! the same way.
 
+pub mod alarms;
 pub mod api;
 pub mod client;
+pub mod clock;
+pub mod emf;
 pub mod events;
+pub mod firehose;
 pub mod moto;
 pub mod provision;
 pub mod queues;
 pub mod schedule;
 pub mod template;
+pub mod topics;
 pub mod training;
 
 use std::future::Future;

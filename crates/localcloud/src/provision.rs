@@ -1,5 +1,5 @@
-//! Creates a stack's buckets and tables on the local endpoint. Safe to run again: what
-//! already exists is left as it is.
+//! Creates a stack's buckets, tables, topics, queues and delivery streams on the local
+//! endpoint. Safe to run again: what already exists is left as it is.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
@@ -7,7 +7,10 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use sluice_aws::AwsClients;
 
-use crate::template::{Stack, Table};
+use aws_sdk_firehose::types::ExtendedS3DestinationConfiguration;
+
+use crate::firehose::staging_prefix;
+use crate::template::{ACCOUNT_ID, DeliveryStream, Stack, Table};
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not create {resource}: {message}")]
@@ -57,6 +60,11 @@ pub async fn provision(clients: &AwsClients, stack: &Stack) -> Result<(), Provis
             .map_err(|err| failed(&format!("queue {}", queue.name), err))?;
         tracing::info!(logical_id = %queue.logical_id, name = %queue.name, "queue ready");
     }
+    let firehose = aws_sdk_firehose::Client::new(&clients.config);
+    for stream in &stack.delivery_streams {
+        create_delivery_stream(&firehose, stream).await?;
+        tracing::info!(logical_id = %stream.logical_id, name = %stream.name, "delivery stream ready");
+    }
     // Once every queue exists: a redrive policy points at another queue.
     for queue in stack.queues.iter().filter(|q| !q.attributes.is_empty()) {
         let url = clients
@@ -79,6 +87,32 @@ pub async fn provision(clients: &AwsClients, stack: &Stack) -> Result<(), Provis
             .map_err(|err| failed(&format!("queue {} attributes", queue.name), err))?;
     }
     Ok(())
+}
+
+/// The emulator's stream writes each call to the staging prefix; the local cloud's
+/// deliverer (`firehose`) does the buffering, naming and compression Firehose does.
+async fn create_delivery_stream(
+    firehose: &aws_sdk_firehose::Client,
+    stream: &DeliveryStream,
+) -> Result<(), ProvisionError> {
+    let resource = format!("delivery stream {}", stream.name);
+    let destination = ExtendedS3DestinationConfiguration::builder()
+        .role_arn(format!("arn:aws:iam::{ACCOUNT_ID}:role/{}-firehose", stream.name))
+        .bucket_arn(format!("arn:aws:s3:::{}", stream.bucket))
+        .prefix(staging_prefix(stream))
+        .build()
+        .map_err(|err| ProvisionError { resource: resource.clone(), message: err.to_string() })?;
+    let created = firehose
+        .create_delivery_stream()
+        .delivery_stream_name(&stream.name)
+        .extended_s3_destination_configuration(destination)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => Ok(()),
+        Err(err) => Err(failed(&resource, err)),
+    }
 }
 
 async fn create_table(clients: &AwsClients, table: &Table) -> Result<(), ProvisionError> {

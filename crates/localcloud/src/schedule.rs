@@ -1,6 +1,7 @@
 //! EventBridge schedules, which the emulator never fires: each function's `Schedule`
 //! events fire at their rate as "Scheduled Event"s, invoked asynchronously with Lambda's
-//! retries. `cron(…)` expressions are not evaluated locally (a warning says so).
+//! retries. Rates run on the local cloud's [`Clock`]: at speed 60 `rate(15 minutes)` fires
+//! every 15 s. `cron(…)` expressions are not evaluated locally (a warning says so).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinHandle;
 
 use crate::Functions;
+use crate::clock::Clock;
 use crate::events::{dead_letter_url, invoke_with_retries};
 use crate::template::{ACCOUNT_ID, REGION, Stack};
 
@@ -29,11 +31,12 @@ impl Drop for Schedules {
 }
 
 impl Schedules {
-    pub fn start(clients: &AwsClients, stack: &Stack, functions: Arc<dyn Functions>) -> Self {
+    /// Fires each `rate(…)` schedule once per period of `clock`, the first a period from now.
+    pub fn start(clients: &AwsClients, stack: &Stack, functions: Arc<dyn Functions>, clock: &Clock) -> Self {
         let mut tasks = Vec::new();
         for function in &stack.functions {
             for expression in &function.schedules {
-                let Some(period) = rate(expression) else {
+                let Some(period) = rate(expression).map(|nominal| clock.real(nominal)) else {
                     tracing::warn!(function = %function.logical_id, %expression, "schedule not fired locally (only rate(…) is)");
                     continue;
                 };

@@ -31,7 +31,21 @@ pub struct Stack {
     pub tables: Vec<Table>,
     pub queues: Vec<Queue>,
     pub topics: Vec<Topic>,
+    pub delivery_streams: Vec<DeliveryStream>,
     pub functions: Vec<Function>,
+}
+
+/// A Firehose delivery stream to S3 (`ExtendedS3DestinationConfiguration`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryStream {
+    pub logical_id: String,
+    pub name: String,
+    pub bucket: String,
+    /// With Firehose's `!{timestamp:…}` and `!{firehose:…}` expressions.
+    pub prefix: String,
+    pub error_prefix: String,
+    pub gzip: bool,
+    pub buffer_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +104,8 @@ pub struct Function {
     pub schedules: Vec<String>,
     /// `SQS` event source mappings.
     pub queue_sources: Vec<QueueSource>,
+    /// ARNs of the topics of its `SNS` events: each message published to one invokes it.
+    pub sns_topics: Vec<String>,
     pub async_invoke: AsyncInvoke,
 }
 
@@ -134,19 +150,37 @@ impl HttpRoute {
 
 impl Stack {
     pub fn load(path: &Path, stack_name: &str) -> Result<Self, TemplateError> {
+        Self::load_with(path, stack_name, &BTreeMap::new())
+    }
+
+    /// The stack with some parameters set (`sam deploy --parameter-overrides`); a name the
+    /// template does not declare is an error.
+    pub fn load_with(
+        path: &Path,
+        stack_name: &str,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<Self, TemplateError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| TemplateError::Read { path: path.display().to_string(), source })?;
-        Self::from_yaml(&text, stack_name)
+        Self::from_yaml_with(&text, stack_name, parameters)
     }
 
     pub fn from_yaml(text: &str, stack_name: &str) -> Result<Self, TemplateError> {
+        Self::from_yaml_with(text, stack_name, &BTreeMap::new())
+    }
+
+    pub fn from_yaml_with(
+        text: &str,
+        stack_name: &str,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<Self, TemplateError> {
         let document: Value = serde_yaml::from_str(text)?;
         let document = long_form(document);
         let resources = document
             .get("Resources")
             .and_then(Value::as_mapping)
             .ok_or_else(|| invalid("template has no Resources"))?;
-        let mut context = Context::new(stack_name, &document)?;
+        let mut context = Context::new(stack_name, &document, parameters)?;
 
         let mut buckets = Vec::new();
         let mut tables = Vec::new();
@@ -190,6 +224,13 @@ impl Stack {
                     context.names.insert(id.to_owned(), arn.clone());
                     topics.push(Topic { logical_id: id.to_owned(), name, arn });
                 }
+                "AWS::KinesisFirehose::DeliveryStream" => {
+                    let name = match properties.get("DeliveryStreamName") {
+                        Some(name) => context.string(name)?,
+                        None => format!("{stack_name}-{id}"),
+                    };
+                    context.names.insert(id.to_owned(), name);
+                }
                 "AWS::IAM::Role" => {
                     // Not created locally (the emulator checks no permissions), but named.
                     context.names.insert(id.to_owned(), format!("{stack_name}-{id}"));
@@ -203,6 +244,14 @@ impl Stack {
             let properties = resources.get(queue.logical_id.as_str()).and_then(|r| r.get("Properties"));
             queue.attributes = queue_attributes(&queue.logical_id, properties, &context)?;
         }
+        // After every name is known: a stream names its bucket.
+        let mut delivery_streams = Vec::new();
+        for (id, resource) in resources {
+            if resource_type(resource)? == "AWS::KinesisFirehose::DeliveryStream" {
+                let id = id.as_str().expect("checked above");
+                delivery_streams.push(delivery_stream(id, resource.get("Properties"), &context)?);
+            }
+        }
         let globals = document.get("Globals").and_then(|g| g.get("Function"));
         let mut functions = Vec::new();
         for (id, resource) in resources {
@@ -212,7 +261,7 @@ impl Stack {
             let id = id.as_str().expect("checked above");
             functions.push(function(id, resource, globals, &context)?);
         }
-        Ok(Self { name: stack_name.to_owned(), buckets, tables, queues, topics, functions })
+        Ok(Self { name: stack_name.to_owned(), buckets, tables, queues, topics, delivery_streams, functions })
     }
 
     pub fn function(&self, logical_id: &str) -> Option<&Function> {
@@ -246,6 +295,30 @@ fn queue_attributes(
         attributes.push(("RedrivePolicy".to_owned(), policy.to_string()));
     }
     Ok(attributes)
+}
+
+fn delivery_stream(id: &str, properties: Option<&Value>, context: &Context) -> Result<DeliveryStream, TemplateError> {
+    let destination = properties.and_then(|p| p.get("ExtendedS3DestinationConfiguration")).ok_or_else(|| {
+        invalid(format!("delivery stream {id}: only ExtendedS3DestinationConfiguration is run locally"))
+    })?;
+    let text = |name: &str| destination.get(name).map(|v| context.string(v)).transpose();
+    let bucket_arn = text("BucketARN")?.ok_or_else(|| invalid(format!("delivery stream {id} needs a BucketARN")))?;
+    let buffer_seconds = match destination.get("BufferingHints").and_then(|h| h.get("IntervalInSeconds")) {
+        Some(seconds) => context
+            .string(seconds)?
+            .parse()
+            .map_err(|e| invalid(format!("delivery stream {id}: IntervalInSeconds: {e}")))?,
+        None => 300,
+    };
+    Ok(DeliveryStream {
+        logical_id: id.to_owned(),
+        name: context.reference(id)?,
+        bucket: bucket_arn.rsplit(':').next().unwrap_or_default().to_owned(),
+        prefix: text("Prefix")?.unwrap_or_default(),
+        error_prefix: text("ErrorOutputPrefix")?.unwrap_or_default(),
+        gzip: text("CompressionFormat")?.as_deref() == Some("GZIP"),
+        buffer_seconds,
+    })
 }
 
 fn resource_type(resource: &Value) -> Result<&str, TemplateError> {
@@ -307,11 +380,17 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
             environment.insert(name.to_owned(), value);
         }
     }
+    // Lambda tells a function its memory; functions size their caps by it.
+    let memory = [properties, globals].into_iter().flatten().find_map(|source| source.get("MemorySize"));
+    if let Some(memory) = memory {
+        environment.insert("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".to_owned(), context.string(memory)?);
+    }
     let mut http_routes = Vec::new();
     let mut s3_triggers = Vec::new();
     let mut event_patterns = Vec::new();
     let mut schedules = Vec::new();
     let mut queue_sources = Vec::new();
+    let mut sns_topics = Vec::new();
     let events = properties.and_then(|p| p.get("Events")).and_then(Value::as_mapping);
     for (_, event) in events.into_iter().flatten() {
         let event_properties = event.get("Properties");
@@ -372,6 +451,8 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
                     report_failures,
                 });
             }
+            // `Ref` on a topic is its ARN, which is what a subscription needs.
+            Some("SNS") => sns_topics.push(context.string(field("Topic")?)?),
             _ => {}
         }
     }
@@ -401,6 +482,7 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
         event_patterns,
         schedules,
         queue_sources,
+        sns_topics,
         async_invoke,
     })
 }
@@ -440,7 +522,7 @@ struct Context {
 }
 
 impl Context {
-    fn new(stack_name: &str, document: &Value) -> Result<Self, TemplateError> {
+    fn new(stack_name: &str, document: &Value, overrides: &BTreeMap<String, String>) -> Result<Self, TemplateError> {
         let mut parameters = BTreeMap::from([
             ("AWS::StackName".to_owned(), stack_name.to_owned()),
             ("AWS::AccountId".to_owned(), ACCOUNT_ID.to_owned()),
@@ -456,6 +538,13 @@ impl Context {
                     scalar(default).ok_or_else(|| invalid(format!("parameter {name}: default must be a scalar")))?,
                 );
             }
+        }
+        let declared = document.get("Parameters").and_then(Value::as_mapping);
+        for (name, value) in overrides {
+            if !declared.is_some_and(|d| d.contains_key(name.as_str())) {
+                return Err(invalid(format!("the template has no parameter {name}")));
+            }
+            parameters.insert(name.clone(), value.clone());
         }
         let resource_types = document
             .get("Resources")
@@ -484,6 +573,9 @@ impl Context {
             (Some("AWS::SQS::Queue"), "QueueName") => Ok(name),
             (Some("AWS::IAM::Role"), "Arn") => Ok(format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}")),
             (Some("AWS::SNS::Topic"), "TopicArn") => Ok(name),
+            (Some("AWS::KinesisFirehose::DeliveryStream"), "Arn") => {
+                Ok(format!("arn:aws:firehose:{REGION}:{ACCOUNT_ID}:deliverystream/{name}"))
+            }
             _ => Err(invalid(format!("cannot resolve GetAtt {resource}.{attribute} locally"))),
         }
     }
@@ -707,6 +799,10 @@ Resources:
           Properties:
             Queue: !GetAtt Work.Arn
             FunctionResponseTypes: [ReportBatchItemFailures]
+        Alarm:
+          Type: SNS
+          Properties:
+            Topic: !Ref Topic
   Work:
     Type: AWS::SQS::Queue
     Properties:
@@ -731,6 +827,7 @@ Parameters:
         );
         assert_eq!(stack.topics[0].arn, "arn:aws:sns:us-east-1:123456789012:s-Topic");
         assert_eq!(function.schedules, ["rate(1 day)"]);
+        assert_eq!(function.sns_topics, ["arn:aws:sns:us-east-1:123456789012:s-Topic"]);
         assert_eq!(
             function.queue_sources,
             [QueueSource {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use aws_sdk_sagemaker::types::{
     AlgorithmSpecification, Channel, HyperParameterScalingType, HyperParameterTrainingJobDefinition,
-    HyperParameterTuningJobObjectiveType, ParameterRanges, TrainingJobStatus,
+    HyperParameterTuningJobObjectiveType, ParameterRanges, S3DataType, TrainingJobStatus,
 };
 use serde_json::{Value, json};
 use sluice_aws::AwsClients;
@@ -350,10 +350,13 @@ impl Runner {
             std::fs::write(root.join("input/config/resourceconfig.json"), resources.to_string())
                 .map_err(|e| e.to_string())?;
             for channel in &input.channels {
-                let uri =
-                    channel.data_source().and_then(|d| d.s3_data_source()).and_then(|s| s.s3_uri()).unwrap_or_default();
+                let source = channel.data_source().and_then(|d| d.s3_data_source());
+                let uri = source.and_then(|s| s.s3_uri()).unwrap_or_default();
                 let dir = root.join("input/data").join(channel.channel_name().unwrap_or("train"));
-                download(&self.clients, uri, &dir).await?;
+                match source.and_then(|s| s.s3_data_type()) {
+                    Some(S3DataType::ManifestFile) => download_manifest(&self.clients, uri, &dir).await?,
+                    _ => download(&self.clients, uri, &dir).await?,
+                }
             }
             let output = tokio::process::Command::new(&self.trainer)
                 .env("SLUICE_SAGEMAKER_ROOT", &root)
@@ -370,7 +373,8 @@ impl Runner {
                     .unwrap_or_else(|_| String::from_utf8_lossy(&output.stderr).into_owned());
                 return Err(reason);
             }
-            let bundle = tar_gz(&root.join("model")).map_err(|e| format!("cannot pack the model: {e}"))?;
+            let bundle = sluice_model::bundle::pack_dir(&root.join("model"))
+                .map_err(|e| format!("cannot pack the model: {e}"))?;
             let (bucket, prefix) = split_s3(input.output_path.trim_end_matches('/'))?;
             let key = format!(
                 "{}{job}/output/model.tar.gz",
@@ -501,17 +505,38 @@ async fn download(clients: &AwsClients, uri: &str, dir: &Path) -> Result<(), Str
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())
 }
 
+/// Downloads the objects a SageMaker manifest file lists (`[{"prefix": "s3://bucket/p/"},
+/// "relative/key", …]`) into `dir`, keeping their paths below the prefix.
+async fn download_manifest(clients: &AwsClients, uri: &str, dir: &Path) -> Result<(), String> {
+    let (bucket, key) = split_s3(uri)?;
+    let object = clients.s3.get_object().bucket(bucket).key(key).send().await.map_err(sluice_aws::error_chain)?;
+    let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
+    let entries: Vec<Value> = serde_json::from_slice(&bytes).map_err(|e| format!("manifest {uri}: {e}"))?;
+    let prefix = entries
+        .first()
+        .and_then(|first| first["prefix"].as_str())
+        .ok_or_else(|| format!("manifest {uri} does not start with {{\"prefix\": …}}"))?;
+    let (bucket, prefix) = split_s3(prefix)?;
+    for relative in entries.iter().skip(1).filter_map(Value::as_str) {
+        let object = clients
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(format!("{prefix}{relative}"))
+            .send()
+            .await
+            .map_err(sluice_aws::error_chain)?;
+        let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
+        let path = dir.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap_or(dir)).map_err(|e| e.to_string())?;
+        std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())
+}
+
 fn split_s3(uri: &str) -> Result<(&str, &str), String> {
     let rest = uri.strip_prefix("s3://").ok_or_else(|| format!("{uri} is not an s3:// URI"))?;
     Ok(rest.split_once('/').unwrap_or((rest, "")))
-}
-
-/// The folder's files at the archive root, as SageMaker packs `/opt/ml/model`.
-fn tar_gz(dir: &Path) -> std::io::Result<Vec<u8>> {
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut archive = tar::Builder::new(encoder);
-    archive.append_dir_all(".", dir)?;
-    archive.into_inner()?.finish()
 }
 
 /// EventBridge pattern matching: every key of the pattern must match; a list matches any
@@ -570,18 +595,5 @@ mod tests {
         let mean = draws.iter().sum::<f64>() / draws.len() as f64;
         assert!((mean - 0.5).abs() < 0.01, "{mean}");
         assert_eq!(SplitMix64(7).next(), SplitMix64(7).next());
-    }
-
-    #[test]
-    fn bundles_hold_the_model_folder_at_their_root() {
-        let dir = std::env::temp_dir().join(format!("sluice-tar-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("metrics.json"), "{}").unwrap();
-        let bytes = tar_gz(&dir).unwrap();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-        let names: Vec<String> =
-            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
-        assert!(names.iter().any(|n| n.trim_start_matches("./") == "metrics.json"), "{names:?}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

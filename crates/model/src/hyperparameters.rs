@@ -33,10 +33,13 @@ pub struct Hyperparameters {
     pub max_categories: usize,
     pub model_name: String,
     pub model_version: String,
+    /// The registry version of production when the job started; its bundle arrives in the
+    /// `production` channel and is scored on the same validation rows (for the gate).
+    pub production_version: Option<i64>,
     pub raw: BTreeMap<String, String>,
 }
 
-pub const KNOWN: [&str; 17] = [
+pub const KNOWN: [&str; 18] = [
     "dataset",
     "target",
     "task",
@@ -54,6 +57,7 @@ pub const KNOWN: [&str; 17] = [
     "max_categories",
     "model_name",
     "model_version",
+    "production_version",
 ];
 
 fn invalid(name: &str, value: &str, expected: &str) -> String {
@@ -127,6 +131,9 @@ impl Hyperparameters {
                 .map(str::to_owned)
                 .or_else(|| std::env::var("TRAINING_JOB_NAME").ok())
                 .unwrap_or_else(|| "local".into()),
+            production_version: get("production_version")
+                .map(|v| v.parse::<i64>().map_err(|_| invalid("production_version", v, "a version number")))
+                .transpose()?,
             raw: raw.clone(),
         };
         // Written so that NaN fails too.

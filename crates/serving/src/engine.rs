@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
-use crate::bundle::BundleError;
+use sluice_model::BundleError;
 
 pub enum Engine {
     Tract {

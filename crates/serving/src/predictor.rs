@@ -7,9 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 use sluice_model::pipeline::FeatureStep;
-use sluice_model::{Column, Frame, Manifest, PipelineError, Task};
+use sluice_model::{Bundle, BundleError, Column, Frame, Manifest, PipelineError, Task};
 
-use crate::bundle::{Bundle, BundleError};
 use crate::engine::{Engine, EngineChoice};
 
 /// A request row that does not fit the model.
@@ -117,22 +116,32 @@ impl Predictor {
     /// Predicts JSON object rows. A row that does not fit the model is an `InputError`;
     /// a graph that fails at run time is a `BundleError`.
     pub fn predict(&self, rows: &[Value]) -> Result<Result<Vec<RowPrediction>, InputError>, BundleError> {
-        let frame = match self.frame(rows) {
-            Ok(frame) => frame,
-            Err(input) => return Ok(Err(input)),
-        };
-        let features = match self.manifest.pipeline.transform(&frame) {
+        match self.frame(rows) {
+            Ok(frame) => self.predict_frame(&frame),
+            Err(input) => Ok(Err(input)),
+        }
+    }
+
+    /// Predicts rows given as columns (the trainer scores production on its validation
+    /// rows this way). A column the pipeline needs that is missing or of another kind is
+    /// an `InputError`.
+    pub fn predict_frame(&self, frame: &Frame) -> Result<Result<Vec<RowPrediction>, InputError>, BundleError> {
+        let rows = frame.rows();
+        let features = match self.manifest.pipeline.transform(frame) {
             Ok(features) => features,
             Err(err) => {
                 let (row, field) = match &err {
                     PipelineError::WrongLength { row, column, .. } => (*row, Some(column.clone())),
-                    _ => (0, None),
+                    PipelineError::MissingColumn(column) | PipelineError::WrongKind { column, .. } => {
+                        (0, Some(column.clone()))
+                    }
+                    PipelineError::NoValues(_) => (0, None),
                 };
                 return Ok(Err(InputError { row, field, message: err.to_string() }));
             }
         };
-        let outputs = self.run(features, rows.len())?;
-        let per_row = outputs.len() / rows.len().max(1);
+        let outputs = self.run(features, rows)?;
+        let per_row = outputs.len() / rows.max(1);
         Ok(Ok(outputs.chunks(per_row.max(1)).map(|row| self.interpret(row)).collect()))
     }
 

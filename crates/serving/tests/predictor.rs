@@ -2,14 +2,16 @@
 
 use serde_json::json;
 use sluice_model::Task;
+use sluice_model::bundle::pack;
 use sluice_model::pipeline::FeatureStep;
-use sluice_serving::{Bundle, BundleError, Prediction, Predictor};
-use sluice_tests::bundle::{bundle_bytes, flower_classifier, flower_manifest, flower_pipeline, tar_gz};
+use sluice_model::{Bundle, BundleError, BundleLimits, Contents};
+use sluice_serving::{Prediction, Predictor};
+use sluice_tests::bundle::{flower_bundle, flower_classifier, flower_manifest, flower_pipeline};
 use sluice_trainer::network::{Head, Network};
 use sluice_trainer::rng::Rng;
 
 fn bundle(network: &Network, manifest: &sluice_model::Manifest) -> Bundle {
-    Bundle::from_tar_gz(&bundle_bytes(network, manifest)).unwrap()
+    flower_bundle(network, manifest)
 }
 
 fn classifier() -> (Network, sluice_model::Manifest) {
@@ -93,12 +95,11 @@ fn bundles_that_cannot_serve_are_refused_when_loaded() {
     wider.pipeline.steps.push(FeatureStep::Standardize { column: "stem".into(), mean: 0.0, std: 1.0 });
     assert!(matches!(Predictor::load(&bundle(&network, &wider)), Err(BundleError::Model(_))));
 
-    let no_model = tar_gz(&[("manifest.json", serde_json::to_vec(&manifest_ok).unwrap())]);
-    assert!(Bundle::from_tar_gz(&no_model).unwrap_err().to_string().contains("no model.onnx"));
-    assert!(matches!(Bundle::from_tar_gz(b"not gzip"), Err(BundleError::Archive(_))));
-    let garbage =
-        tar_gz(&[("manifest.json", serde_json::to_vec(&manifest_ok).unwrap()), ("model.onnx", b"junk".to_vec())]);
-    assert!(matches!(Predictor::load(&Bundle::from_tar_gz(&garbage).unwrap()), Err(BundleError::Model(_))));
+    let read = |bytes: &[u8]| Bundle::from_tar_gz(bytes, BundleLimits::for_memory(1 << 30), Contents::All);
+    assert!(matches!(read(b"not gzip"), Err(BundleError::Archive(_))));
+    let manifest_json = serde_json::to_vec(&manifest_ok).unwrap();
+    let garbage = pack([("manifest.json", manifest_json.as_slice()), ("model.onnx", b"junk".as_slice())]).unwrap();
+    assert!(matches!(Predictor::load(&read(&garbage).unwrap()), Err(BundleError::Model(_))));
 }
 
 /// Needs ONNX Runtime's library: `ORT_DYLIB_PATH` (scripts/test.sh points it at the one in

@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 
 use aws_lambda_events::s3::S3Event;
 use aws_sdk_s3::primitives::ByteStream;
-use predict::{CacheError, ModelCache, Registry};
 use serde_json::json;
-use sluice_aws::settings::{SettingsError, Vars, parsed_or};
+use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
 use sluice_aws::{AwsClients, StoreError};
+use sluice_aws_serving::{CatalogModels, model_cache};
 use sluice_core::metrics::{Metric, Unit, publish};
 use sluice_core::{ModelName, percent_decode};
+use sluice_serving::{CacheError, ModelCache};
 use tokio::io::AsyncWriteExt;
 
 pub use rows::{FileSummary, InputFormat, predict_file};
@@ -29,6 +30,8 @@ const OUTPUT_PREFIX: &str = "output/";
 pub enum BatchFailure {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Source(sluice_serving::SourceError),
     #[error("scratch file {path}: {source}")]
     Scratch { path: String, source: std::io::Error },
 }
@@ -67,7 +70,8 @@ impl BatchJob {
 }
 
 pub struct Batch {
-    cache: ModelCache<Registry>,
+    cache: ModelCache<CatalogModels>,
+    metrics_namespace: String,
     s3: aws_sdk_s3::Client,
     chunk_rows: usize,
     scratch: PathBuf,
@@ -76,7 +80,8 @@ pub struct Batch {
 impl Batch {
     pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
         Ok(Self {
-            cache: ModelCache::from_settings(clients, vars)?,
+            cache: model_cache(clients, vars)?,
+            metrics_namespace: required(vars, "METRICS_NAMESPACE")?,
             s3: clients.s3.clone(),
             chunk_rows: parsed_or(vars, "BATCH_CHUNK_ROWS", 5000)?,
             scratch: std::env::temp_dir(),
@@ -113,7 +118,7 @@ impl Batch {
         };
         let serving = match self.cache.get(&job.model).await {
             Ok(serving) => serving,
-            Err(CacheError::Store(err)) => return Err(err.into()),
+            Err(CacheError::Source(err)) => return Err(BatchFailure::Source(err)),
             Err(other) => return refuse(other.to_string()).await,
         };
 
@@ -137,7 +142,7 @@ impl Batch {
         let summary = result?;
         tracing::info!(%key, version = serving.version, rows = summary.rows_predicted, rejected = summary.rows_rejected, "batch done");
         publish(
-            "Sluice",
+            &self.metrics_namespace,
             &[("Function", "batch"), ("Model", &job.model)],
             &[
                 Metric { name: "BatchRowsPredicted".into(), unit: Unit::Count, value: summary.rows_predicted as f64 },

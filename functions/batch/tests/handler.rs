@@ -11,8 +11,7 @@ use sluice_tests::{TestStack, object_bytes, object_keys};
 async fn stack_with_flowers() -> (TestStack, Batch) {
     let stack = TestStack::provision().await;
     let variables = stack.environment("BatchFunction");
-    let group = format!("{}flowers", variables["MODEL_GROUP_PREFIX"]);
-    register_flowers(&stack.clients, &group, stack.bucket("ArtifactsBucket"), &flower_classifier(8).0, true).await;
+    register_flowers(&stack.clients, &stack.stack, &flower_classifier(8).0, true).await;
     let batch = Batch::from_settings(&stack.clients, &variables).unwrap();
     (stack, batch)
 }

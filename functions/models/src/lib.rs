@@ -1,27 +1,31 @@
-//! The `models` function: the training and registry API.
+//! The `models` function: the training, registry and model-health API.
 //!
 //! - `POST /models/{model}/train`: validates the request against the dataset's schema and
 //!   the trainer's hyperparameters, then starts a SageMaker training job, or a tuning job
-//!   when the request has a `tuning` block.
+//!   when the request has a `tuning` block (`sluice_aws_ml::TrainingService`).
 //! - `GET /models`, `GET /models/{model}`: models, their versions and which is production.
 //! - `POST /models/{model}/versions/{version}/approve|reject`: the manual side of the gate.
 //! - `POST /models/{model}/versions`: import a bundle trained elsewhere, checked by loading it.
+//! - `GET /models/{model}/events`: the model's timeline.
+//! - `GET /models/{model}/drift`: the latest drift report; `?since=` the history.
 //! - The daily schedule (EventBridge): starts the retraining plans that are due.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_aws::http_api::{BodyError, body_bytes, error_response, json_response, path_parameter};
-use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
-use sluice_aws::{AwsClients, Catalog, RetrainPlan, StoreError};
-use sluice_aws_ml::{ModelPackage, SageMaker, TrainingSpec, VersionMetrics};
-use sluice_core::{DatasetName, InvalidName, ModelName};
-use sluice_model::hyperparameters::Hyperparameters;
-use sluice_model::tuning::{REPORTED_METRICS, TuningRequest};
-use sluice_serving::{Bundle, Predictor};
+use sluice_aws::settings::{SettingsError, Vars, function_memory_bytes, parsed_or, required};
+use sluice_aws::{AwsClients, Catalog, StoreError};
+use sluice_aws_ml::registry::{metadata, metrics_metadata};
+use sluice_aws_ml::{ModelRegistry, ModelVersion, TrainError, TrainingService, TrainingSettings, Trigger};
+use sluice_core::model_event::{EventKind, ModelEvent};
+use sluice_core::{InvalidName, ModelName};
+use sluice_model::registry::Approval;
+use sluice_model::{Bundle, BundleLimits, Contents};
+use sluice_serving::Predictor;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 pub const ROUTE_TRAIN: &str = "POST /models/{model}/train";
 pub const ROUTE_LIST: &str = "GET /models";
@@ -29,13 +33,15 @@ pub const ROUTE_GET: &str = "GET /models/{model}";
 pub const ROUTE_APPROVE: &str = "POST /models/{model}/versions/{version}/approve";
 pub const ROUTE_REJECT: &str = "POST /models/{model}/versions/{version}/reject";
 pub const ROUTE_IMPORT: &str = "POST /models/{model}/versions";
+pub const ROUTE_EVENTS: &str = "GET /models/{model}/events";
+pub const ROUTE_DRIFT: &str = "GET /models/{model}/drift";
 
 /// Lambda's 6 MB synchronous payload carries a base64 body of about this many bytes.
 const MAX_IMPORT_BYTES: usize = 4 * 1024 * 1024;
-
-/// SageMaker's limits on job names.
-const TRAINING_JOB_NAME_LIMIT: usize = 63;
-const TUNING_JOB_NAME_LIMIT: usize = 32;
+/// Most events or drift summaries one request returns.
+const MAX_PAGE: usize = 500;
+/// Events shown with a model.
+const RECENT_EVENTS: usize = 5;
 
 const SCHEDULED_EVENT: &str = "Scheduled Event";
 
@@ -52,7 +58,7 @@ pub enum ModelsFailure {
 pub enum ApiError {
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
-    #[error("invalid training request: {0}")]
+    #[error("{0}")]
     InvalidRequest(String),
     #[error("invalid model bundle: {0}")]
     InvalidBundle(String),
@@ -64,6 +70,16 @@ pub enum ApiError {
     RouteNotFound(String),
     #[error("internal error")]
     Store(#[from] StoreError),
+}
+
+impl From<TrainError> for ApiError {
+    fn from(err: TrainError) -> Self {
+        match err {
+            TrainError::InvalidName(invalid) => Self::InvalidName(invalid),
+            TrainError::Invalid(_) => Self::InvalidRequest(err.to_string()),
+            TrainError::Store(store) => Self::Store(store),
+        }
+    }
 }
 
 impl ApiError {
@@ -89,60 +105,34 @@ impl ApiError {
     }
 }
 
-/// `POST /models/{model}/train`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TrainRequest {
-    dataset: String,
-    target: String,
-    #[serde(default)]
-    task: Option<String>,
-    #[serde(default)]
-    algorithm: Option<String>,
-    #[serde(default)]
-    hyperparameters: BTreeMap<String, Value>,
-    #[serde(default)]
-    instance_type: Option<String>,
-    #[serde(default)]
-    tuning: Option<TuningRequest>,
-    /// Retrain with this same request every so many days (the schedule checks daily).
-    #[serde(default)]
-    retrain_every_days: Option<u32>,
-}
-
-struct Settings {
-    curated_bucket: String,
-    artifacts_bucket: String,
-    trainer_image: String,
-    role_arn: String,
-    instance_type: String,
-    max_runtime_seconds: i32,
-    group_prefix: String,
-}
-
 pub struct Models {
     s3: aws_sdk_s3::Client,
-    sagemaker: SageMaker,
-    catalog: Catalog,
-    settings: Settings,
+    registry: ModelRegistry,
+    training: TrainingService,
+    artifacts_bucket: String,
+    limits: BundleLimits,
 }
 
 impl Models {
     pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
+        let catalog = Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?);
+        let settings = TrainingSettings::from_vars(vars)?;
         Ok(Self {
             s3: clients.s3.clone(),
-            sagemaker: SageMaker::new(clients),
-            catalog: Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?),
-            settings: Settings {
-                curated_bucket: required(vars, "CURATED_BUCKET")?,
-                artifacts_bucket: required(vars, "ARTIFACTS_BUCKET")?,
-                trainer_image: required(vars, "TRAINER_IMAGE")?,
-                role_arn: required(vars, "SAGEMAKER_ROLE_ARN")?,
-                instance_type: parsed_or(vars, "TRAINING_INSTANCE_TYPE", "ml.m5.large".to_owned())?,
-                max_runtime_seconds: parsed_or(vars, "TRAINING_MAX_RUNTIME_SECONDS", 3600)?,
-                group_prefix: parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
-            },
+            registry: ModelRegistry::new(
+                clients,
+                catalog.clone(),
+                &parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
+                &settings.trainer_image,
+            ),
+            artifacts_bucket: settings.artifacts_bucket.clone(),
+            training: TrainingService::new(clients, catalog, settings),
+            limits: BundleLimits::for_memory(function_memory_bytes(vars)?),
         })
+    }
+
+    fn catalog(&self) -> &Catalog {
+        self.registry.catalog()
     }
 
     /// The function's one entry point: the retraining schedule's EventBridge event, or an
@@ -162,9 +152,11 @@ impl Models {
             ROUTE_TRAIN => self.train(&request).await,
             ROUTE_LIST => self.list().await,
             ROUTE_GET => self.get(&request).await,
-            ROUTE_APPROVE => self.decide(&request, true).await,
-            ROUTE_REJECT => self.decide(&request, false).await,
+            ROUTE_APPROVE => self.decide(&request, Approval::Approved).await,
+            ROUTE_REJECT => self.decide(&request, Approval::Rejected).await,
             ROUTE_IMPORT => self.import(&request).await,
+            ROUTE_EVENTS => self.events(&request).await,
+            ROUTE_DRIFT => self.drift(&request).await,
             _ => Err(ApiError::RouteNotFound(route.clone())),
         };
         result.unwrap_or_else(|err| {
@@ -175,28 +167,24 @@ impl Models {
         })
     }
 
-    fn group(&self, model: &ModelName) -> String {
-        format!("{}{model}", self.settings.group_prefix)
-    }
-
     async fn train(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let model = ModelName::parse(path_parameter(request, "model"))?;
         let body = request.body.as_deref().unwrap_or_default();
-        let answer = self.start(&model, body, OffsetDateTime::now_utc()).await?;
-        Ok(json_response(202, &answer))
+        let started = self.training.start(&model, body, OffsetDateTime::now_utc(), Trigger::Api).await?;
+        Ok(json_response(202, &started.answer))
     }
 
     /// Starts every scheduled retraining that is due, with the request it was planned with.
     /// One model's failure (say, its dataset was deleted) does not hold up the others.
     pub async fn retrain_due(&self, now: OffsetDateTime) -> Result<Value, StoreError> {
         let (mut started, mut failed) = (Vec::new(), Vec::new());
-        for plan in self.catalog.retrain_plans().await?.into_iter().filter(|plan| plan.is_due(now)) {
+        for plan in self.catalog().retrain_plans().await?.into_iter().filter(|plan| plan.is_due(now)) {
             let result = match ModelName::parse(&plan.model) {
-                Ok(model) => self.start(&model, &plan.request, now).await,
+                Ok(model) => self.training.start(&model, &plan.request, now, Trigger::Schedule).await,
                 Err(err) => Err(err.into()),
             };
             match result {
-                Ok(answer) => started.push(answer),
+                Ok(job) => started.push(job.answer),
                 Err(err) => {
                     tracing::error!(model = %plan.model, error = %err, "scheduled retraining could not start");
                     failed.push(json!({ "model": plan.model, "error": err.to_string() }));
@@ -206,120 +194,41 @@ impl Models {
         Ok(json!({ "started": started, "failed": failed }))
     }
 
-    /// Validates a training request and starts its job. With `retrain_every_days`, the
-    /// request is also kept so the schedule starts it again when it is due.
-    async fn start(&self, model: &ModelName, body: &str, now: OffsetDateTime) -> Result<Value, ApiError> {
-        let training: TrainRequest =
-            serde_json::from_str(body).map_err(|err| ApiError::InvalidRequest(err.to_string()))?;
-        if training.retrain_every_days.is_some_and(|days| !(1..=366).contains(&days)) {
-            return Err(ApiError::InvalidRequest("retrain_every_days must be between 1 and 366".into()));
-        }
-        let dataset = DatasetName::parse(&training.dataset)?;
-        let schema = self.catalog.schema(&dataset).await?.ok_or_else(|| {
-            ApiError::InvalidRequest(format!("dataset {dataset} has no processed data yet (no schema)"))
-        })?;
-        if schema.schema.field(&training.target).is_none() {
-            let columns: Vec<&str> = schema.schema.fields.iter().map(|f| f.name.as_str()).collect();
-            return Err(ApiError::InvalidRequest(format!(
-                "target {:?} is not a column of dataset {dataset} (columns: {})",
-                training.target,
-                columns.join(", ")
-            )));
-        }
-        let mut hyperparameters: BTreeMap<String, String> = training
-            .hyperparameters
-            .iter()
-            .map(|(name, value)| (name.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)))
-            .collect();
-        hyperparameters.insert("target".into(), training.target.clone());
-        hyperparameters.insert("model_name".into(), model.to_string());
-        for (name, value) in [("task", &training.task), ("algorithm", &training.algorithm)] {
-            if let Some(value) = value {
-                hyperparameters.insert(name.into(), value.clone());
-            }
-        }
-        Hyperparameters::parse(hyperparameters.clone()).map_err(ApiError::InvalidRequest)?;
-        let plan = training
-            .tuning
-            .map(|tuning| tuning.plan(&hyperparameters))
-            .transpose()
-            .map_err(ApiError::InvalidRequest)?;
-
-        let started_at = now;
-        let limit = if plan.is_some() { TUNING_JOB_NAME_LIMIT } else { TRAINING_JOB_NAME_LIMIT };
-        let job_name = job_name(model, started_at, limit);
-        hyperparameters.insert("model_version".into(), job_name.clone());
-        let spec = TrainingSpec {
-            image: self.settings.trainer_image.clone(),
-            role_arn: self.settings.role_arn.clone(),
-            channels: vec![("train".into(), format!("s3://{}/data/{dataset}/", self.settings.curated_bucket))],
-            output_path: format!("s3://{}/training/{model}", self.settings.artifacts_bucket),
-            instance_type: training.instance_type.unwrap_or_else(|| self.settings.instance_type.clone()),
-            instance_count: 1,
-            max_runtime_seconds: self.settings.max_runtime_seconds,
-            hyperparameters: hyperparameters.into_iter().collect::<HashMap<_, _>>(),
-            metric_regexes: REPORTED_METRICS
-                .iter()
-                .map(|(metric, _)| ((*metric).to_owned(), format!("{metric}=([-0-9.eE+]+)")))
-                .collect(),
-            tags: vec![("sluice:model".into(), model.to_string()), ("sluice:dataset".into(), dataset.to_string())],
-        };
-        let mut answer = json!({ "model": model, "dataset": dataset, "job_name": job_name, "status": "InProgress" });
-        match &plan {
-            Some(plan) => {
-                self.sagemaker.start_tuning(&job_name, &spec, plan).await?;
-                answer["kind"] = "tuning".into();
-                answer["objective"] = json!({ "metric": plan.objective.metric, "maximize": plan.objective.maximize });
-                answer["max_jobs"] = plan.max_jobs.into();
-            }
-            None => {
-                self.sagemaker.start_training(&job_name, &spec).await?;
-                answer["kind"] = "training".into();
-            }
-        }
-        let kind = answer["kind"].as_str().unwrap_or_default().to_owned();
-        self.catalog.put_training_job(model.as_str(), &job_name, &kind, &dataset, started_at).await?;
-        if let Some(every_days) = training.retrain_every_days {
-            let plan =
-                RetrainPlan { model: model.to_string(), request: body.to_owned(), every_days, last_started: now };
-            self.catalog.save_retrain_plan(&plan).await?;
-            answer["retrain_every_days"] = every_days.into();
-        }
-        tracing::info!(%model, %dataset, %job_name, kind, "job started");
-        Ok(answer)
+    async fn production_version(&self, model: &ModelName) -> Result<Option<i64>, StoreError> {
+        Ok(self.catalog().production(model.as_str()).await?.map(|p| p.version))
     }
 
     async fn list(&self) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let mut models = Vec::new();
-        for group in self.sagemaker.groups(&self.settings.group_prefix).await? {
-            let Some(name) = group.strip_prefix(&self.settings.group_prefix) else { continue };
-            let packages = self.sagemaker.packages(&group).await?;
+        for model in self.registry.models().await? {
+            let versions = self.registry.versions(&model).await?.unwrap_or_default();
             models.push(json!({
-                "model": name,
-                "versions": packages.len(),
-                "production_version": production(&packages).map(|p| p.version),
+                "model": model,
+                "versions": versions.len(),
+                "production_version": self.production_version(&model).await?,
             }));
         }
         Ok(json_response(200, &json!({ "models": models })))
     }
 
+    /// A model: its versions, which is production, and its latest events (a model whose
+    /// first training failed has no version, but its events say why).
     async fn get(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let model = ModelName::parse(path_parameter(request, "model"))?;
-        let packages = self.versions(&model).await?;
-        let production_version = production(&packages).map(|p| p.version);
-        let versions: Vec<Value> = packages.iter().map(|p| version_json(p, production_version)).collect();
+        let versions = self.registry.versions(&model).await?;
+        let mut events = self.catalog().events(model.as_str(), None, MAX_PAGE).await?;
+        if versions.is_none() && events.is_empty() {
+            return Err(ApiError::NotFound(format!("model {model} is unknown: no versions and no training jobs")));
+        }
+        let recent = events.split_off(events.len().saturating_sub(RECENT_EVENTS));
+        let production_version = self.production_version(&model).await?;
+        let versions: Vec<Value> =
+            versions.unwrap_or_default().iter().map(|v| version_json(v, production_version)).collect();
         Ok(json_response(
             200,
-            &json!({ "model": model, "production_version": production_version, "versions": versions }),
+            &json!({ "model": model, "production_version": production_version, "versions": versions,
+                     "recent_events": recent }),
         ))
-    }
-
-    async fn versions(&self, model: &ModelName) -> Result<Vec<ModelPackage>, ApiError> {
-        let group = self.group(model);
-        if !self.sagemaker.groups(&group).await?.contains(&group) {
-            return Err(ApiError::NotFound(format!("model {model} has no registered versions")));
-        }
-        Ok(self.sagemaker.packages(&group).await?)
     }
 
     /// Registers a model trained elsewhere: the body is a bundle (`model.tar.gz` with
@@ -332,7 +241,8 @@ impl Models {
             BodyError::TooLarge { .. } => ApiError::PayloadTooLarge(err.to_string()),
             BodyError::InvalidBase64(_) => ApiError::InvalidBundle(err.to_string()),
         })?;
-        let bundle = Bundle::from_tar_gz(&bytes).map_err(|e| ApiError::InvalidBundle(e.to_string()))?;
+        let bundle = Bundle::from_tar_gz(&bytes, self.limits, Contents::All)
+            .map_err(|e| ApiError::InvalidBundle(e.to_string()))?;
         if bundle.manifest.model_name != model.as_str() {
             return Err(ApiError::InvalidBundle(format!(
                 "the manifest is for model {:?}, not {model}",
@@ -340,130 +250,118 @@ impl Models {
             )));
         }
         Predictor::load(&bundle).map_err(|e| ApiError::InvalidBundle(e.to_string()))?;
-        let metrics = bundle
-            .metrics
-            .as_ref()
-            .map(VersionMetrics::from_json)
-            .transpose()
-            .map_err(|e| ApiError::InvalidBundle(format!("metrics.json: {e}")))?;
 
         let key = format!("imports/{model}/{}/model.tar.gz", uuid::Uuid::now_v7());
         self.s3
             .put_object()
-            .bucket(&self.settings.artifacts_bucket)
+            .bucket(&self.artifacts_bucket)
             .key(&key)
             .body(bytes.into())
             .send()
             .await
             .map_err(|e| StoreError::new("S3", "PutObject", e))?;
-        let bundle_uri = format!("s3://{}/{key}", self.settings.artifacts_bucket);
-        let mut metadata = metrics.map(|m| m.metadata).unwrap_or_default();
-        metadata.insert("source".into(), "import".into());
-        metadata.insert("imported_version".into(), bundle.manifest.model_version.clone());
-        let group = self.group(&model);
-        self.sagemaker.ensure_group(&group, &format!("Sluice model {model}")).await?;
-        let arn = self.sagemaker.register(&group, &self.settings.trainer_image, &bundle_uri, false, metadata).await?;
-        tracing::info!(%model, %bundle_uri, "imported a version");
-        let packages = self.sagemaker.packages(&group).await?;
-        let production_version = production(&packages).map(|p| p.version);
-        let imported = packages.iter().find(|p| p.arn == arn).ok_or_else(|| {
-            ApiError::Store(StoreError {
-                service: "SageMaker",
-                operation: "ListModelPackages",
-                message: format!("the new version {arn} is not listed"),
-            })
-        })?;
-        Ok(json_response(201, &version_json(imported, production_version)))
+        let bundle_uri = format!("s3://{}/{key}", self.artifacts_bucket);
+        let mut entries = bundle.metrics.as_ref().map(metrics_metadata).unwrap_or_default();
+        entries.insert(metadata::SOURCE.into(), "import".into());
+        entries.insert(metadata::IMPORTED_VERSION.into(), bundle.manifest.model_version.clone());
+        let imported = self.registry.register(&model, &bundle_uri, Approval::PendingManualApproval, entries).await?;
+        let event = ModelEvent::new(
+            EventKind::Registered,
+            format!("version {} imported ({}); waiting for a person", imported.version, bundle.manifest.model_version),
+        )
+        .version(imported.version)
+        .details(json!({ "source": "import", "bundle": bundle_uri }));
+        self.catalog().append_event(model.as_str(), &event, None).await?;
+        tracing::info!(%model, %bundle_uri, version = imported.version, "imported a version");
+        Ok(json_response(201, &version_json(&imported, self.production_version(&model).await?)))
     }
 
     async fn decide(
         &self,
         request: &ApiGatewayV2httpRequest,
-        approve: bool,
+        approval: Approval,
     ) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let model = ModelName::parse(path_parameter(request, "model"))?;
         let version: i64 = path_parameter(request, "version")
             .parse()
             .map_err(|_| ApiError::InvalidRequest("version must be a whole number".into()))?;
-        let packages = self.versions(&model).await?;
-        let package = packages
-            .iter()
-            .find(|p| p.version == version)
+        let decided = self
+            .registry
+            .set_approval(&model, version, approval)
+            .await?
             .ok_or_else(|| ApiError::NotFound(format!("model {model} has no version {version}")))?;
-        self.sagemaker.set_approval(&package.arn, approve).await?;
-        tracing::info!(%model, version, approve, "version decided by hand");
-        let packages = self.sagemaker.packages(&self.group(&model)).await?;
-        let production_version = production(&packages).map(|p| p.version);
-        let updated = packages.iter().find(|p| p.version == version).expect("still there");
-        Ok(json_response(200, &version_json(updated, production_version)))
-    }
-}
-
-/// Production is the newest approved version.
-pub fn production(packages: &[ModelPackage]) -> Option<&ModelPackage> {
-    packages.iter().filter(|p| p.approval == "Approved").max_by_key(|p| p.version)
-}
-
-fn version_json(package: &ModelPackage, production_version: Option<i64>) -> Value {
-    let metrics: BTreeMap<&str, Value> = package
-        .metadata
-        .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix("metric:").map(|name| (name, v.parse::<f64>().map_or_else(|_| json!(v), |n| json!(n))))
-        })
-        .collect();
-    json!({
-        "version": package.version,
-        "status": package.approval,
-        "production": Some(package.version) == production_version,
-        "bundle": package.model_data_url,
-        "source": package.metadata.get("source").map_or("training", String::as_str),
-        "training_job": package.metadata.get("training_job"),
-        "tuning_job": package.metadata.get("tuning_job"),
-        "dataset": package.metadata.get("dataset"),
-        "primary_metric": package.metadata.get("primary_metric"),
-        "metrics": metrics,
-        "arn": package.arn,
-    })
-}
-
-/// `<model>-<yyyymmdd-hhmmss>-<4 hex>` within `limit` characters, the model name cut short
-/// if need be.
-fn job_name(model: &ModelName, at: OffsetDateTime, limit: usize) -> String {
-    let stamp =
-        at.format(time::macros::format_description!("[year][month][day]-[hour][minute][second]")).expect("formats");
-    let suffix = &uuid::Uuid::now_v7().simple().to_string()[28..];
-    let prefix: String = model.as_str().chars().take(limit - stamp.len() - suffix.len() - 2).collect();
-    format!("{}-{stamp}-{suffix}", prefix.trim_end_matches(['-', '_']).replace('_', "-"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn job_names_fit_sagemaker_rules() {
-        let at = time::macros::datetime!(2026-11-22 10:15:01 UTC);
-        let name = job_name(&ModelName::parse("iris_species").unwrap(), at, TRAINING_JOB_NAME_LIMIT);
-        assert!(name.starts_with("iris-species-20261122-101501-"), "{name}");
-        for limit in [TRAINING_JOB_NAME_LIMIT, TUNING_JOB_NAME_LIMIT] {
-            let long = job_name(&ModelName::parse(&"m".repeat(63)).unwrap(), at, limit);
-            assert!(long.len() <= limit, "{long}");
-            assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-        }
+        let event = ModelEvent::new(EventKind::Decided, format!("version {version} {} by hand", approval.as_str()))
+            .version(version)
+            .details(json!({ "approval": approval.as_str() }));
+        self.catalog().append_event(model.as_str(), &event, None).await?;
+        let production = self.registry.publish_production(&model).await?;
+        tracing::info!(%model, version, approval = approval.as_str(), "version decided by hand");
+        Ok(json_response(200, &version_json(&decided, production.production.map(|p| p.version))))
     }
 
-    #[test]
-    fn production_is_the_newest_approved_version() {
-        let package = |version, approval: &str| ModelPackage {
-            arn: format!("arn:{version}"),
-            version,
-            approval: approval.into(),
-            model_data_url: None,
-            metadata: HashMap::new(),
+    async fn events(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let since = query_time(request, "since")?;
+        let limit = match request.query_string_parameters.first("limit") {
+            None => MAX_PAGE,
+            Some(text) => text.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+                ApiError::InvalidRequest(format!("limit must be a whole number from 1 to {MAX_PAGE}"))
+            })?,
         };
-        let packages = [package(3, "PendingManualApproval"), package(2, "Approved"), package(1, "Approved")];
-        assert_eq!(production(&packages).map(|p| p.version), Some(2));
-        assert_eq!(production(&[package(1, "Rejected")]), None);
+        let events = self.catalog().events(model.as_str(), since, limit).await?;
+        Ok(json_response(200, &json!({ "model": model, "events": events })))
     }
+
+    /// The latest drift report in full, or with `?since=` the summaries from then on.
+    async fn drift(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let since = query_time(request, "since")?;
+        let summaries = self.catalog().drift_summaries(model.as_str(), since, MAX_PAGE).await?;
+        if since.is_some() {
+            return Ok(json_response(200, &json!({ "model": model, "reports": summaries })));
+        }
+        let latest = summaries.first().ok_or_else(|| {
+            ApiError::NotFound(format!("model {model} has no drift report yet (monitoring runs on a schedule)"))
+        })?;
+        let uri = latest["report"].as_str().unwrap_or_default();
+        let report = sluice_aws::read_s3_uri(&self.s3, uri).await?;
+        let report: Value = serde_json::from_slice(&report).map_err(|e| StoreError {
+            service: "S3",
+            operation: "GetObject",
+            message: format!("{uri}: {e}"),
+        })?;
+        Ok(json_response(200, &report))
+    }
+}
+
+/// An RFC 3339 time from the query string, if given.
+fn query_time(request: &ApiGatewayV2httpRequest, name: &str) -> Result<Option<OffsetDateTime>, ApiError> {
+    request
+        .query_string_parameters
+        .first(name)
+        .map(|text| {
+            OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+                ApiError::InvalidRequest(format!("{name} must be an RFC 3339 time such as 2026-11-22T10:00:00Z"))
+            })
+        })
+        .transpose()
+}
+
+fn version_json(version: &ModelVersion, production_version: Option<i64>) -> Value {
+    let metrics: BTreeMap<&str, f64> = version.metrics().collect();
+    json!({
+        "version": version.version,
+        "status": version.approval.as_str(),
+        "production": Some(version.version) == production_version,
+        "bundle": version.bundle_uri,
+        "source": version.get(metadata::SOURCE).unwrap_or("training"),
+        "training_job": version.get(metadata::TRAINING_JOB),
+        "tuning_job": version.get(metadata::TUNING_JOB),
+        "dataset": version.get(metadata::DATASET),
+        "trained_at": version.get(metadata::TRAINED_AT),
+        "primary_metric": version.get(metadata::PRIMARY_METRIC),
+        "gate_reason": version.get(metadata::GATE_REASON),
+        "metrics": metrics,
+        "arn": version.arn,
+    })
 }

@@ -1,20 +1,21 @@
-//! The predict function fed with real API Gateway HTTP API events, against moto: the model
-//! registry, the bundles in S3, the predictions table and the capture bucket.
+//! The predict function fed with real API Gateway HTTP API events, against moto: the
+//! catalog's production record, the bundles in S3, the predictions table and the capture
+//! stream.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use predict::Predict;
 use serde_json::{Value, json};
-use sluice_aws_ml::SageMaker;
-use sluice_tests::bundle::{flower_classifier, register_flowers};
-use sluice_tests::{TestStack, object_bytes, object_keys, table_items};
+use sluice_core::ModelName;
+use sluice_core::capture::CaptureRecord;
+use sluice_model::registry::Approval;
+use sluice_tests::bundle::{flower_classifier, register_flowers, registry};
+use sluice_tests::{TestStack, captured, table_items};
 use sluice_trainer::network::Network;
 
 struct Fixture {
     stack: TestStack,
     predict: Predict,
-    sagemaker: SageMaker,
-    group: String,
 }
 
 impl Fixture {
@@ -25,14 +26,16 @@ impl Fixture {
             variables.insert((*name).to_owned(), (*value).to_owned());
         }
         let predict = Predict::from_settings(&stack.clients, &variables).unwrap();
-        let group = format!("{}flowers", variables["MODEL_GROUP_PREFIX"]);
-        Self { predict, sagemaker: SageMaker::new(&stack.clients), group, stack }
+        Self { predict, stack }
     }
 
-    /// Registers `network` as a version of `flowers`, approved or waiting.
-    async fn register(&self, network: &Network, approved: bool) -> String {
-        register_flowers(&self.stack.clients, &self.group, self.stack.bucket("ArtifactsBucket"), network, approved)
-            .await
+    /// Registers `network` as a version of `flowers`, approved or waiting; its number.
+    async fn register(&self, network: &Network, approved: bool) -> i64 {
+        register_flowers(&self.stack.clients, &self.stack.stack, network, approved).await.version
+    }
+
+    async fn captured(&self) -> Vec<CaptureRecord> {
+        captured(&self.stack.clients, self.stack.bucket("CaptureBucket")).await
     }
 
     async fn send(&self, event: Value) -> (i64, Value) {
@@ -89,16 +92,20 @@ async fn predictions_come_from_production_and_are_recorded() {
 
     let items = table_items(&fixture.stack.clients, fixture.stack.table("PredictionsTable")).await;
     assert_eq!(items.len(), 1, "one item per request");
-    let keys = object_keys(&fixture.stack.clients, fixture.stack.bucket("CaptureBucket")).await;
-    assert_eq!(keys.len(), 1);
-    assert!(keys[0].starts_with("predictions/flowers/date=") && keys[0].contains("/hour="), "{keys:?}");
-    let (capture, _) = object_bytes(&fixture.stack.clients, fixture.stack.bucket("CaptureBucket"), &keys[0]).await;
-    let lines: Vec<Value> =
-        String::from_utf8(capture).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 3);
-    assert_eq!(lines[1]["input"], json!({"petal": 1.1, "colour": "blue", "kind": "iris"}));
-    assert_eq!(lines[1]["output"]["prediction"], predictions[1]["prediction"]);
-    assert_eq!((lines[0]["version"].as_i64(), lines[0]["model"].as_str()), (Some(1), Some("flowers")));
+    let lines: Vec<_> = fixture
+        .captured()
+        .await
+        .into_iter()
+        .map(|record| match record {
+            CaptureRecord::Prediction(prediction) => prediction,
+            other => panic!("a prediction: {other:?}"),
+        })
+        .collect();
+    assert_eq!(lines.len(), 3, "one capture line per row");
+    assert_eq!(lines[1].input, json!({"petal": 1.1, "colour": "blue", "kind": "iris"}));
+    assert_eq!(lines[1].output["prediction"], predictions[1]["prediction"]);
+    assert_eq!(lines[1].prediction_id, predictions[1]["prediction_id"].as_str().unwrap());
+    assert_eq!((lines[0].version, lines[0].model.as_str()), (1, "flowers"));
 }
 
 #[tokio::test]
@@ -133,7 +140,7 @@ async fn bad_requests_are_refused_by_row_and_field_and_not_recorded() {
     assert_eq!(fixture.send(unknown).await.0, 404);
 
     assert!(table_items(&fixture.stack.clients, fixture.stack.table("PredictionsTable")).await.is_empty());
-    assert!(object_keys(&fixture.stack.clients, fixture.stack.bucket("CaptureBucket")).await.is_empty());
+    assert!(fixture.captured().await.is_empty());
 }
 
 #[tokio::test]
@@ -145,10 +152,13 @@ async fn a_newly_approved_version_is_served_without_a_redeploy() {
     assert_eq!(body["version"], 1);
 
     let (second, _) = flower_classifier(2);
-    let arn = fixture.register(&second, false).await;
+    let version = fixture.register(&second, false).await;
     let (_, body) = fixture.send(event("predict-rows.json")).await;
     assert_eq!(body["version"], 1, "a version waiting for approval is not served");
-    fixture.sagemaker.set_approval(&arn, true).await.unwrap();
+    let registry = registry(&fixture.stack.clients, &fixture.stack.stack);
+    let flowers = ModelName::parse("flowers").unwrap();
+    registry.set_approval(&flowers, version, Approval::Approved).await.unwrap();
+    registry.publish_production(&flowers).await.unwrap();
     let (_, body) = fixture.send(event("predict-rows.json")).await;
     assert_eq!(body["version"], 2, "{body}");
 }
@@ -176,10 +186,16 @@ async fn feedback_is_stored_beside_its_prediction() {
     assert_eq!(stored["input"], json!({"petal": 1.1, "colour": "blue", "kind": "iris"}));
     assert_eq!(stored["output"]["prediction"], body["predictions"][1]["prediction"]);
 
-    let keys = object_keys(&fixture.stack.clients, fixture.stack.bucket("CaptureBucket")).await;
-    let feedback: Vec<&String> = keys.iter().filter(|k| k.starts_with("feedback/flowers/")).collect();
-    assert_eq!(feedback.len(), 1, "{keys:?}");
-    let (bytes, _) = object_bytes(&fixture.stack.clients, fixture.stack.bucket("CaptureBucket"), feedback[0]).await;
-    let line: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!((line["prediction_id"].as_str(), line["truth"].as_str()), (Some(id.as_str()), Some("rose")));
+    let feedback: Vec<_> = fixture
+        .captured()
+        .await
+        .into_iter()
+        .filter_map(|record| match record {
+            CaptureRecord::Feedback(feedback) => Some(feedback),
+            CaptureRecord::Prediction(_) => None,
+        })
+        .collect();
+    assert_eq!(feedback.len(), 1, "{feedback:?}");
+    assert_eq!((feedback[0].prediction_id.as_str(), &feedback[0].truth), (id.as_str(), &json!("rose")));
+    assert_eq!(feedback[0].output.as_ref().unwrap()["prediction"], body["predictions"][1]["prediction"]);
 }

@@ -1,20 +1,34 @@
 //! The `register` function: EventBridge "SageMaker Training Job State Change" (or "…
-//! HyperParameter Tuning Job State Change", whose best trial is registered) → a model
-//! package in the model's group, approved only if it beats production on the primary
-//! metric by the configured margin. Failed jobs are reported to the operators' topic.
-//! A replayed event finds its package already registered and changes nothing.
+//! HyperParameter Tuning Job State Change", whose best trial is registered) → a version in
+//! the model's registry group, approved only if the gate says so (`sluice_model::registry`:
+//! the candidate beats production on the same validation rows), then production is
+//! recorded. Failed jobs are logged in the model's event log with the trainer's reason and
+//! reported to the operators' topic.
+//!
+//! EventBridge delivers at least once: each job is claimed in the catalog before anything
+//! is written, so concurrent duplicates register (or report) it once.
 
 use std::fmt;
-use std::io::Read;
 
-use serde_json::Value;
-use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
-use sluice_aws::{AwsClients, StoreError};
-use sluice_aws_ml::{ModelPackage, Operators, SageMaker, VersionMetrics};
+use serde_json::{Value, json};
+use sluice_aws::settings::{SettingsError, Vars, function_memory_bytes, parsed_or, required};
+use sluice_aws::{AwsClients, Catalog, StoreError};
+use sluice_aws_ml::registry::{metadata, metrics_metadata};
+use sluice_aws_ml::{ModelRegistry, Operators, SageMaker};
 use sluice_core::ModelName;
+use sluice_core::model_event::{EventKind, ModelEvent};
+use sluice_model::registry::{Approval, gate};
+use sluice_model::{Bundle, BundleLimits, Contents};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 pub const TRAINING_STATE_CHANGE: &str = "SageMaker Training Job State Change";
 pub const TUNING_STATE_CHANGE: &str = "SageMaker HyperParameter Tuning Job State Change";
+
+/// How long a claimed job blocks its duplicates if its handler dies mid-way.
+const CLAIM_LEASE: time::Duration = time::Duration::minutes(5);
+/// How long a handled job's claim is kept (EventBridge stops retrying within a day).
+const CLAIM_RETENTION: time::Duration = time::Duration::days(7);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterFailure {
@@ -30,11 +44,13 @@ pub enum RegisterFailure {
 pub enum Outcome {
     Registered {
         model: String,
-        approved: bool,
+        version: i64,
+        approval: Approval,
+        reason: String,
         primary_metric: String,
         value: f64,
-        production_value: Option<f64>,
     },
+    /// The job was registered (or is being registered) by another delivery of the event.
     AlreadyRegistered {
         job: String,
     },
@@ -52,36 +68,46 @@ pub enum Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Registered { model, approved, primary_metric, value, .. } => {
-                write!(f, "registered {model} ({primary_metric} {value}); approved: {approved}")
+            Self::Registered { model, version, approval, reason, .. } => {
+                write!(f, "registered {model} version {version}: {} ({reason})", approval.as_str())
             }
             Self::AlreadyRegistered { job } => write!(f, "{job} was already registered"),
             Self::Ignored { job, reason } => write!(f, "{job} ignored: {reason}"),
-            Self::FailureReported { job } => write!(f, "{job} failed; operators notified"),
+            Self::FailureReported { job } => write!(f, "{job} failed; logged and operators notified"),
         }
     }
 }
 
 pub struct Register {
-    s3: sluice_aws::AwsClients,
+    s3: aws_sdk_s3::Client,
     sagemaker: SageMaker,
+    registry: ModelRegistry,
     operators: Operators,
-    trainer_image: String,
-    group_prefix: String,
     /// How much better than production a version must be to be approved automatically.
     approval_margin: f64,
+    limits: BundleLimits,
 }
 
 impl Register {
     pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
+        let catalog = Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?);
         Ok(Self {
-            s3: clients.clone(),
+            s3: clients.s3.clone(),
             sagemaker: SageMaker::new(clients),
+            registry: ModelRegistry::new(
+                clients,
+                catalog,
+                &parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
+                &required(vars, "TRAINER_IMAGE")?,
+            ),
             operators: Operators::new(clients, required(vars, "OPERATORS_TOPIC_ARN")?),
-            trainer_image: required(vars, "TRAINER_IMAGE")?,
-            group_prefix: parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
             approval_margin: parsed_or(vars, "APPROVAL_MARGIN", 0.0)?,
+            limits: BundleLimits::for_memory(function_memory_bytes(vars)?),
         })
+    }
+
+    fn catalog(&self) -> &Catalog {
+        self.registry.catalog()
     }
 
     pub async fn handle(&self, event: &Value) -> Result<Outcome, RegisterFailure> {
@@ -98,7 +124,11 @@ impl Register {
             _ => return Err(RegisterFailure::NotATrainingEvent(event["detail-type"].to_string())),
         };
         let job = job.as_str().ok_or_else(|| RegisterFailure::NotATrainingEvent("no job name".into()))?.to_owned();
-        let model = model.as_str().unwrap_or("?");
+        // Duplicates of one event carry its time: the log keeps one entry per occurrence.
+        let at = event["time"]
+            .as_str()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+            .unwrap_or_else(OffsetDateTime::now_utc);
         match status.as_str().unwrap_or_default() {
             "Completed" if detail.get("HyperParameterTuningJobName").is_some() => {
                 // The event may carry the best trial; otherwise the tuning job knows it.
@@ -107,36 +137,87 @@ impl Register {
                     None => self.sagemaker.best_training_job(&job).await?,
                 };
                 match best {
-                    Some(best) => self.register(&best, Some(&job)).await,
-                    None => self.report_failure(&job, model, "Completed", "no trial finished with the objective").await,
+                    Some(best) => self.register(&best, Some(&job), at).await,
+                    None => {
+                        self.report_failure(
+                            &job,
+                            model.as_str(),
+                            "Completed",
+                            "no trial finished with the objective",
+                            at,
+                        )
+                        .await
+                    }
                 }
             }
-            "Completed" => self.register(&job, None).await,
+            "Completed" => self.register(&job, None, at).await,
             status @ ("Failed" | "Stopped") => {
                 let reason = detail["FailureReason"].as_str().unwrap_or("no reason given");
-                self.report_failure(&job, model, status, reason).await
+                self.report_failure(&job, model.as_str(), status, reason, at).await
             }
             other => Ok(Outcome::Ignored { job, reason: format!("status {other}") }),
+        }
+    }
+
+    /// Runs `action` for `job` once, however many deliveries of its event arrive at once.
+    async fn once<F>(&self, model: &ModelName, job: &str, action: F) -> Result<Outcome, RegisterFailure>
+    where
+        F: Future<Output = Result<Outcome, RegisterFailure>>,
+    {
+        let claim = format!("JOB_EVENT#{job}");
+        let now = OffsetDateTime::now_utc();
+        if !self.catalog().claim_once(model.as_str(), &claim, now, CLAIM_LEASE).await? {
+            return Ok(Outcome::AlreadyRegistered { job: job.to_owned() });
+        }
+        match action.await {
+            Ok(outcome) => {
+                self.catalog().complete_claim(model.as_str(), &claim, now + CLAIM_RETENTION).await?;
+                Ok(outcome)
+            }
+            Err(err) => {
+                // Let the retry of this delivery take the job at once.
+                if let Err(release) = self.catalog().release_claim(model.as_str(), &claim).await {
+                    tracing::error!(%job, error = %release, "could not release the claim");
+                }
+                Err(err)
+            }
         }
     }
 
     async fn report_failure(
         &self,
         job: &str,
-        model: &str,
+        model: Option<&str>,
         status: &str,
         reason: &str,
+        at: OffsetDateTime,
     ) -> Result<Outcome, RegisterFailure> {
-        self.operators
-            .notify(&format!("Sluice: training of {model} {status}"), &format!("Job {job} {status}: {reason}"))
-            .await?;
-        tracing::warn!(%job, %reason, "training failed; operators notified");
-        Ok(Outcome::FailureReported { job: job.to_owned() })
+        let Some(model) = model.and_then(|m| ModelName::parse(m).ok()) else {
+            // Not one of Sluice's jobs (no model_name): nothing to log it under.
+            self.operators.notify(&format!("Sluice: training job {job} {status}"), reason).await?;
+            return Ok(Outcome::FailureReported { job: job.to_owned() });
+        };
+        self.once(&model, job, async {
+            let event = ModelEvent { time: at, ..ModelEvent::new(EventKind::TrainingFailed, reason) }
+                .details(json!({ "job_name": job, "status": status, "reason": reason }));
+            self.catalog().append_event(model.as_str(), &event, Some(job)).await?;
+            self.operators
+                .notify(&format!("Sluice: training of {model} {status}"), &format!("Job {job} {status}: {reason}"))
+                .await?;
+            tracing::warn!(%job, %reason, "training failed; logged and operators notified");
+            Ok(Outcome::FailureReported { job: job.to_owned() })
+        })
+        .await
     }
 
     /// Registers a finished training job: one started on its own, or the best trial of
     /// `tuning_job`.
-    async fn register(&self, job_name: &str, tuning_job: Option<&str>) -> Result<Outcome, RegisterFailure> {
+    async fn register(
+        &self,
+        job_name: &str,
+        tuning_job: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<Outcome, RegisterFailure> {
         let job = self.sagemaker.training_job(job_name).await?;
         if job.tuning_job_arn.is_some() && tuning_job.is_none() {
             return Ok(Outcome::Ignored { job: job.name, reason: "a tuning trial".into() });
@@ -148,54 +229,74 @@ impl Register {
             .and_then(|m| ModelName::parse(m).ok())
             .ok_or_else(|| bundle_error("no valid model_name hyperparameter".into()))?;
         let bundle_uri = job.model_artifacts.clone().ok_or_else(|| bundle_error("no model artifacts".into()))?;
-        let metrics = self.bundle_metrics(&bundle_uri).await.map_err(bundle_error)?;
-
-        let group = format!("{}{model}", self.group_prefix);
-        self.sagemaker.ensure_group(&group, &format!("Sluice model {model}")).await?;
-        let packages = self.sagemaker.packages(&group).await?;
-        if packages.iter().any(|p| p.metadata.get("training_job").map(String::as_str) == Some(job_name)) {
-            return Ok(Outcome::AlreadyRegistered { job: job_name.to_owned() });
-        }
-        let VersionMetrics { primary_metric: name, value, higher_is_better, mut metadata } =
-            VersionMetrics::from_json(&metrics).map_err(bundle_error)?;
-        let production_value = production_metric(&packages, &name);
-        let approved = match production_value {
-            None => true,
-            Some(current) if higher_is_better => value > current + self.approval_margin,
-            Some(current) => value < current - self.approval_margin,
-        };
-
-        metadata.insert("training_job".to_owned(), job_name.to_owned());
-        if let Some(dataset) = job.hyperparameters.get("dataset") {
-            metadata.insert("dataset".into(), dataset.clone());
-        }
-        if let Some(tuning_job) = tuning_job {
-            metadata.insert("tuning_job".into(), tuning_job.to_owned());
-        }
-        self.sagemaker.register(&group, &self.trainer_image, &bundle_uri, approved, metadata).await?;
-        tracing::info!(%model, job = job_name, %name, value, ?production_value, approved, "registered");
-        Ok(Outcome::Registered { model: model.to_string(), approved, primary_metric: name, value, production_value })
-    }
-
-    /// `metrics.json` from the bundle (`model.tar.gz`) at `uri`.
-    async fn bundle_metrics(&self, uri: &str) -> Result<Value, String> {
-        let bytes = sluice_aws::read_s3_uri(&self.s3.s3, uri).await.map_err(|e| e.to_string())?;
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-        for entry in archive.entries().map_err(|e| format!("{uri} is not a tar.gz: {e}"))? {
-            let mut entry = entry.map_err(|e| e.to_string())?;
-            let path = entry.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
-            if path.trim_start_matches("./") == "metrics.json" {
-                let mut text = String::new();
-                entry.read_to_string(&mut text).map_err(|e| e.to_string())?;
-                return serde_json::from_str(&text).map_err(|e| format!("metrics.json: {e}"));
+        self.once(&model, job_name, async {
+            // A delivery after the claim expired finds the version already there.
+            let versions = self.registry.versions(&model).await?.unwrap_or_default();
+            if versions.iter().any(|v| v.get(metadata::TRAINING_JOB) == Some(job_name)) {
+                return Ok(Outcome::AlreadyRegistered { job: job_name.to_owned() });
             }
-        }
-        Err(format!("{uri} has no metrics.json"))
+            let bytes = sluice_aws::read_s3_uri(&self.s3, &bundle_uri).await?;
+            let bundle = Bundle::from_tar_gz(&bytes, self.limits, Contents::WithoutModel)
+                .map_err(|e| bundle_error(format!("{bundle_uri}: {e}")))?;
+            let metrics = bundle.metrics.ok_or_else(|| bundle_error(format!("{bundle_uri} has no metrics.json")))?;
+            let production = self.catalog().production(model.as_str()).await?.map(|p| p.version);
+            let decision = gate(&metrics, production, self.approval_margin);
+
+            let mut entries = metrics_metadata(&metrics);
+            entries.insert(metadata::SOURCE.into(), "training".into());
+            entries.insert(metadata::TRAINING_JOB.into(), job_name.to_owned());
+            entries.insert(metadata::GATE_REASON.into(), decision.reason.clone());
+            if let Some(dataset) = job.hyperparameters.get("dataset") {
+                entries.insert(metadata::DATASET.into(), dataset.clone());
+            }
+            if let Some(created) = job.created_at.and_then(|t| t.format(&Rfc3339).ok()) {
+                entries.insert(metadata::TRAINED_AT.into(), created);
+            }
+            if let Some(tuning_job) = tuning_job {
+                entries.insert(metadata::TUNING_JOB.into(), tuning_job.to_owned());
+            }
+            let primary = &metrics.primary_metric;
+            let trained = ModelEvent {
+                time: at,
+                ..ModelEvent::new(
+                    EventKind::Trained,
+                    format!("job {job_name} finished: validation {} {:.4}", primary.name, primary.value),
+                )
+            }
+            .details(json!({ "job_name": job_name, "tuning_job": tuning_job, "metrics": metrics }));
+            self.catalog().append_event(model.as_str(), &trained, Some(&format!("trained {job_name}"))).await?;
+
+            let version = self.registry.register(&model, &bundle_uri, decision.approval, entries).await?;
+            let registered = ModelEvent {
+                time: at,
+                ..ModelEvent::new(
+                    EventKind::Registered,
+                    format!("version {} registered, {}: {}", version.version, approval_words(decision.approval), decision.reason),
+                )
+            }
+            .version(version.version)
+            .details(json!({ "job_name": job_name, "approval": decision.approval.as_str(), "reason": decision.reason,
+                             "production_version": production }));
+            self.catalog().append_event(model.as_str(), &registered, Some(&format!("registered {job_name}"))).await?;
+            self.registry.publish_production(&model).await?;
+            tracing::info!(%model, job = job_name, version = version.version, approval = decision.approval.as_str(), reason = %decision.reason, "registered");
+            Ok(Outcome::Registered {
+                model: model.to_string(),
+                version: version.version,
+                approval: decision.approval,
+                reason: decision.reason,
+                primary_metric: primary.name.clone(),
+                value: primary.value,
+            })
+        })
+        .await
     }
 }
 
-/// The production version's value of `metric`, if there is a production version.
-fn production_metric(packages: &[ModelPackage], metric: &str) -> Option<f64> {
-    let production = packages.iter().filter(|p| p.approval == "Approved").max_by_key(|p| p.version)?;
-    production.metadata.get(&format!("metric:{metric}"))?.parse().ok()
+fn approval_words(approval: Approval) -> &'static str {
+    match approval {
+        Approval::Approved => "approved",
+        Approval::Rejected => "rejected",
+        Approval::PendingManualApproval => "waiting for a person",
+    }
 }

@@ -1,17 +1,49 @@
-//! The register function fed with real EventBridge training-job events, against moto.
+//! The register function fed with real EventBridge training-job events, against moto: the
+//! gate's decisions as they land in the registry, the catalog's production record and the
+//! model's event log, and what duplicates of one event do.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use register::{Outcome, Register};
-use serde_json::{Value, json};
-use sluice_aws_ml::{SageMaker, TrainingSpec};
+use serde_json::Value;
+use sluice_aws::Catalog;
+use sluice_aws_ml::{ChannelSource, ModelRegistry, SageMaker, TrainingSpec};
+use sluice_core::ModelName;
+use sluice_core::model_event::EventKind;
+use sluice_model::metrics::{PrimaryMetric, ProductionScore};
+use sluice_model::registry::Approval;
+use sluice_model::{Bundle, Metrics, Task};
 use sluice_tests::TestStack;
+use sluice_tests::bundle::{flower_manifest, registry};
 
 struct Fixture {
     stack: TestStack,
-    register: Register,
+    register: Arc<Register>,
     sagemaker: SageMaker,
-    group: String,
+    registry: ModelRegistry,
+    catalog: Catalog,
+}
+
+fn iris() -> ModelName {
+    ModelName::parse("iris").unwrap()
+}
+
+/// A candidate's metrics: `accuracy`, and production's on the same rows when scored.
+fn metrics(accuracy: f64, production: Option<(i64, f64)>) -> Metrics {
+    Metrics {
+        primary_metric: PrimaryMetric { name: "accuracy".into(), value: accuracy, higher_is_better: true },
+        validation: BTreeMap::from([("accuracy".into(), accuracy), ("f1_macro".into(), accuracy)]),
+        train: BTreeMap::new(),
+        rows: None,
+        training: None,
+        onnx_max_abs_difference: None,
+        production: production.map(|(version, accuracy)| ProductionScore {
+            version,
+            validation: BTreeMap::from([("accuracy".into(), accuracy)]),
+            error: None,
+        }),
+    }
 }
 
 impl Fixture {
@@ -21,20 +53,24 @@ impl Fixture {
         for (name, value) in environment {
             variables.insert((*name).to_owned(), (*value).to_owned());
         }
-        let register = Register::from_settings(&stack.clients, &variables).unwrap();
-        let sagemaker = SageMaker::new(&stack.clients);
-        // Each test its own model, so groups never meet on the shared emulator.
-        let group = format!("{}iris", variables["MODEL_GROUP_PREFIX"]);
-        Self { stack, register, sagemaker, group }
+        let register = Arc::new(Register::from_settings(&stack.clients, &variables).unwrap());
+        let catalog = Catalog::new(stack.clients.dynamodb.clone(), stack.table("CatalogTable"));
+        Self {
+            register,
+            sagemaker: SageMaker::new(&stack.clients),
+            registry: registry(&stack.clients, &stack.stack),
+            catalog,
+            stack,
+        }
     }
 
-    /// A finished training job on the emulator whose bundle reports `accuracy`.
-    async fn job(&self, name: &str, accuracy: f64) -> String {
+    /// A finished training job on the emulator whose bundle has `metrics`.
+    async fn job(&self, name: &str, metrics: Metrics) -> String {
         let bucket = self.stack.bucket("ArtifactsBucket");
         let spec = TrainingSpec {
             image: "trainer".into(),
             role_arn: "arn:aws:iam::123456789012:role/training".into(),
-            channels: vec![("train".into(), "s3://curated/data/iris/".into())],
+            channels: vec![("train".into(), ChannelSource::Prefix("s3://curated/data/iris/".into()))],
             output_path: format!("s3://{bucket}/training/iris"),
             instance_type: "ml.m5.large".into(),
             instance_count: 1,
@@ -44,12 +80,15 @@ impl Fixture {
             tags: vec![],
         };
         self.sagemaker.start_training(name, &spec).await.unwrap();
-        let metrics = json!({
-            "primary_metric": {"name": "accuracy", "value": accuracy, "higher_is_better": true},
-            "validation": {"accuracy": accuracy, "f1_macro": accuracy},
-        });
+        let bundle = Bundle {
+            manifest: flower_manifest("iris", Task::Classification, &["a", "b"], "probabilities"),
+            onnx: b"not needed to register".to_vec(),
+            metrics: Some(metrics),
+            baseline: None,
+        };
         let key = format!("training/iris/{name}/output/model.tar.gz");
-        self.stack.clients.s3.put_object().bucket(bucket).key(&key).body(bundle(&metrics).into()).send().await.unwrap();
+        let body = bundle.to_tar_gz();
+        self.stack.clients.s3.put_object().bucket(bucket).key(&key).body(body.into()).send().await.unwrap();
         name.to_owned()
     }
 
@@ -57,22 +96,19 @@ impl Fixture {
         self.register.handle(&event(job, status)).await.unwrap()
     }
 
-    async fn statuses(&self) -> Vec<(i64, String)> {
-        let packages = self.sagemaker.packages(&self.group).await.unwrap();
-        packages.into_iter().map(|p| (p.version, p.approval)).collect()
+    async fn statuses(&self) -> Vec<(i64, Approval)> {
+        let versions = self.registry.versions(&iris()).await.unwrap().unwrap_or_default();
+        versions.into_iter().map(|v| (v.version, v.approval)).collect()
     }
-}
 
-fn bundle(metrics: &Value) -> Vec<u8> {
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut archive = tar::Builder::new(encoder);
-    let bytes = metrics.to_string().into_bytes();
-    let mut header = tar::Header::new_gnu();
-    header.set_size(bytes.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    archive.append_data(&mut header, "./metrics.json", &bytes[..]).unwrap();
-    archive.into_inner().unwrap().finish().unwrap()
+    async fn production(&self) -> Option<i64> {
+        self.catalog.production("iris").await.unwrap().map(|p| p.version)
+    }
+
+    async fn events(&self) -> Vec<(EventKind, String)> {
+        let events = self.catalog.events("iris", None, 100).await.unwrap();
+        events.into_iter().map(|e| (e.kind, e.message)).collect()
+    }
 }
 
 fn event(job: &str, status: &str) -> Value {
@@ -99,65 +135,112 @@ fn unique(name: &str) -> String {
     format!("{name}-{}", std::process::id())
 }
 
-#[tokio::test]
-async fn the_gate_approves_the_first_and_better_versions_only() {
-    let fixture = Fixture::new(&[]).await;
-    let first = fixture.job(&unique("first"), 0.90).await;
-    assert!(matches!(
-        fixture.handle(&first, "Completed").await,
-        Outcome::Registered { approved: true, production_value: None, .. }
-    ));
+fn approval(outcome: &Outcome) -> Approval {
+    match outcome {
+        Outcome::Registered { approval, .. } => *approval,
+        other => panic!("not registered: {other:?}"),
+    }
+}
 
-    let worse = fixture.job(&unique("worse"), 0.85).await;
+#[tokio::test]
+async fn the_gate_approves_only_versions_that_beat_production_on_the_same_rows() {
+    let fixture = Fixture::new(&[]).await;
+    let first = fixture.job(&unique("first"), metrics(0.90, None)).await;
+    assert_eq!(approval(&fixture.handle(&first, "Completed").await), Approval::Approved, "the first version");
+    assert_eq!(fixture.production().await, Some(1), "recorded in the catalog");
+
+    let worse = fixture.job(&unique("worse"), metrics(0.85, Some((1, 0.90)))).await;
+    assert_eq!(approval(&fixture.handle(&worse, "Completed").await), Approval::PendingManualApproval);
+
+    // Higher than production's own validation score, but production was never scored on
+    // this version's rows: a person compares.
+    let unscored = fixture.job(&unique("unscored"), metrics(0.99, None)).await;
+    let outcome = fixture.handle(&unscored, "Completed").await;
     assert!(
-        matches!(fixture.handle(&worse, "Completed").await, Outcome::Registered { approved: false, production_value: Some(p), .. } if p == 0.90)
+        matches!(&outcome, Outcome::Registered { approval: Approval::PendingManualApproval, reason, .. } if reason.contains("not scored")),
+        "{outcome:?}"
     );
 
-    let better = fixture.job(&unique("better"), 0.95).await;
-    assert!(matches!(fixture.handle(&better, "Completed").await, Outcome::Registered { approved: true, .. }));
+    let better = fixture.job(&unique("better"), metrics(0.95, Some((1, 0.90)))).await;
+    assert_eq!(approval(&fixture.handle(&better, "Completed").await), Approval::Approved);
+    assert_eq!(fixture.production().await, Some(4), "the better version is production");
 
+    use Approval::*;
     assert_eq!(
         fixture.statuses().await,
-        vec![(3, "Approved".to_owned()), (2, "PendingManualApproval".to_owned()), (1, "Approved".to_owned())]
+        vec![(4, Approved), (3, PendingManualApproval), (2, PendingManualApproval), (1, Approved)]
     );
+    let kinds: Vec<EventKind> = fixture.events().await.into_iter().map(|(kind, _)| kind).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == EventKind::Registered).count(), 4);
+    assert_eq!(kinds.iter().filter(|k| **k == EventKind::Promoted).count(), 2, "v1, then v4: {kinds:?}");
 }
 
 #[tokio::test]
 async fn a_margin_keeps_small_improvements_for_a_person_to_judge() {
     let fixture = Fixture::new(&[("APPROVAL_MARGIN", "0.02")]).await;
-    let first = fixture.job(&unique("base"), 0.90).await;
+    let first = fixture.job(&unique("base"), metrics(0.90, None)).await;
     fixture.handle(&first, "Completed").await;
-    let slightly = fixture.job(&unique("slightly"), 0.91).await;
-    assert!(matches!(fixture.handle(&slightly, "Completed").await, Outcome::Registered { approved: false, .. }));
+    let slightly = fixture.job(&unique("slightly"), metrics(0.91, Some((1, 0.90)))).await;
+    let outcome = fixture.handle(&slightly, "Completed").await;
+    assert!(
+        matches!(&outcome, Outcome::Registered { approval: Approval::PendingManualApproval, reason, .. } if reason.contains("margin 0.02")),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_replayed_event_registers_nothing_new() {
     let fixture = Fixture::new(&[]).await;
-    let job = fixture.job(&unique("replayed"), 0.9).await;
+    let job = fixture.job(&unique("replayed"), metrics(0.9, None)).await;
     fixture.handle(&job, "Completed").await;
     assert_eq!(fixture.handle(&job, "Completed").await, Outcome::AlreadyRegistered { job: job.clone() });
     assert_eq!(fixture.statuses().await.len(), 1);
 }
 
 #[tokio::test]
-async fn failed_jobs_are_reported_and_not_registered() {
+async fn concurrent_duplicates_of_one_event_register_one_version() {
+    let fixture = Fixture::new(&[]).await;
+    let job = fixture.job(&unique("duplicated"), metrics(0.9, None)).await;
+    let mut deliveries = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (register, event) = (Arc::clone(&fixture.register), event(&job, "Completed"));
+        deliveries.spawn(async move { register.handle(&event).await.unwrap() });
+    }
+    let outcomes = deliveries.join_all().await;
+    let registered = outcomes.iter().filter(|o| matches!(o, Outcome::Registered { .. })).count();
+    assert_eq!(registered, 1, "{outcomes:?}");
+    assert_eq!(fixture.statuses().await.len(), 1);
+    let registered_events = fixture.events().await.iter().filter(|(k, _)| *k == EventKind::Registered).count();
+    assert_eq!(registered_events, 1);
+}
+
+#[tokio::test]
+async fn a_failed_job_is_logged_with_the_trainers_reason_once() {
     let fixture = Fixture::new(&[]).await;
     let job = unique("failed");
     assert_eq!(fixture.handle(&job, "Failed").await, Outcome::FailureReported { job: job.clone() });
+    assert_eq!(fixture.handle(&job, "Failed").await, Outcome::AlreadyRegistered { job: job.clone() }, "a replay");
     assert!(matches!(fixture.handle(&job, "InProgress").await, Outcome::Ignored { .. }));
+    let events = fixture.events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, EventKind::TrainingFailed);
+    assert!(events[0].1.contains("target column \"species\" is not in the training data"), "{}", events[0].1);
+    assert!(fixture.statuses().await.is_empty());
 }
 
 #[tokio::test]
 async fn a_finished_tuning_job_registers_its_best_trial() {
     let fixture = Fixture::new(&[]).await;
-    let best = fixture.job(&unique("tuned-007"), 0.96).await;
+    let best = fixture.job(&unique("tuned-007"), metrics(0.96, None)).await;
     let tuning = unique("tuned");
     let outcome = fixture.register.handle(&tuning_event(&tuning, &best, "Completed")).await.unwrap();
-    assert!(matches!(outcome, Outcome::Registered { approved: true, value, .. } if value == 0.96), "{outcome:?}");
-    let packages = fixture.sagemaker.packages(&fixture.group).await.unwrap();
-    assert_eq!(packages[0].metadata["training_job"], best);
-    assert_eq!(packages[0].metadata["tuning_job"], tuning);
+    assert!(
+        matches!(outcome, Outcome::Registered { approval: Approval::Approved, value, .. } if value == 0.96),
+        "{outcome:?}"
+    );
+    let versions = fixture.registry.versions(&iris()).await.unwrap().unwrap();
+    assert_eq!(versions[0].get("training_job"), Some(best.as_str()));
+    assert_eq!(versions[0].get("tuning_job"), Some(tuning.as_str()));
 
     let replayed = fixture.register.handle(&tuning_event(&tuning, &best, "Completed")).await.unwrap();
     assert_eq!(replayed, Outcome::AlreadyRegistered { job: best });

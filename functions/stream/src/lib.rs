@@ -5,12 +5,13 @@
 //! redrive policy moves it to the dead-letter queue after a few receives.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use predict::{ApiError, Predict, Served};
 use serde::Deserialize;
 use serde_json::Value;
 use sluice_aws::AwsClients;
 use sluice_aws::settings::{SettingsError, Vars};
-use sluice_core::ModelName;
+use sluice_aws_serving::{Service, prediction_service};
+use sluice_core::{InvalidName, ModelName};
+use sluice_serving::{Input, ServeError, Served};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,16 +25,18 @@ pub enum MessageError {
     #[error("the message is not {{\"model\": …, \"rows\": […]}}: {0}")]
     Malformed(String),
     #[error(transparent)]
-    Refused(#[from] ApiError),
+    InvalidName(#[from] InvalidName),
+    #[error(transparent)]
+    Refused(#[from] ServeError),
 }
 
 pub struct Stream {
-    predict: Predict,
+    service: Service,
 }
 
 impl Stream {
     pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
-        Ok(Self { predict: Predict::from_settings(clients, vars)? })
+        Ok(Self { service: prediction_service(clients, vars)? })
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -59,7 +62,7 @@ impl Stream {
         let body = message.body.as_deref().unwrap_or_default();
         let request: PredictionRequest =
             serde_json::from_str(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
-        let model = ModelName::parse(&request.model).map_err(ApiError::from)?;
-        Ok(self.predict.predict_rows(&model, request.rows).await?)
+        let model = ModelName::parse(&request.model)?;
+        Ok(self.service.serve(&model, Input::Rows(&request.rows)).await?)
     }
 }

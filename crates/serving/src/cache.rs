@@ -1,57 +1,44 @@
 //! Each model's production predictor, loaded once per container and kept until production
-//! changes. The registry is asked again at most every `staleness`, so a newly promoted
-//! version is served within that time without a redeploy; a registry that cannot be reached
+//! changes. The source is asked again at most every `staleness`, so a newly promoted
+//! version is served within that time without a redeploy; a source that cannot be reached
 //! leaves the cached version serving.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_aws::settings::{SettingsError, Vars, parsed_or};
-use sluice_aws::{AwsClients, StoreError};
-use sluice_aws_ml::SageMaker;
-use sluice_serving::{Bundle, BundleError, Predictor};
+use sluice_model::{Bundle, BundleError, BundleLimits, Contents};
 use tokio::sync::Mutex;
 
-/// The production version of a model, as the registry has it.
+use crate::Predictor;
+
+/// The production version of a model and where its bundle is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Production {
     pub version: i64,
     pub bundle_uri: String,
 }
 
+/// A store that could not be read (the message names the service and operation).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("model {0} has no production version")]
     NoProduction(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Source(#[from] SourceError),
     #[error("version {version} of {model}: {source}")]
     Bundle { model: String, version: i64, source: BundleError },
 }
 
 /// Where production versions and their bundles come from.
 pub trait ModelSource: Send + Sync {
-    fn production(&self, model: &str) -> impl Future<Output = Result<Option<Production>, StoreError>> + Send;
-    fn bundle(&self, uri: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
-}
-
-/// The model registry (SageMaker) and the bundles it points to (S3).
-pub struct Registry {
-    pub sagemaker: SageMaker,
-    pub s3: aws_sdk_s3::Client,
-    pub group_prefix: String,
-}
-
-impl ModelSource for Registry {
-    async fn production(&self, model: &str) -> Result<Option<Production>, StoreError> {
-        let package = self.sagemaker.production_package(&format!("{}{model}", self.group_prefix)).await?;
-        Ok(package.and_then(|p| Some(Production { version: p.version, bundle_uri: p.model_data_url? })))
-    }
-
-    async fn bundle(&self, uri: &str) -> Result<Vec<u8>, StoreError> {
-        sluice_aws::read_s3_uri(&self.s3, uri).await
-    }
+    fn production(&self, model: &str) -> impl Future<Output = Result<Option<Production>, SourceError>> + Send;
+    fn bundle(&self, uri: &str) -> impl Future<Output = Result<Vec<u8>, SourceError>> + Send;
 }
 
 struct Cached {
@@ -67,45 +54,40 @@ pub struct Serving {
     pub predictor: Arc<Predictor>,
 }
 
-impl ModelCache<Registry> {
-    /// The registry's production versions, refreshed every `MODEL_REFRESH_SECONDS` (30).
-    pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
-        let registry = Registry {
-            sagemaker: SageMaker::new(clients),
-            s3: clients.s3.clone(),
-            group_prefix: parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
-        };
-        Ok(Self::new(registry, Duration::from_secs(parsed_or(vars, "MODEL_REFRESH_SECONDS", 30)?)))
-    }
-}
-
 pub struct ModelCache<S> {
     source: S,
     staleness: Duration,
+    limits: BundleLimits,
     models: Mutex<HashMap<String, Cached>>,
 }
 
 impl<S: ModelSource> ModelCache<S> {
-    pub fn new(source: S, staleness: Duration) -> Self {
-        Self { source, staleness, models: Mutex::new(HashMap::new()) }
+    /// `limits` keep a bundle from taking more memory than the process has.
+    pub fn new(source: S, staleness: Duration, limits: BundleLimits) -> Self {
+        Self { source, staleness, limits, models: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
     }
 
     pub async fn get(&self, model: &str) -> Result<Serving, CacheError> {
         // One request at a time per Lambda container: holding the lock while refreshing
         // costs nothing there and keeps two refreshes from loading the same bundle.
         let mut models = self.models.lock().await;
+        let serve = |cached: &Cached| Serving { version: cached.version, predictor: Arc::clone(&cached.predictor) };
         if let Some(cached) = models.get(model)
             && cached.checked.elapsed() < self.staleness
         {
-            return Ok(Serving { version: cached.version, predictor: Arc::clone(&cached.predictor) });
+            return Ok(serve(cached));
         }
         let production = match self.source.production(model).await {
             Ok(production) => production,
             Err(err) => match models.get_mut(model) {
                 Some(cached) => {
-                    tracing::warn!(%model, error = %err, "registry unreachable; serving the cached version");
+                    tracing::warn!(%model, error = %err, "production record unreachable; serving the cached version");
                     cached.checked = Instant::now();
-                    return Ok(Serving { version: cached.version, predictor: Arc::clone(&cached.predictor) });
+                    return Ok(serve(cached));
                 }
                 None => return Err(err.into()),
             },
@@ -118,19 +100,19 @@ impl<S: ModelSource> ModelCache<S> {
             && cached.version == production.version
         {
             cached.checked = Instant::now();
-            return Ok(Serving { version: cached.version, predictor: Arc::clone(&cached.predictor) });
+            return Ok(serve(cached));
         }
         let bytes = self.source.bundle(&production.bundle_uri).await?;
         let bundle_error =
             |source: BundleError| CacheError::Bundle { model: model.to_owned(), version: production.version, source };
-        let predictor = Bundle::from_tar_gz(&bytes).and_then(|b| Predictor::load(&b)).map_err(bundle_error)?;
+        let predictor = Bundle::from_tar_gz(&bytes, self.limits, Contents::All)
+            .and_then(|bundle| Predictor::load(&bundle))
+            .map_err(bundle_error)?;
         tracing::info!(%model, version = production.version, "loaded the production version");
-        let predictor = Arc::new(predictor);
-        models.insert(
-            model.to_owned(),
-            Cached { version: production.version, predictor: Arc::clone(&predictor), checked: Instant::now() },
-        );
-        Ok(Serving { version: production.version, predictor })
+        let cached = Cached { version: production.version, predictor: Arc::new(predictor), checked: Instant::now() };
+        let serving = serve(&cached);
+        models.insert(model.to_owned(), cached);
+        Ok(serving)
     }
 }
 
@@ -140,7 +122,7 @@ mod tests {
 
     use super::*;
 
-    /// A registry whose answer the test sets; `None` fails like an unreachable service.
+    /// A source whose answer the test sets; `None` fails like an unreachable service.
     struct Scripted {
         production: StdMutex<Option<Option<Production>>>,
         bundle: Vec<u8>,
@@ -148,15 +130,11 @@ mod tests {
     }
 
     impl ModelSource for Scripted {
-        async fn production(&self, _model: &str) -> Result<Option<Production>, StoreError> {
-            self.production.lock().unwrap().clone().ok_or(StoreError {
-                service: "SageMaker",
-                operation: "ListModelPackages",
-                message: "unreachable".into(),
-            })
+        async fn production(&self, _model: &str) -> Result<Option<Production>, SourceError> {
+            self.production.lock().unwrap().clone().ok_or(SourceError("DynamoDB GetItem failed: unreachable".into()))
         }
 
-        async fn bundle(&self, _uri: &str) -> Result<Vec<u8>, StoreError> {
+        async fn bundle(&self, _uri: &str) -> Result<Vec<u8>, SourceError> {
             *self.fetches.lock().unwrap() += 1;
             Ok(self.bundle.clone())
         }
@@ -167,21 +145,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bundles_load_once_per_version_and_survive_an_unreachable_registry() {
+    async fn bundles_load_once_per_version_and_survive_an_unreachable_source() {
         let (network, manifest) = sluice_tests::bundle::flower_classifier(1);
         let source = Scripted {
             production: StdMutex::new(production(1)),
             bundle: sluice_tests::bundle::bundle_bytes(&network, &manifest),
             fetches: StdMutex::new(0),
         };
-        let cache = ModelCache::new(source, Duration::ZERO);
+        let cache = ModelCache::new(source, Duration::ZERO, BundleLimits::for_memory(1 << 30));
         assert_eq!(cache.get("flowers").await.unwrap().version, 1);
         assert_eq!(cache.get("flowers").await.unwrap().version, 1);
         assert_eq!(*cache.source.fetches.lock().unwrap(), 1, "the same version is not fetched again");
 
         *cache.source.production.lock().unwrap() = None;
         assert_eq!(cache.get("flowers").await.unwrap().version, 1, "the cached version keeps serving");
-        assert!(matches!(cache.get("roses").await, Err(CacheError::Store(_))), "nothing cached to fall back on");
+        assert!(matches!(cache.get("roses").await, Err(CacheError::Source(_))), "nothing cached to fall back on");
 
         *cache.source.production.lock().unwrap() = production(2);
         assert_eq!(cache.get("flowers").await.unwrap().version, 2);

@@ -1,0 +1,328 @@
+//! The training use case: a training request (`POST /models/{model}/train`, a scheduled
+//! plan, or remediation repeating the production version's request) is validated against
+//! the dataset's schema and the trainer's hyperparameters, then becomes one SageMaker
+//! training job, or a tuning job when it has a `tuning` block. One code path for all three,
+//! so a retraining is exactly the training a person asked for, on newer data.
+//!
+//! The job gets the production version's bundle as a `production` channel, so the trainer
+//! scores production on the candidate's validation rows and the gate compares the two on
+//! the same data.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
+use sluice_aws::{AwsClients, Catalog, RetrainPlan, StoreError, TrainingJobRecord};
+use sluice_core::model_event::{EventKind, ModelEvent};
+use sluice_core::{DatasetName, IngestStatus, InvalidName, ModelName};
+use sluice_model::hyperparameters::Hyperparameters;
+use sluice_model::monitoring::MonitoringOverrides;
+use sluice_model::tuning::{REPORTED_METRICS, TuningRequest};
+use sluice_profile::drift::DriftPolicy;
+use time::OffsetDateTime;
+
+use crate::jobs::{ChannelSource, SageMaker, TrainingSpec};
+
+/// SageMaker's limits on job names.
+const TRAINING_JOB_NAME_LIMIT: usize = 63;
+const TUNING_JOB_NAME_LIMIT: usize = 32;
+
+/// `POST /models/{model}/train` (schema: `docs/api.md`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainRequest {
+    dataset: String,
+    target: String,
+    #[serde(default)]
+    task: Option<String>,
+    #[serde(default)]
+    algorithm: Option<String>,
+    #[serde(default)]
+    hyperparameters: BTreeMap<String, Value>,
+    #[serde(default)]
+    instance_type: Option<String>,
+    #[serde(default)]
+    tuning: Option<TuningRequest>,
+    /// Retrain with this same request every so many days (the schedule checks daily).
+    #[serde(default)]
+    retrain_every_days: Option<u32>,
+    /// Train only on data ingested at or after this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    data_since: Option<OffsetDateTime>,
+    /// How this model's drift is judged, where it differs from the stack's defaults (the
+    /// monitor reads it from the production version's request).
+    #[serde(default)]
+    monitoring: Option<MonitoringOverrides>,
+}
+
+/// Who asked for the training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Api,
+    Schedule,
+    Remediation,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Schedule => "schedule",
+            Self::Remediation => "remediation",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    #[error("invalid training request: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(message: impl Into<String>) -> TrainError {
+    TrainError::Invalid(message.into())
+}
+
+/// A job that was started, and the answer the API gives for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartedJob {
+    pub job_name: String,
+    pub answer: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainingSettings {
+    pub curated_bucket: String,
+    pub artifacts_bucket: String,
+    pub trainer_image: String,
+    pub role_arn: String,
+    pub instance_type: String,
+    pub max_runtime_seconds: i32,
+}
+
+impl TrainingSettings {
+    pub fn from_vars(vars: &dyn Vars) -> Result<Self, SettingsError> {
+        Ok(Self {
+            curated_bucket: required(vars, "CURATED_BUCKET")?,
+            artifacts_bucket: required(vars, "ARTIFACTS_BUCKET")?,
+            trainer_image: required(vars, "TRAINER_IMAGE")?,
+            role_arn: required(vars, "SAGEMAKER_ROLE_ARN")?,
+            instance_type: parsed_or(vars, "TRAINING_INSTANCE_TYPE", "ml.m5.large".to_owned())?,
+            max_runtime_seconds: parsed_or(vars, "TRAINING_MAX_RUNTIME_SECONDS", 3600)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainingService {
+    sagemaker: SageMaker,
+    catalog: Catalog,
+    s3: aws_sdk_s3::Client,
+    settings: TrainingSettings,
+}
+
+impl TrainingService {
+    pub fn new(clients: &AwsClients, catalog: Catalog, settings: TrainingSettings) -> Self {
+        Self { sagemaker: SageMaker::new(clients), catalog, s3: clients.s3.clone(), settings }
+    }
+
+    /// Validates a training request (`body`, JSON) and starts its job. With
+    /// `retrain_every_days`, the request is kept (or, started by the schedule, its time
+    /// moved on) so the schedule starts it again when it is due; remediation's retraining
+    /// leaves the plan alone.
+    pub async fn start(
+        &self,
+        model: &ModelName,
+        body: &str,
+        now: OffsetDateTime,
+        trigger: Trigger,
+    ) -> Result<StartedJob, TrainError> {
+        let training: TrainRequest = serde_json::from_str(body).map_err(|err| invalid(err.to_string()))?;
+        if training.retrain_every_days.is_some_and(|days| !(1..=366).contains(&days)) {
+            return Err(invalid("retrain_every_days must be between 1 and 366"));
+        }
+        if let Some(monitoring) = &training.monitoring {
+            monitoring.apply(DriftPolicy::default()).map_err(invalid)?;
+        }
+        let dataset = DatasetName::parse(&training.dataset)?;
+        let schema = self
+            .catalog
+            .schema(&dataset)
+            .await?
+            .ok_or_else(|| invalid(format!("dataset {dataset} has no processed data yet (no schema)")))?;
+        if schema.schema.field(&training.target).is_none() {
+            let columns: Vec<&str> = schema.schema.fields.iter().map(|f| f.name.as_str()).collect();
+            return Err(invalid(format!(
+                "target {:?} is not a column of dataset {dataset} (columns: {})",
+                training.target,
+                columns.join(", ")
+            )));
+        }
+        let mut hyperparameters: BTreeMap<String, String> = training
+            .hyperparameters
+            .iter()
+            .map(|(name, value)| (name.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)))
+            .collect();
+        hyperparameters.insert("target".into(), training.target.clone());
+        hyperparameters.insert("model_name".into(), model.to_string());
+        for (name, value) in [("task", &training.task), ("algorithm", &training.algorithm)] {
+            if let Some(value) = value {
+                hyperparameters.insert(name.into(), value.clone());
+            }
+        }
+        let production = self.catalog.production(model.as_str()).await?;
+        match &production {
+            Some(production) => hyperparameters.insert("production_version".into(), production.version.to_string()),
+            None => hyperparameters.remove("production_version"),
+        };
+        Hyperparameters::parse(hyperparameters.clone()).map_err(TrainError::Invalid)?;
+        let plan = training.tuning.map(|tuning| tuning.plan(&hyperparameters)).transpose().map_err(invalid)?;
+
+        let limit = if plan.is_some() { TUNING_JOB_NAME_LIMIT } else { TRAINING_JOB_NAME_LIMIT };
+        let job_name = job_name(model, now, limit);
+        hyperparameters.insert("model_version".into(), job_name.clone());
+        let data = match training.data_since {
+            None => ChannelSource::Prefix(format!("s3://{}/data/{dataset}/", self.settings.curated_bucket)),
+            Some(since) => self.data_since(model, &dataset, since, &job_name).await?,
+        };
+        let mut channels = vec![("train".to_owned(), data)];
+        if let Some(production) = &production {
+            channels.push(("production".to_owned(), ChannelSource::Prefix(production.bundle_uri.clone())));
+        }
+        let spec = TrainingSpec {
+            image: self.settings.trainer_image.clone(),
+            role_arn: self.settings.role_arn.clone(),
+            channels,
+            output_path: format!("s3://{}/training/{model}", self.settings.artifacts_bucket),
+            instance_type: training.instance_type.unwrap_or_else(|| self.settings.instance_type.clone()),
+            instance_count: 1,
+            max_runtime_seconds: self.settings.max_runtime_seconds,
+            hyperparameters: hyperparameters.into_iter().collect::<HashMap<_, _>>(),
+            metric_regexes: REPORTED_METRICS
+                .iter()
+                .map(|(metric, _)| ((*metric).to_owned(), format!("{metric}=([-0-9.eE+]+)")))
+                .collect(),
+            tags: vec![("sluice:model".into(), model.to_string()), ("sluice:dataset".into(), dataset.to_string())],
+        };
+        let mut answer = json!({ "model": model, "dataset": dataset, "job_name": job_name, "status": "InProgress" });
+        let kind = match &plan {
+            Some(plan) => {
+                self.sagemaker.start_tuning(&job_name, &spec, plan).await?;
+                answer["objective"] = json!({ "metric": plan.objective.metric, "maximize": plan.objective.maximize });
+                answer["max_jobs"] = plan.max_jobs.into();
+                "tuning"
+            }
+            None => {
+                self.sagemaker.start_training(&job_name, &spec).await?;
+                "training"
+            }
+        };
+        answer["kind"] = kind.into();
+        if let Some(since) = training.data_since {
+            answer["data_since"] = time_json(since);
+        }
+        let record = TrainingJobRecord {
+            model: model.to_string(),
+            job_name: job_name.clone(),
+            kind: kind.to_owned(),
+            dataset: dataset.clone(),
+            started_at: now,
+            request: body.to_owned(),
+            trigger: trigger.as_str().to_owned(),
+        };
+        self.catalog.put_training_job(&record).await?;
+        let event = ModelEvent::new(
+            EventKind::TrainingStarted,
+            format!("{kind} job {job_name} started on dataset {dataset} ({})", trigger.as_str()),
+        )
+        .details(json!({ "job_name": job_name, "kind": kind, "dataset": dataset, "trigger": trigger.as_str(),
+                         "data_since": training.data_since.map(time_json), "production_version": production.map(|p| p.version) }));
+        self.catalog.append_event(model.as_str(), &event, None).await?;
+        if let Some(every_days) = training.retrain_every_days.filter(|_| trigger != Trigger::Remediation) {
+            let plan =
+                RetrainPlan { model: model.to_string(), request: body.to_owned(), every_days, last_started: now };
+            self.catalog.save_retrain_plan(&plan).await?;
+            answer["retrain_every_days"] = every_days.into();
+        }
+        tracing::info!(%model, %dataset, %job_name, kind, trigger = trigger.as_str(), "job started");
+        Ok(StartedJob { job_name, answer })
+    }
+
+    /// A manifest channel of the dataset's curated objects ingested at or after `since`.
+    async fn data_since(
+        &self,
+        model: &ModelName,
+        dataset: &DatasetName,
+        since: OffsetDateTime,
+        job_name: &str,
+    ) -> Result<ChannelSource, TrainError> {
+        let keys: Vec<String> = self
+            .catalog
+            .ingests(dataset)
+            .await?
+            .into_iter()
+            .filter(|entry| entry.status == IngestStatus::Processed && entry.received_at >= since)
+            .filter_map(|entry| {
+                let processing = entry.processing?;
+                processing.rows_out.filter(|&rows| rows > 0)?;
+                processing.curated_key
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err(invalid(format!(
+                "dataset {dataset} has no processed data ingested since {}",
+                time_json(since).as_str().unwrap_or_default()
+            )));
+        }
+        let bucket = &self.settings.curated_bucket;
+        let mut manifest = vec![json!({ "prefix": format!("s3://{bucket}/") })];
+        manifest.extend(keys.into_iter().map(Value::from));
+        let key = format!("training/{model}/manifests/{job_name}.json");
+        self.s3
+            .put_object()
+            .bucket(&self.settings.artifacts_bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(Value::Array(manifest).to_string().into_bytes().into())
+            .send()
+            .await
+            .map_err(|e| StoreError::new("S3", "PutObject", e))?;
+        Ok(ChannelSource::Manifest(format!("s3://{}/{key}", self.settings.artifacts_bucket)))
+    }
+}
+
+fn time_json(at: OffsetDateTime) -> Value {
+    at.format(&time::format_description::well_known::Rfc3339).map_or(Value::Null, Value::from)
+}
+
+/// `<model>-<yyyymmdd-hhmmss>-<4 hex>` within `limit` characters, the model name cut short
+/// if need be.
+fn job_name(model: &ModelName, at: OffsetDateTime, limit: usize) -> String {
+    let stamp =
+        at.format(time::macros::format_description!("[year][month][day]-[hour][minute][second]")).expect("formats");
+    let suffix = &uuid::Uuid::now_v7().simple().to_string()[28..];
+    let prefix: String = model.as_str().chars().take(limit - stamp.len() - suffix.len() - 2).collect();
+    format!("{}-{stamp}-{suffix}", prefix.trim_end_matches(['-', '_']).replace('_', "-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_fit_sagemaker_rules() {
+        let at = time::macros::datetime!(2026-11-22 10:15:01 UTC);
+        let name = job_name(&ModelName::parse("iris_species").unwrap(), at, TRAINING_JOB_NAME_LIMIT);
+        assert!(name.starts_with("iris-species-20261122-101501-"), "{name}");
+        for limit in [TRAINING_JOB_NAME_LIMIT, TUNING_JOB_NAME_LIMIT] {
+            let long = job_name(&ModelName::parse(&"m".repeat(63)).unwrap(), at, limit);
+            assert!(long.len() <= limit, "{long}");
+            assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        }
+    }
+}
