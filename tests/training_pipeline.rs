@@ -147,6 +147,15 @@ async fn a_training_request_becomes_an_approved_production_version() {
     let newest = &model["versions"][0];
     assert_eq!(newest["status"], "PendingManualApproval", "{model}");
     assert_eq!(model["production_version"], version["version"]);
+    // The trainer scored production on the candidate's own validation rows; the gate
+    // compared the two there.
+    assert!(newest["gate_reason"].as_str().unwrap().contains("does not beat production"), "{newest}");
+    let bucket = cloud.cloud.resource_name("ArtifactsBucket").unwrap();
+    let newest_bundle = newest["bundle"].as_str().unwrap().strip_prefix(&format!("s3://{bucket}/")).unwrap();
+    let scored = cloud.bundle_metrics(newest_bundle).await.production.expect("production was scored");
+    assert_eq!(scored.version, version["version"].as_i64().unwrap());
+    assert_eq!(scored.error, None);
+    assert!(scored.validation["accuracy"] > 0.9, "{scored:?}");
 
     let path = format!("/models/flowers/versions/{}/approve", newest["version"]);
     let approved = cloud.send(Method::POST, &path, Vec::new()).await;
@@ -157,9 +166,16 @@ async fn a_training_request_becomes_an_approved_production_version() {
     assert_eq!(flowers["production_version"], newest["version"]);
     assert_eq!(flowers["versions"], 2);
 
+    // Every step is on the model's timeline.
+    let events = cloud.send(Method::GET, "/models/flowers/events", Vec::new()).await.json();
+    let kinds: Vec<&str> = events["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["training_started", "trained", "registered", "promoted", "decided"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    assert_eq!(kinds.iter().filter(|k| **k == "promoted").count(), 2, "v1, then v2 approved by hand: {kinds:?}");
+
     // A bundle trained elsewhere comes in through the import route: checked by loading it,
     // stored, and left for a person to approve.
-    let bucket = cloud.cloud.resource_name("ArtifactsBucket").unwrap();
     let key = bundle.strip_prefix(&format!("s3://{bucket}/")).unwrap();
     let object = cloud.cloud.clients.s3.get_object().bucket(bucket).key(key).send().await.unwrap();
     let trained = object.body.collect().await.unwrap().into_bytes();
@@ -201,6 +217,27 @@ async fn a_training_request_becomes_an_approved_production_version() {
     cloud.model_until("flowers", |m| m["versions"][0]["training_job"] == retrained.as_str()).await;
     let again = models.retrain_due(now + time::Duration::days(9)).await.unwrap();
     assert_eq!(again["started"].as_array().map(Vec::len), Some(0), "the plan restarts its clock: {again}");
+}
+
+#[tokio::test]
+async fn a_failed_training_job_is_visible_through_the_api_with_the_trainers_reason() {
+    let cloud = Cloud::start().await;
+    cloud.ingest_and_wait("petals", flowers(40)).await;
+    // Valid to the API, impossible for the trainer: the target is text.
+    let request = json!({"dataset": "petals", "target": "kind", "task": "regression"});
+    let started = cloud.send(Method::POST, "/models/petals/train", request.to_string()).await;
+    assert_eq!(started.status, 202, "{}", String::from_utf8_lossy(&started.body));
+    let model = cloud
+        .model_until("petals", |m| {
+            m["recent_events"].as_array().is_some_and(|events| events.iter().any(|e| e["kind"] == "training_failed"))
+        })
+        .await;
+    assert_eq!(model["versions"], json!([]), "{model}");
+    let failure = model["recent_events"].as_array().unwrap().iter().find(|e| e["kind"] == "training_failed").unwrap();
+    assert!(
+        failure["message"].as_str().unwrap().contains("regression needs a numeric target"),
+        "the trainer's own reason: {failure}"
+    );
 }
 
 #[tokio::test]

@@ -81,12 +81,18 @@ pub fn registry(clients: &AwsClients, stack: &Stack) -> ModelRegistry {
 /// production, as `register` would.
 pub async fn register_flowers(clients: &AwsClients, stack: &Stack, network: &Network, approved: bool) -> ModelVersion {
     let (_, manifest) = flower_classifier(0);
+    register_bundle(clients, stack, &flower_bundle(network, &manifest), approved).await
+}
+
+/// Stores `bundle` under `training/<model>/` in the stack's artifacts bucket, registers it
+/// (approved or waiting) and records production.
+pub async fn register_bundle(clients: &AwsClients, stack: &Stack, bundle: &Bundle, approved: bool) -> ModelVersion {
+    let model = ModelName::parse(&bundle.manifest.model_name).expect("a valid name");
     let bucket = &stack.buckets.iter().find(|b| b.logical_id == "ArtifactsBucket").expect("artifacts bucket").name;
-    let key = format!("training/flowers/job-{}/output/model.tar.gz", uuid::Uuid::now_v7().simple());
-    let bytes = bundle_bytes(network, &manifest);
+    let key = format!("training/{model}/job-{}/output/model.tar.gz", uuid::Uuid::now_v7().simple());
+    let bytes = bundle.to_tar_gz();
     clients.s3.put_object().bucket(bucket).key(&key).body(bytes.into()).send().await.expect("bundle stored");
     let registry = registry(clients, stack);
-    let model = ModelName::parse("flowers").expect("a valid name");
     let approval = if approved { Approval::Approved } else { Approval::PendingManualApproval };
     let version = registry
         .register(&model, &format!("s3://{bucket}/{key}"), approval, Default::default())

@@ -170,6 +170,8 @@ impl TrainingService {
             .collect();
         hyperparameters.insert("target".into(), training.target.clone());
         hyperparameters.insert("model_name".into(), model.to_string());
+        // The registry records it with the version; remediation finds new data by it.
+        hyperparameters.insert("dataset".into(), dataset.to_string());
         for (name, value) in [("task", &training.task), ("algorithm", &training.algorithm)] {
             if let Some(value) = value {
                 hyperparameters.insert(name.into(), value.clone());

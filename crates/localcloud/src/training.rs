@@ -496,6 +496,8 @@ async fn download(clients: &AwsClients, uri: &str, dir: &Path) -> Result<(), Str
         .map_err(sluice_aws::error_chain)?;
     for key in pages.iter().flat_map(|p| p.contents()).filter_map(|o| o.key()) {
         let relative = key.strip_prefix(prefix).unwrap_or(key).trim_start_matches('/');
+        // A prefix that is a whole key (one file as a channel) keeps the file's name.
+        let relative = if relative.is_empty() { key.rsplit('/').next().unwrap_or(key) } else { relative };
         let path = dir.join(relative);
         let body = clients.s3.get_object().bucket(bucket).key(key).send().await.map_err(sluice_aws::error_chain)?;
         let bytes = body.body.collect().await.map_err(|e| e.to_string())?.into_bytes();

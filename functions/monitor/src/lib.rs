@@ -129,7 +129,7 @@ impl Monitor {
             .as_str()
             .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
             .unwrap_or_else(OffsetDateTime::now_utc);
-        let end = now - self.settings.settle;
+        let end = window_end(now, self.settings.settle);
         let productions = self.catalog.productions().await?;
         let (mut pending, mut failures) = (Vec::new(), Vec::new());
         for production in &productions {
@@ -172,10 +172,11 @@ impl Monitor {
         end: OffsetDateTime,
     ) -> Result<Option<Pending>, StoreError> {
         let state = self.catalog.monitor_state(&production.model).await?;
-        // A new production version is watched from when it became production.
+        // A new production version is watched from when it became production (a minute
+        // earlier: object times have whole seconds, and other versions' lines are skipped).
         let start = match &state {
             Some(state) if state.version == production.version => state.watermark,
-            _ => production.since,
+            _ => production.since - Duration::minutes(1),
         }
         .max(now - self.settings.max_window);
         if end <= start {
@@ -338,6 +339,13 @@ impl Monitor {
         let keep: Vec<String> = productions.iter().map(|p| p.model.clone()).collect();
         self.cloudwatch.reconcile(&wanted, &keep).await
     }
+}
+
+/// The end of this run's window: S3 gives objects whole-second times, so the window ends at
+/// the last whole second that is over, and an object written later always falls after it.
+fn window_end(now: OffsetDateTime, settle: Duration) -> OffsetDateTime {
+    let settled = now - settle;
+    settled.replace_nanosecond(0).unwrap_or(settled) - Duration::seconds(1)
 }
 
 fn time_text(at: OffsetDateTime) -> String {
