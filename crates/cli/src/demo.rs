@@ -1,24 +1,38 @@
-//! `sluice local demo`: the lifecycle so far, on the samples shipped in `samples/`.
+//! `sluice local demo`: the whole lifecycle on the samples in `samples/`, narrated. Ingest
+//! every format → ETL → train → register → predict → the world changes (a recalibrated
+//! instrument) → monitor finds drift → CloudWatch alarm → SNS → remediate → retraining on
+//! the new data → the gate → the new version promoted → its predictions. Ends with a
+//! summary: versions, metrics, the top drift figures and how long each stage took.
 
-use std::fmt::Write as _;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use http::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sluice_localcloud::client::{ClientError, HttpClient, HttpResponse};
 
 use crate::LocalCloud;
 
+/// The model the demo trains and watches, on the dataset of the same name.
+const MODEL: &str = "iris";
 /// A sample with a bad value, a duplicate row and a null, to show what the ETL sets aside.
 const DIRTY_SAMPLE: &str = "iris-dirty.csv";
+/// Fisher's 150 irises: the training data and today's traffic.
+const FULL_SAMPLE: &str = "iris-full.csv";
+/// The same flowers measured by a recalibrated instrument (petals read 2.5 cm longer and
+/// 1 cm wider): tomorrow's labelled data and traffic.
+const RECALIBRATED_SAMPLE: &str = "iris-recalibrated.csv";
+/// How long the demo waits for any one stage.
+const STAGE_LIMIT: Duration = Duration::from_secs(120);
 
 /// Each sample, the request path it is posted to, and its content type.
-const SAMPLES: [(&str, &str, &str); 7] = [
+const SAMPLES: [(&str, &str, &str); 8] = [
     ("iris.csv", "/datasets/iris/records", "text/csv"),
     ("iris.xlsx", "/datasets/iris/records", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
     ("iris.json", "/datasets/iris/records", "application/json"),
     ("iris.ndjson", "/datasets/iris/records", "application/x-ndjson"),
     (DIRTY_SAMPLE, "/datasets/iris/records", "text/csv"),
+    (FULL_SAMPLE, "/datasets/iris/records", "text/csv"),
     ("digit-7.png", "/datasets/digits/records?label=7", "image/png"),
     ("digit-3.jpg", "/datasets/digits/records?label=3", "image/jpeg"),
 ];
@@ -31,271 +45,425 @@ pub enum DemoError {
     Http(#[from] ClientError),
     #[error("{0}")]
     Unexpected(String),
-    #[error("listing the raw zone failed: {0}")]
-    List(String),
+    #[error("the local cloud: {0}")]
+    Cloud(String),
+}
+
+/// Prints and keeps the narration, and times the stages.
+struct Narrator {
+    report: String,
+    started: Instant,
+    stage: Option<(String, Instant)>,
+    stages: Vec<(String, Duration)>,
+}
+
+impl Narrator {
+    fn say(&mut self, line: impl AsRef<str>) {
+        println!("{}", line.as_ref());
+        self.report.push_str(line.as_ref());
+        self.report.push('\n');
+    }
+
+    /// Starts a numbered stage (ending the one before).
+    fn stage(&mut self, title: &str) {
+        self.end_stage();
+        let number = self.stages.len() + 1;
+        self.say(format!("\n{number}. {title}"));
+        self.stage = Some((title.to_owned(), Instant::now()));
+    }
+
+    fn end_stage(&mut self) {
+        if let Some((title, started)) = self.stage.take() {
+            self.stages.push((title, started.elapsed()));
+        }
+    }
+}
+
+/// The demo's HTTP calls to the local API.
+struct Api {
+    client: HttpClient,
+    url: String,
+}
+
+impl Api {
+    async fn call(&self, method: Method, path: &str, body: impl Into<bytes::Bytes>) -> Result<HttpResponse, DemoError> {
+        let headers = [("content-type", "application/json")];
+        Ok(self.client.send(method, &format!("{}{path}", self.url), &headers, body).await?)
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, DemoError> {
+        expect(&self.call(Method::GET, path, Vec::new()).await?, 200, path)
+    }
+
+    /// Polls `GET path` until `done` holds (bounded by [`STAGE_LIMIT`]).
+    async fn until(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Result<Value, DemoError> {
+        let started = Instant::now();
+        let mut last = Value::Null;
+        while started.elapsed() < STAGE_LIMIT {
+            let response = self.call(Method::GET, path, Vec::new()).await?;
+            last = response.json();
+            if response.status.as_u16() == 200 && done(&last) {
+                return Ok(last);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(DemoError::Unexpected(format!("{what} did not happen within {STAGE_LIMIT:?}; last answer: {last}")))
+    }
+
+    /// Predicts `rows` (chunks of 50) and returns how many the model got right and the
+    /// prediction ids with their true labels.
+    async fn predict(&self, rows: &[Value]) -> Result<(usize, Vec<(String, String)>, i64), DemoError> {
+        let (mut correct, mut ids, mut version) = (0, Vec::new(), 0);
+        for chunk in rows.chunks(50) {
+            let body = json!({ "rows": chunk }).to_string();
+            let answer =
+                expect(&self.call(Method::POST, &format!("/models/{MODEL}/predict"), body).await?, 200, "predict")?;
+            version = answer["version"].as_i64().unwrap_or_default();
+            for (row, prediction) in chunk.iter().zip(answer["predictions"].as_array().into_iter().flatten()) {
+                let truth = row["species"].as_str().unwrap_or_default().to_owned();
+                correct += usize::from(prediction["prediction"].as_str() == Some(truth.as_str()));
+                ids.push((prediction["prediction_id"].as_str().unwrap_or_default().to_owned(), truth));
+            }
+        }
+        Ok((correct, ids, version))
+    }
 }
 
 /// Runs the demo against a started local cloud and returns the report it printed.
 pub async fn run(cloud: &LocalCloud, project_root: &Path) -> Result<String, DemoError> {
-    let client = HttpClient::default();
-    let api = cloud.api.url();
-    let bucket = cloud.resource_name("RawBucket").unwrap_or("?").to_owned();
-    let mut report = String::new();
-    let mut say = |line: String| {
-        println!("{line}");
-        report.push_str(&line);
-        report.push('\n');
-    };
-
-    say("Sluice local cloud".into());
-    say(format!("  AWS endpoint   {}", cloud.endpoint));
-    say(format!("  API            {api}"));
-    say(format!("  raw bucket     {bucket}"));
-    say(format!("  catalog table  {}", cloud.resource_name("CatalogTable").unwrap_or("?")));
-    say("  metrics        .local/metrics.ndjson (CloudWatch EMF, as Lambda would log them)".into());
-
-    say("\n1. Samples uploaded with POST /datasets/{dataset}/records".into());
-    let mut ingests = Vec::new();
-    let mut dirty_id = String::new();
-    for (file, path, content_type) in SAMPLES {
-        let sample = project_root.join("samples").join(file);
-        let body = std::fs::read(&sample)
-            .map_err(|source| DemoError::Sample { path: sample.display().to_string(), source })?;
-        let response =
-            client.send(Method::POST, &format!("{api}{path}"), &[("content-type", content_type)], body).await?;
-        let entry = expect(&response, 201, file)?;
-        let rows = entry["row_count"].as_u64().map_or("image".to_owned(), |n| format!("{n} rows"));
-        say(format!(
-            "  {file:<14} -> {} {path:<33} ingest {}  {rows}",
-            response.status.as_u16(),
-            entry["ingest_id"].as_str().unwrap_or("?")
-        ));
-        if file == DIRTY_SAMPLE {
-            dirty_id = entry["ingest_id"].as_str().unwrap_or_default().to_owned();
-        }
-        ingests.push(entry);
-    }
-
-    say("\n2. A large file goes through a presigned upload URL".into());
-    let url = format!("{api}/datasets/iris/uploads");
-    let response = client
-        .send(Method::POST, &url, &[("content-type", "application/json")], r#"{"content_type":"text/csv"}"#)
-        .await?;
-    let upload = expect(&response, 201, "POST /uploads")?;
-    let put_url = upload["upload"]["url"].as_str().unwrap_or_default().to_owned();
-    let csv = std::fs::read(project_root.join("samples/iris.csv"))
-        .map_err(|source| DemoError::Sample { path: "samples/iris.csv".into(), source })?;
-    let put = client.send(Method::PUT, &put_url, &[("content-type", "text/csv")], csv).await?;
-    say(format!(
-        "  POST /datasets/iris/uploads -> {} ({}), PUT to the URL -> {}",
-        response.status.as_u16(),
-        upload["status"].as_str().unwrap_or("?"),
-        put.status.as_u16()
+    let api = Api { client: HttpClient::default(), url: cloud.api.url() };
+    let mut n = Narrator { report: String::new(), started: Instant::now(), stage: None, stages: Vec::new() };
+    let operators = subscribe_operators(cloud).await?;
+    let speed = cloud.clock.speed();
+    n.say("Sluice local cloud");
+    n.say(format!("  AWS endpoint   {}", cloud.endpoint));
+    n.say(format!("  API            {}", api.url));
+    n.say(format!(
+        "  clock          {speed}x: the 15-minute monitoring schedule runs every {:.1} s, alarm periods and capture buffers shrink alike",
+        900.0 / speed
     ));
-    say(format!("  object: s3://{bucket}/{}", upload["key"].as_str().unwrap_or("?")));
-    ingests.push(upload);
+    n.say("  metrics        .local/metrics.ndjson (EMF lines, also sent to the local CloudWatch)");
 
-    say("\n3. Bad input is refused with a reason, and nothing is written".into());
-    let bad: [(&str, &str, &str, &[u8]); 4] = [
+    n.stage("Ingest: every sample format through POST /datasets/{dataset}/records");
+    let mut ingests = Vec::new();
+    for (file, path, content_type) in SAMPLES {
+        let body = read_sample(project_root, file)?;
+        let url = format!("{}{path}", api.url);
+        let response = api.client.send(Method::POST, &url, &[("content-type", content_type)], body).await?;
+        let entry = expect(&response, 201, file)?;
+        let rows = entry["row_count"].as_u64().map_or("an image".to_owned(), |n| format!("{n} rows"));
+        n.say(format!("  {file:<22} -> {}  {rows}", response.status.as_u16()));
+        ingests.push((file, entry));
+    }
+    let bad: [(&str, &str, &str, &[u8]); 3] = [
         ("malformed CSV", "iris", "text/csv", b"a,b,c\n1,2,3\n4,5\n"),
         ("unknown type", "iris", "text/plain", b"hello"),
         ("bad dataset name", "..%2Fetc", "text/csv", b"a\n1\n"),
-        ("broken image", "digits", "image/png", b"\x89PNG\r\n\x1a\nnope"),
     ];
     for (what, dataset, content_type, body) in bad {
-        let url = format!("{api}/datasets/{dataset}/records");
-        let response = client.send(Method::POST, &url, &[("content-type", content_type)], body.to_vec()).await?;
+        let url = format!("{}/datasets/{dataset}/records", api.url);
+        let response = api.client.send(Method::POST, &url, &[("content-type", content_type)], body.to_vec()).await?;
         let message = response.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
-        say(format!("  {what:<16} -> {} {message}", response.status.as_u16()));
+        n.say(format!("  {what:<22} -> {} {message}", response.status.as_u16()));
     }
 
-    say(format!("\n4. The raw zone: s3://{bucket}/"));
-    let listing = cloud
-        .clients
-        .s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .send()
-        .await
-        .map_err(|err| DemoError::List(sluice_aws::error_chain(err)))?;
-    for object in listing.contents() {
-        say(format!("  {:<72} {:>6} bytes", object.key().unwrap_or_default(), object.size().unwrap_or_default()));
-    }
-
-    let first = &ingests[0];
-    let (dataset, id) =
-        (first["dataset"].as_str().unwrap_or_default(), first["ingest_id"].as_str().unwrap_or_default());
-    say(format!("\n5. The catalog: GET /datasets/{dataset}/ingests/{id}"));
-    let response = client.send(Method::GET, &format!("{api}/datasets/{dataset}/ingests/{id}"), &[], Vec::new()).await?;
-    say(indented(&expect(&response, 200, "GET ingest")?));
-
-    say("\n6. The ETL (S3 event -> etl function) turned every object into curated Parquet".into());
-    for entry in &ingests {
-        let (dataset, id) =
-            (entry["dataset"].as_str().unwrap_or_default(), entry["ingest_id"].as_str().unwrap_or_default());
-        let processed = wait_processed(&client, &api, dataset, id).await?;
-        let processing = &processed["processing"];
-        let outcome = match processed["status"].as_str() {
-            Some("PROCESSED") => format!(
-                "{} rows in, {} out, {} rejected",
-                processing["rows_in"], processing["rows_out"], processing["rows_rejected"]
-            ),
-            _ => format!("FAILED: {}", processing["failure_reason"].as_str().unwrap_or("?")),
-        };
-        say(format!("  {dataset:<7} {id}  {outcome}"));
-    }
-    let curated = cloud.resource_name("CuratedBucket").unwrap_or("?").to_owned();
-    let listing = cloud
-        .clients
-        .s3
-        .list_objects_v2()
-        .bucket(&curated)
-        .send()
-        .await
-        .map_err(|err| DemoError::List(sluice_aws::error_chain(err)))?;
-    say(format!("  s3://{curated}/"));
-    for object in listing.contents() {
-        say(format!("    {:<84} {:>6} bytes", object.key().unwrap_or_default(), object.size().unwrap_or_default()));
-    }
-    let dirty_entry = wait_processed(&client, &api, "iris", &dirty_id).await?;
-    if let Some(key) = dirty_entry["processing"]["rejected_key"].as_str() {
-        let rejected = cloud.clients.s3.get_object().bucket(&curated).key(key).send().await;
-        if let Ok(output) = rejected
-            && let Ok(body) = output.body.collect().await
+    n.stage("ETL: S3 event -> etl -> curated Parquet, rejected rows with reasons, profiles");
+    for (file, entry) in &ingests {
+        let path = format!(
+            "/datasets/{}/ingests/{}",
+            entry["dataset"].as_str().unwrap_or("?"),
+            entry["ingest_id"].as_str().unwrap_or("?")
+        );
+        let processed =
+            api.until(&path, "the ETL", |e| matches!(e["status"].as_str(), Some("PROCESSED" | "FAILED"))).await?;
+        let p = &processed["processing"];
+        n.say(format!(
+            "  {file:<22} {} {} in, {} out, {} rejected",
+            processed["status"].as_str().unwrap_or("?"),
+            p["rows_in"],
+            p["rows_out"],
+            p["rows_rejected"]
+        ));
+        if *file == DIRTY_SAMPLE
+            && let Some(key) = p["rejected_key"].as_str()
         {
-            say(format!("  rejected rows of {DIRTY_SAMPLE}, with their reasons:"));
-            for line in String::from_utf8_lossy(&body.into_bytes()).lines() {
-                say(format!("    {line}"));
+            let bucket = cloud.resource_name("CuratedBucket").unwrap_or("?");
+            let rejected = read_object(cloud, bucket, key).await?;
+            for line in String::from_utf8_lossy(&rejected).lines() {
+                n.say(format!("    rejected: {line}"));
             }
         }
     }
-
-    say("\n7. The dataset: GET /datasets/iris (schema, counts, merged profile)".into());
-    let response = client.send(Method::GET, &format!("{api}/datasets/iris"), &[], Vec::new()).await?;
-    let summary = expect(&response, 200, "GET dataset")?;
-    let fields: Vec<String> = summary["schema"]["fields"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| format!("{}: {}", f["name"].as_str().unwrap_or("?"), f["type"].as_str().unwrap_or("?")))
-        .collect();
-    say(format!("  schema v{}: {}", summary["schema"]["version"], fields.join(", ")));
-    say(format!("  objects {}  rows {}", summary["objects"], summary["rows"]));
-    for column in summary["profile"]["columns"].as_array().into_iter().flatten() {
-        let detail = match column["kind"].as_str() {
-            Some("numeric") => format!(
-                "min {} max {} mean {:.3} std {:.3}",
-                column["min"],
-                column["max"],
-                column["mean"].as_f64().unwrap_or_default(),
-                column["std"].as_f64().unwrap_or_default()
-            ),
-            _ => format!("top {}", column["top"]),
-        };
-        say(format!(
-            "  {:<13} {:>3} values {:>2} nulls  {detail}",
-            column["name"].as_str().unwrap_or("?"),
-            column["count"],
-            column["nulls"]
-        ));
-    }
-
-    say("\n8. Training: POST /models/iris/train -> SageMaker job (run locally) -> register -> Model Registry".into());
-    let request = r#"{"dataset":"iris","target":"species","algorithm":"linear"}"#;
-    let response = client
-        .send(Method::POST, &format!("{api}/models/iris/train"), &[("content-type", "application/json")], request)
-        .await?;
-    let started = expect(&response, 202, "POST train")?;
-    say(format!("  training job {} started", started["job_name"].as_str().unwrap_or("?")));
-    let model = wait_for_production(&client, &api, "iris").await?;
-    for version in model["versions"].as_array().into_iter().flatten() {
-        say(format!(
-            "  version {} {}{}: accuracy {:.3}, f1 {:.3}",
-            version["version"],
-            version["status"].as_str().unwrap_or("?"),
-            if version["production"] == true { " (production)" } else { "" },
-            version["metrics"]["accuracy"].as_f64().unwrap_or(f64::NAN),
-            version["metrics"]["f1_macro"].as_f64().unwrap_or(f64::NAN),
-        ));
-        say(format!("    bundle {}", version["bundle"].as_str().unwrap_or("?")));
-    }
-
-    say("\n9. Serving: POST /models/iris/predict with the production version, then feedback".into());
-    let rows = r#"{"rows": [
-        {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},
-        {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}]}"#;
-    let json = [("content-type", "application/json")];
-    let response = client.send(Method::POST, &format!("{api}/models/iris/predict"), &json, rows).await?;
-    let answer = expect(&response, 200, "POST predict")?;
-    say(format!(
-        "  version {}, inference {:.3} ms",
-        answer["version"],
-        answer["latency_ms"].as_f64().unwrap_or(f64::NAN)
+    let dataset = api.get("/datasets/iris").await?;
+    n.say(format!(
+        "  dataset iris: {} objects, {} rows curated ({} rejected), schema v{}",
+        dataset["objects"]["total"], dataset["rows"]["out"], dataset["rows"]["rejected"], dataset["schema"]["version"]
     ));
-    for prediction in answer["predictions"].as_array().into_iter().flatten() {
-        say(format!(
-            "  {} -> {} {}",
-            prediction["prediction_id"].as_str().unwrap_or("?"),
-            prediction["prediction"],
-            prediction["probabilities"]
+
+    n.stage("Train: POST /models/iris/train -> SageMaker job (the trainer, run locally) -> register -> gate");
+    let request = json!({"dataset": "iris", "target": "species", "algorithm": "linear"}).to_string();
+    let started = expect(&api.call(Method::POST, "/models/iris/train", request).await?, 202, "train")?;
+    n.say(format!("  job {} started", started["job_name"].as_str().unwrap_or("?")));
+    let model = api.until("/models/iris", "version 1", |m| m["production_version"] == 1).await?;
+    let v1 = &model["versions"][0];
+    n.say(format!(
+        "  version 1 {}: validation accuracy {:.3} ({})",
+        v1["status"].as_str().unwrap_or("?"),
+        v1["metrics"]["accuracy"].as_f64().unwrap_or(f64::NAN),
+        v1["gate_reason"].as_str().unwrap_or("?")
+    ));
+
+    n.stage("Serve: today's traffic, 150 flowers through POST /models/iris/predict");
+    let today = sample_rows(project_root, FULL_SAMPLE)?;
+    let (correct, _, version) = api.predict(&today).await?;
+    n.say(format!("  version {version} answered; {correct} of {} right", today.len()));
+    n.say("  each row is captured (one line per row) through the Firehose capture stream".to_owned());
+
+    n.stage("The world changes: a recalibrated instrument reads petals 2.5 cm longer and 1 cm wider");
+    let recalibrated_entry = expect(
+        &api.client
+            .send(
+                Method::POST,
+                &format!("{}/datasets/iris/records", api.url),
+                &[("content-type", "text/csv")],
+                read_sample(project_root, RECALIBRATED_SAMPLE)?,
+            )
+            .await?,
+        201,
+        RECALIBRATED_SAMPLE,
+    )?;
+    let path = format!("/datasets/iris/ingests/{}", recalibrated_entry["ingest_id"].as_str().unwrap_or("?"));
+    api.until(&path, "the new data's ETL", |e| e["status"] == "PROCESSED").await?;
+    n.say(format!("  new labelled data ingested: {RECALIBRATED_SAMPLE} ({} rows)", recalibrated_entry["row_count"]));
+    let tomorrow = sample_rows(project_root, RECALIBRATED_SAMPLE)?;
+    let (correct, ids, version) = api.predict(&tomorrow).await?;
+    n.say(format!("  version {version} on the new traffic: {correct} of {} right", tomorrow.len()));
+    // Ground truth comes back for some predictions: every third, all species alike.
+    let labelled: Vec<&(String, String)> = ids.iter().step_by(3).collect();
+    for (id, truth) in &labelled {
+        let body = json!({ "truth": truth }).to_string();
+        expect(&api.call(Method::POST, &format!("/predictions/{id}/feedback"), body).await?, 201, "feedback")?;
+    }
+    n.say(format!(
+        "  ground truth sent for {} of those predictions (POST /predictions/{{id}}/feedback)",
+        labelled.len()
+    ));
+    let v1_on_new_traffic = correct;
+
+    n.stage("Monitor (schedule): the capture against version 1's baseline");
+    let since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let history = format!(
+        "/models/iris/drift?since={}",
+        since.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    );
+    let reports = api.until(&history, "a drift verdict", |h| drift_summary(h).is_some()).await?;
+    let drift = drift_summary(&reports).cloned().unwrap_or_default();
+    n.say(format!(
+        "  window {} .. {}: {} over {} predictions of version {}",
+        drift["window_start"].as_str().unwrap_or("?"),
+        drift["window_end"].as_str().unwrap_or("?"),
+        drift["verdict"].as_str().unwrap_or("?"),
+        drift["predictions"],
+        drift["version"]
+    ));
+    let mut top_drift = Vec::new();
+    for feature in drift["top_features"].as_array().into_iter().flatten() {
+        let line = format!(
+            "{:<13} {:<9} {} statistic {:.3} p {:.1e} distance {:.3} (threshold {}) n {}",
+            feature["feature"].as_str().unwrap_or("?"),
+            feature["verdict"].as_str().unwrap_or("?"),
+            feature["test"].as_str().unwrap_or("-"),
+            feature["statistic"].as_f64().unwrap_or(f64::NAN),
+            feature["p_value"].as_f64().unwrap_or(f64::NAN),
+            feature["distance"].as_f64().unwrap_or(f64::NAN),
+            feature["threshold"],
+            feature["n"]
+        );
+        n.say(format!("  {line}"));
+        if feature["verdict"] == "drift" {
+            top_drift.push(line);
+        }
+    }
+    if let Some(prediction) = drift["prediction"].as_object() {
+        n.say(format!(
+            "  {:<13} {:<9} distance {:.3}",
+            "(predictions)",
+            prediction["verdict"].as_str().unwrap_or("?"),
+            prediction["distance"].as_f64().unwrap_or(f64::NAN)
         ));
     }
-    let bad = r#"{"rows": [{"sepal_length": "long", "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}"#;
-    let refused = client.send(Method::POST, &format!("{api}/models/iris/predict"), &json, bad).await?;
-    say(format!("  refused with {}: {}", refused.status, refused.json()["error"]["message"].as_str().unwrap_or("?")));
-    let id = answer["predictions"][0]["prediction_id"].as_str().unwrap_or_default();
-    let feedback =
-        client.send(Method::POST, &format!("{api}/predictions/{id}/feedback"), &json, r#"{"truth": "setosa"}"#).await?;
-    let stored = expect(&feedback, 201, "POST feedback")?;
-    say(format!("  feedback stored: {} was {}, truth {}", id, stored["output"]["prediction"], stored["feedback"]));
-    let capture = cloud.resource_name("CaptureBucket").unwrap_or("?").to_owned();
-    let listing = cloud
-        .clients
-        .s3
-        .list_objects_v2()
-        .bucket(&capture)
+    let quality = &drift["quality"];
+    if let (Some(live), Some(validation)) = (quality["live"].as_f64(), quality["validation"].as_f64()) {
+        n.say(format!("  live accuracy {live:.3} from {} feedback (validation {validation:.3})", quality["feedback"]));
+    }
+
+    n.stage("Alarm -> SNS -> remediate: one retraining for this drift episode");
+    let events = api.until("/models/iris/events", "the retraining", |e| has_event(e, "retraining_started")).await?;
+    for event in events["events"].as_array().into_iter().flatten() {
+        if matches!(event["kind"].as_str(), Some("drift_detected" | "alarm" | "retraining_started")) {
+            n.say(format!(
+                "  {:<18} {}",
+                event["kind"].as_str().unwrap_or("?"),
+                event["message"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    for message in operator_messages(cloud, &operators).await? {
+        n.say("  operators were told:");
+        for line in message.lines() {
+            n.say(format!("    | {line}"));
+        }
+    }
+
+    n.stage("Retrain on the new data -> register -> the gate compares both versions on the same rows");
+    let model =
+        api.until("/models/iris", "version 2", |m| m["versions"].as_array().is_some_and(|v| v.len() >= 2)).await?;
+    let v2 = &model["versions"][0];
+    n.say(format!(
+        "  version 2 {}: {}",
+        v2["status"].as_str().unwrap_or("?"),
+        v2["gate_reason"].as_str().unwrap_or("?")
+    ));
+    let model = api.until("/models/iris", "version 2 in production", |m| m["production_version"] == 2).await?;
+
+    n.stage("Serve: version 2 answers the new traffic");
+    // predict asks for the production version every ModelRefreshSeconds.
+    let started = Instant::now();
+    let (mut correct, mut version) = (0, 0);
+    while version != 2 && started.elapsed() < STAGE_LIMIT {
+        (correct, _, version) = api.predict(&tomorrow[..1]).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if version == 2 {
+        (correct, _, version) = api.predict(&tomorrow).await?;
+    }
+    n.say(format!("  version {version} on the new traffic: {correct} of {} right", tomorrow.len()));
+    let v2_on_new_traffic = correct;
+    n.end_stage();
+
+    n.say("\nTimeline (GET /models/iris/events)");
+    let events = api.get("/models/iris/events").await?;
+    for event in events["events"].as_array().into_iter().flatten() {
+        n.say(format!(
+            "  {} {:<18} {}",
+            event["time"].as_str().unwrap_or("?").get(11..19).unwrap_or("?"),
+            event["kind"].as_str().unwrap_or("?"),
+            event["message"].as_str().unwrap_or("?")
+        ));
+    }
+
+    n.say("\nSummary");
+    for version in model["versions"].as_array().into_iter().flatten().rev() {
+        n.say(format!(
+            "  version {} {:<22} validation accuracy {:.3}  trained {}",
+            version["version"],
+            format!(
+                "{}{}",
+                version["status"].as_str().unwrap_or("?"),
+                if version["production"] == true { " (production)" } else { "" }
+            ),
+            version["metrics"]["accuracy"].as_f64().unwrap_or(f64::NAN),
+            version["trained_at"].as_str().unwrap_or("?")
+        ));
+    }
+    n.say(format!(
+        "  on the recalibrated traffic: version 1 {v1_on_new_traffic} of {count} right, version 2 {v2_on_new_traffic} of {count}",
+        count = tomorrow.len()
+    ));
+    n.say("  drift that set off the retraining:");
+    for line in &top_drift {
+        n.say(format!("  {line}"));
+    }
+    n.say("  stage durations:");
+    let stages = n.stages.clone();
+    for (title, took) in &stages {
+        n.say(format!("    {:>6.1} s  {}", took.as_secs_f64(), title.split(':').next().unwrap_or(title)));
+    }
+    let total = n.started.elapsed();
+    n.say(format!("    {:>6.1} s  in all", total.as_secs_f64()));
+    Ok(n.report)
+}
+
+/// The first drift verdict in a drift history.
+fn drift_summary(history: &Value) -> Option<&Value> {
+    history["reports"].as_array()?.iter().find(|report| report["verdict"] == "drift")
+}
+
+fn has_event(events: &Value, kind: &str) -> bool {
+    events["events"].as_array().is_some_and(|events| events.iter().any(|e| e["kind"] == kind))
+}
+
+fn read_sample(project_root: &Path, file: &str) -> Result<Vec<u8>, DemoError> {
+    let path = project_root.join("samples").join(file);
+    std::fs::read(&path).map_err(|source| DemoError::Sample { path: path.display().to_string(), source })
+}
+
+/// A CSV sample's rows as JSON objects (numbers where they parse).
+fn sample_rows(project_root: &Path, file: &str) -> Result<Vec<Value>, DemoError> {
+    let text = String::from_utf8_lossy(&read_sample(project_root, file)?).into_owned();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    Ok(lines
+        .map(|line| {
+            let row: serde_json::Map<String, Value> = header
+                .iter()
+                .zip(line.split(','))
+                .map(|(name, value)| {
+                    let value = value.parse::<f64>().map_or_else(|_| Value::from(value), Value::from);
+                    ((*name).to_owned(), value)
+                })
+                .collect();
+            Value::Object(row)
+        })
+        .collect())
+}
+
+async fn read_object(cloud: &LocalCloud, bucket: &str, key: &str) -> Result<Vec<u8>, DemoError> {
+    let object = cloud.clients.s3.get_object().bucket(bucket).key(key).send().await;
+    let object = object.map_err(|e| DemoError::Cloud(sluice_aws::error_chain(e)))?;
+    Ok(object.body.collect().await.map_err(|e| DemoError::Cloud(e.to_string()))?.into_bytes().to_vec())
+}
+
+/// A queue subscribed to the operators' topic, so the demo shows what they are told.
+async fn subscribe_operators(cloud: &LocalCloud) -> Result<String, DemoError> {
+    let topic = cloud
+        .stack
+        .topics
+        .iter()
+        .find(|t| t.logical_id == "OperatorsTopic")
+        .ok_or_else(|| DemoError::Cloud("the template has no OperatorsTopic".into()))?;
+    let name = format!("{}-demo-operators", cloud.stack.name);
+    let failed = |e: String| DemoError::Cloud(e);
+    let created = cloud.clients.sqs.create_queue().queue_name(&name).send().await;
+    let url = created.map_err(|e| failed(sluice_aws::error_chain(e)))?.queue_url.unwrap_or_default();
+    let sns = aws_sdk_sns::Client::new(&cloud.clients.config);
+    let arn = format!(
+        "arn:aws:sqs:{}:{}:{name}",
+        sluice_localcloud::template::REGION,
+        sluice_localcloud::template::ACCOUNT_ID
+    );
+    sns.subscribe()
+        .topic_arn(&topic.arn)
+        .protocol("sqs")
+        .endpoint(arn)
         .send()
         .await
-        .map_err(|err| DemoError::List(sluice_aws::error_chain(err)))?;
-    say(format!("  captured for monitoring in s3://{capture}/"));
-    for object in listing.contents() {
-        say(format!("    {}", object.key().unwrap_or_default()));
-    }
-    Ok(report)
+        .map_err(|e| failed(sluice_aws::error_chain(e)))?;
+    Ok(url)
 }
 
-/// `GET /models/{model}` once a production version exists (bounded: 120 s).
-async fn wait_for_production(client: &HttpClient, api: &str, model: &str) -> Result<Value, DemoError> {
-    for _ in 0..1200 {
-        let response = client.send(Method::GET, &format!("{api}/models/{model}"), &[], Vec::new()).await?;
-        if response.status.as_u16() == 200 && response.json()["production_version"].is_number() {
-            return Ok(response.json());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Err(DemoError::Unexpected(format!("model {model} had no production version within 120 s")))
-}
-
-/// The entry once the ETL has run (bounded: 30 s).
-async fn wait_processed(client: &HttpClient, api: &str, dataset: &str, id: &str) -> Result<Value, DemoError> {
-    for _ in 0..300 {
-        let response =
-            client.send(Method::GET, &format!("{api}/datasets/{dataset}/ingests/{id}"), &[], Vec::new()).await?;
-        let entry = expect(&response, 200, "GET ingest")?;
-        if matches!(entry["status"].as_str(), Some("PROCESSED" | "FAILED")) {
-            return Ok(entry);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Err(DemoError::Unexpected(format!("ingest {id} was not processed within 30 s")))
-}
-
-fn indented(value: &Value) -> String {
-    let mut text = String::new();
-    for line in serde_json::to_string_pretty(value).unwrap_or_default().lines() {
-        let _ = writeln!(text, "  {line}");
-    }
-    text.trim_end().to_owned()
+/// The operators' messages received so far.
+async fn operator_messages(cloud: &LocalCloud, queue: &str) -> Result<Vec<String>, DemoError> {
+    let received = cloud.clients.sqs.receive_message().queue_url(queue).max_number_of_messages(10).send().await;
+    let received = received.map_err(|e| DemoError::Cloud(sluice_aws::error_chain(e)))?;
+    Ok(received
+        .messages()
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Value>(m.body()?).ok())
+        .map(|envelope| {
+            format!("{}\n{}", envelope["Subject"].as_str().unwrap_or(""), envelope["Message"].as_str().unwrap_or(""))
+        })
+        .collect())
 }
 
 fn expect(response: &HttpResponse, status: u16, what: &str) -> Result<Value, DemoError> {

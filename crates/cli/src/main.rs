@@ -37,7 +37,8 @@ enum Local {
         #[command(flatten)]
         options: Options,
     },
-    /// Start a private local cloud, ingest the samples, show where they landed, then stop.
+    /// Start a private local cloud and run the whole lifecycle on the samples: ingest, ETL,
+    /// train, serve, drift, alarm, remediation, retraining, promotion; then stop.
     Demo {
         #[command(flatten)]
         options: Options,
@@ -61,9 +62,10 @@ struct Options {
     #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parameter)]
     parameters: Vec<(String, String)>,
     /// Runs schedules, alarm periods and capture buffers this many times faster than real
-    /// time (e.g. 60: a 15-minute schedule fires every 15 s).
-    #[arg(long, env = "SLUICE_CLOCK_SPEED", default_value_t = 1.0)]
-    clock_speed: f64,
+    /// time (e.g. 60: a 15-minute schedule fires every 15 s). Default: real time, and
+    /// 120 for the demo.
+    #[arg(long, env = "SLUICE_CLOCK_SPEED")]
+    clock_speed: Option<f64>,
     /// The endpoint evaluates CloudWatch alarms itself (LocalStack does; moto does not).
     #[arg(long)]
     endpoint_evaluates_alarms: bool,
@@ -75,7 +77,28 @@ fn parameter(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
 }
 
+/// The demo's clock: the 15-minute monitoring schedule every 7.5 s.
+const DEMO_CLOCK_SPEED: f64 = 120.0;
+
+/// What the demo sets unless told otherwise: capture is read as soon as it is delivered,
+/// remediation retrains on the data that arrived after the production version was trained
+/// (the demo's whole timeline fits in one day), and predict looks for a new production
+/// version every second.
+const DEMO_PARAMETERS: [(&str, &str); 3] =
+    [("CaptureSettleSeconds", "0"), ("RetrainWindowDays", "0"), ("ModelRefreshSeconds", "1")];
+
 impl Options {
+    /// The demo's clock and parameters where the command line gives none.
+    fn for_demo(mut self) -> Self {
+        self.clock_speed.get_or_insert(DEMO_CLOCK_SPEED);
+        for (name, value) in DEMO_PARAMETERS {
+            if !self.parameters.iter().any(|(n, _)| n == name) {
+                self.parameters.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        self
+    }
+
     fn local(self, port: u16) -> Result<LocalOptions, String> {
         let project_root = self
             .project
@@ -84,7 +107,7 @@ impl Options {
         Ok(LocalOptions {
             endpoint: self.endpoint,
             parameters: self.parameters.into_iter().collect::<BTreeMap<_, _>>(),
-            clock: Clock::new(self.clock_speed).map_err(|e| e.to_string())?,
+            clock: Clock::new(self.clock_speed.unwrap_or(1.0)).map_err(|e| e.to_string())?,
             endpoint_evaluates_alarms: self.endpoint_evaluates_alarms,
             ..LocalOptions::new(project_root, &self.stack, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         })
@@ -135,7 +158,17 @@ async fn run(cli: Cli) -> Result<(), String> {
                 if !function.event_patterns.is_empty() {
                     println!("  EventBridge   training job state changes -> {}", function.logical_id);
                 }
+                for schedule in &function.schedules {
+                    println!("  schedule      {schedule} -> {}", function.logical_id);
+                }
+                for topic in &function.sns_topics {
+                    println!("  SNS           {topic} -> {}", function.logical_id);
+                }
             }
+            for stream in &cloud.stack.delivery_streams {
+                println!("  Firehose      {} -> s3://{}/{}", stream.name, stream.bucket, stream.prefix);
+            }
+            println!("  alarms        evaluated locally; clock {}x real time", cloud.clock.speed());
             println!(
                 "  training jobs {}",
                 if cloud.runs_training() {
@@ -163,7 +196,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Local::Demo { options } => {
-            let options = options.local(0)?;
+            let options = options.for_demo().local(0)?;
             let cloud = LocalCloud::start(&options).await.map_err(|e| e.to_string())?;
             demo::run(&cloud, &options.project_root).await.map_err(|e| e.to_string())?;
             Ok(())

@@ -268,7 +268,8 @@ impl Register {
 
             let version = self.registry.register(&model, &bundle_uri, decision.approval, entries).await?;
             let registered = ModelEvent {
-                time: at,
+                // Just after "trained": one occurrence, so duplicates share the time, in order.
+                time: at + time::Duration::microseconds(1),
                 ..ModelEvent::new(
                     EventKind::Registered,
                     format!("version {} registered, {}: {}", version.version, approval_words(decision.approval), decision.reason),
