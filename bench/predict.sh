@@ -14,7 +14,8 @@ cargo build --quiet --release --package predict --example serve_once
     target/release/examples/serve_once target/bench-predict
 if [ "${1:-}" = "--zip" ]; then
     PATH="$PWD/.venv/bin:$PATH" cargo lambda build --release --arm64 --output-format zip --lambda-dir target/lambda-zips \
-        --package ingest --package etl --package models --package register --package predict --package stream --package batch
+        --package ingest --package etl --package models --package register --package predict --package stream --package batch \
+        --package monitor --package remediate
     for zip in target/lambda-zips/*/bootstrap.zip; do
         printf '%-10s %6.2f MB\n' "$(basename "$(dirname "$zip")")" "$(echo "$(stat -c %s "$zip") / 1000000" | bc -l)"
     done

@@ -68,19 +68,28 @@ def train(train_bin, to_parquet, work):
 
 
 def provision(endpoint, bundle):
+    """The stores both handlers use: the bundle in S3, the model's production record in the
+    catalog (as Sluice's registry writes it), the predictions table, the capture stream."""
     kwargs = {"endpoint_url": endpoint, "region_name": "us-east-1"}
-    s3, sagemaker, dynamodb = boto3.client("s3", **kwargs), boto3.client("sagemaker", **kwargs), boto3.client("dynamodb", **kwargs)
+    s3, dynamodb = boto3.client("s3", **kwargs), boto3.client("dynamodb", **kwargs)
+    firehose = boto3.client("firehose", **kwargs)
     for bucket in ("bench-artifacts", "bench-capture"):
         s3.create_bucket(Bucket=bucket)
-    dynamodb.create_table(TableName="bench-predictions", BillingMode="PAY_PER_REQUEST",
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    for table in ("bench-predictions", "bench-catalog"):
+        dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+                              KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    firehose.create_delivery_stream(
+        DeliveryStreamName="bench-capture",
+        ExtendedS3DestinationConfiguration={"RoleARN": "arn:aws:iam::123456789012:role/firehose",
+                                            "BucketARN": "arn:aws:s3:::bench-capture", "Prefix": "capture/"})
+    uri = "s3://bench-artifacts/training/bench/job/output/model.tar.gz"
     s3.put_object(Bucket="bench-artifacts", Key="training/bench/job/output/model.tar.gz", Body=bundle)
-    sagemaker.create_model_package_group(ModelPackageGroupName=f"sluice-{MODEL}")
-    sagemaker.create_model_package(
-        ModelPackageGroupName=f"sluice-{MODEL}", ModelApprovalStatus="Approved",
-        InferenceSpecification={"Containers": [{"Image": "trainer", "ModelDataUrl": "s3://bench-artifacts/training/bench/job/output/model.tar.gz"}],
-                                "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]})
+    dynamodb.put_item(TableName="bench-catalog", Item={
+        "pk": {"S": "PRODUCTION"}, "sk": {"S": f"MODEL#{MODEL}"}, "entity": {"S": "production"},
+        "model": {"S": MODEL}, "version": {"N": "1"}, "bundle_uri": {"S": uri},
+        "package_arn": {"S": f"arn:aws:sagemaker:us-east-1:123456789012:model-package/sluice-{MODEL}/1"},
+        "since": {"S": "2026-11-22T00:00:00Z"}, "read_at": {"S": "2026-11-22T00:00:00.000000000Z"}})
 
 
 def event(path, rows):
@@ -123,8 +132,9 @@ def main():
         event(one, data[:1])
         event(thousand, data[:1000])
         env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "MODEL_GROUP_PREFIX": "sluice-",
-               "PREDICTIONS_TABLE": "bench-predictions", "CAPTURE_BUCKET": "bench-capture", "RUST_LOG": "off"}
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "CATALOG_TABLE": "bench-catalog",
+               "PREDICTIONS_TABLE": "bench-predictions", "CAPTURE_STREAM": "bench-capture",
+               "METRICS_NAMESPACE": "Sluice/bench", "RUST_LOG": "off"}
         commands = {
             "sluice (Rust, tract)": [serve_once],
             "python (onnxruntime)": [sys.executable, os.path.join(ROOT, "bench", "predict_python.py")],

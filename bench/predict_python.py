@@ -1,8 +1,8 @@
 """The Python counterpart of Sluice's predict function, for bench/predict.sh: what a user
-would otherwise deploy (numpy + onnxruntime + boto3). Same job: resolve the production
-version in the model registry, fetch and unpack the bundle once per process, check each row
-against the manifest, apply the feature pipeline, run the graph, record the request in
-DynamoDB and the S3 capture, answer.
+would otherwise deploy (numpy + onnxruntime + boto3). Same job: read the model's production
+record in the catalog, fetch and unpack the bundle once per process, check each row against
+the manifest, apply the feature pipeline, run the graph, record the request in DynamoDB and
+the Firehose capture, answer.
 
     python predict_python.py <event.json> [--warm N]
 """
@@ -21,21 +21,17 @@ import numpy as np
 import onnxruntime
 
 s3 = boto3.client("s3")
-sagemaker = boto3.client("sagemaker")
 dynamodb = boto3.client("dynamodb")
+firehose = boto3.client("firehose")
 CACHE = {}
 
 
 def load(model):
-    group = os.environ["MODEL_GROUP_PREFIX"] + model
-    listed = sagemaker.list_model_packages(
-        ModelPackageGroupName=group, ModelApprovalStatus="Approved",
-        SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
-    )["ModelPackageSummaryList"]
-    if not listed:
+    item = dynamodb.get_item(TableName=os.environ["CATALOG_TABLE"],
+                             Key={"pk": {"S": "PRODUCTION"}, "sk": {"S": f"MODEL#{model}"}}).get("Item")
+    if not item or item["version"]["N"] == "0":
         return None
-    package = sagemaker.describe_model_package(ModelPackageName=listed[0]["ModelPackageArn"])
-    uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    version, uri = int(item["version"]["N"]), item["bundle_uri"]["S"]
     bucket, key = uri[len("s3://"):].split("/", 1)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     files = {}
@@ -46,7 +42,7 @@ def load(model):
                 files[name] = archive.extractfile(member).read()
     manifest = json.loads(files["manifest.json"])
     session = onnxruntime.InferenceSession(files["model.onnx"], providers=["CPUExecutionProvider"])
-    return {"version": package["ModelPackageVersion"], "manifest": manifest, "session": session}
+    return {"version": version, "manifest": manifest, "session": session}
 
 
 def features(manifest, rows):
@@ -108,13 +104,13 @@ def handler(event, context=None):
     now = datetime.now(timezone.utc)
     for row, p in enumerate(predictions):
         p["prediction_id"] = f"{request_id}-{row}"
-    lines = "".join(json.dumps({"prediction_id": p["prediction_id"], "model": model, "version": serving["version"],
-                                "input": i, "output": p, "latency_ms": latency_ms}) + "\n" for i, p in zip(rows, predictions))
-    key = f"predictions/{model}/date={now:%Y-%m-%d}/hour={now:%H}/{request_id}.jsonl"
-    s3.put_object(Bucket=os.environ["CAPTURE_BUCKET"], Key=key, Body=lines.encode())
+    lines = "".join(json.dumps({"kind": "prediction", "prediction_id": p["prediction_id"], "time": now.isoformat(),
+                                "model": model, "version": serving["version"], "input": i, "output": p,
+                                "latency_ms": latency_ms}) + "\n" for i, p in zip(rows, predictions))
+    firehose.put_record_batch(DeliveryStreamName=os.environ["CAPTURE_STREAM"], Records=[{"Data": lines.encode()}])
     item = {
         "pk": {"S": request_id}, "sk": {"S": "PREDICTION"}, "model": {"S": model},
-        "version": {"N": str(serving["version"])}, "time": {"S": now.isoformat()}, "capture_key": {"S": key},
+        "version": {"N": str(serving["version"])}, "time": {"S": now.isoformat()},
         "expires_at": {"N": str(int((now + timedelta(days=30)).timestamp()))},
     }
     recorded_rows = json.dumps([{"input": i, "output": p} for i, p in zip(rows, predictions)])

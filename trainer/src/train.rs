@@ -32,7 +32,7 @@ const PRODUCTION_BUNDLE_MEMORY: u64 = 4 << 30;
 pub enum Outcome {
     Trained {
         primary_metric: (String, f64),
-        metrics: Metrics,
+        metrics: Box<Metrics>,
     },
     /// Not the first host of a multi-instance job: nothing to do (see the README).
     SkippedOnSecondaryHost(String),
@@ -257,7 +257,7 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         training: Some(TrainingRun {
             epochs: report.epochs as u64,
             converged: report.converged,
-            final_loss: f64::from(report.final_loss),
+            final_loss: report.final_loss,
         }),
         onnx_max_abs_difference: Some(f64::from(difference)),
         production,
@@ -306,7 +306,7 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         baseline: Some(Baseline { data: Baseline::profile(&train_frame), predictions: Some(predictions) }),
     };
     bundle.write_to(&contract.model_dir()).map_err(|e| TrainError::Output(e.to_string()))?;
-    Ok(Outcome::Trained { primary_metric: (primary.into(), primary_value), metrics })
+    Ok(Outcome::Trained { primary_metric: (primary.into(), primary_value), metrics: Box::new(metrics) })
 }
 
 /// Metrics by name, without the undefined ones.

@@ -12,6 +12,30 @@ const MAX_RECORDS_PER_CALL: usize = 500;
 const MAX_BYTES_PER_CALL: usize = 4 * 1024 * 1024;
 const MAX_RECORD_BYTES: usize = 1000 * 1024;
 
+/// The lines packed into Firehose records of at most `limit` bytes. Firehose bills each
+/// record rounded up to 5 KB, so a request's rows in one record cost one round-up, not one
+/// each. A line longer than a record can hold cannot be captured: it is left out with a
+/// warning.
+fn records(lines: impl IntoIterator<Item = CaptureRecord>, limit: usize) -> Vec<Vec<u8>> {
+    let mut records: Vec<Vec<u8>> = Vec::new();
+    for record in lines {
+        let line = record.to_line();
+        if line.len() > limit {
+            tracing::warn!(
+                model = record.model(),
+                bytes = line.len(),
+                "capture line over Firehose's record limit; not captured"
+            );
+            continue;
+        }
+        match records.last_mut() {
+            Some(current) if current.len() + line.len() <= limit => current.extend_from_slice(line.as_bytes()),
+            _ => records.push(line.into_bytes()),
+        }
+    }
+    records
+}
+
 #[derive(Debug, Clone)]
 pub struct CaptureStream {
     client: aws_sdk_firehose::Client,
@@ -23,28 +47,19 @@ impl CaptureStream {
         Self { client: aws_sdk_firehose::Client::new(&clients.config), stream: stream.into() }
     }
 
-    /// Sends the records, one line each, in as few calls as Firehose's limits allow; the
-    /// records Firehose refuses (throttling) are sent once more. A record over Firehose's
-    /// 1000 KiB limit cannot be captured and is left out with a warning.
-    pub async fn put(&self, records: impl IntoIterator<Item = CaptureRecord>) -> Result<(), StoreError> {
+    /// Sends the lines in as few Firehose records and calls as its limits allow (see
+    /// [`records`]); the records Firehose refuses (throttling) are sent once more.
+    pub async fn put(&self, lines: impl IntoIterator<Item = CaptureRecord>) -> Result<(), StoreError> {
+        let records = records(lines, MAX_RECORD_BYTES);
         let mut batch: Vec<Record> = Vec::new();
         let mut batch_bytes = 0;
         for record in records {
-            let line = record.to_line();
-            if line.len() > MAX_RECORD_BYTES {
-                tracing::warn!(
-                    model = record.model(),
-                    bytes = line.len(),
-                    "capture line over Firehose's record limit; not captured"
-                );
-                continue;
-            }
-            if batch.len() == MAX_RECORDS_PER_CALL || batch_bytes + line.len() > MAX_BYTES_PER_CALL {
+            if batch.len() == MAX_RECORDS_PER_CALL || batch_bytes + record.len() > MAX_BYTES_PER_CALL {
                 self.send(std::mem::take(&mut batch)).await?;
                 batch_bytes = 0;
             }
-            batch_bytes += line.len();
-            batch.push(Record::builder().data(Blob::new(line)).build().expect("data is set"));
+            batch_bytes += record.len();
+            batch.push(Record::builder().data(Blob::new(record)).build().expect("data is set"));
         }
         if !batch.is_empty() {
             self.send(batch).await?;
@@ -81,5 +96,33 @@ impl CaptureStream {
             operation: "PutRecordBatch",
             message: format!("{} records refused twice", pending.len()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::capture::CapturedFeedback;
+
+    use super::*;
+
+    fn line(truth: &str) -> CaptureRecord {
+        CaptureRecord::Feedback(CapturedFeedback {
+            prediction_id: "p".into(),
+            time: time::OffsetDateTime::UNIX_EPOCH,
+            model: "m".into(),
+            version: 1,
+            truth: truth.into(),
+            output: None,
+        })
+    }
+
+    #[test]
+    fn lines_share_records_up_to_the_limit_and_oversized_ones_are_dropped() {
+        let one = line("a").to_line().len();
+        let packed = records((0..5).map(|_| line("a")), one * 2);
+        assert_eq!(packed.iter().map(Vec::len).collect::<Vec<_>>(), [2 * one, 2 * one, one]);
+        assert!(packed.iter().all(|r| r.ends_with(b"\n")), "records end at a line");
+        let huge = line(&"x".repeat(1000));
+        assert_eq!(records([line("a"), huge, line("b")], one * 2).len(), 1, "the huge line is left out");
     }
 }

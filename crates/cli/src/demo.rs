@@ -217,7 +217,7 @@ pub async fn run(cloud: &LocalCloud, project_root: &Path) -> Result<String, Demo
     let today = sample_rows(project_root, FULL_SAMPLE)?;
     let (correct, _, version) = api.predict(&today).await?;
     n.say(format!("  version {version} answered; {correct} of {} right", today.len()));
-    n.say("  each row is captured (one line per row) through the Firehose capture stream".to_owned());
+    n.say("  each row is captured (one line per row) through the Firehose capture stream");
 
     n.stage("The world changes: a recalibrated instrument reads petals 2.5 cm longer and 1 cm wider");
     let recalibrated_entry = expect(

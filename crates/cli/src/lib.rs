@@ -55,7 +55,8 @@ pub enum LocalError {
 /// One Lambda function's handler, built as its container would build it.
 enum Handler {
     Ingest(Ingest),
-    Etl(Etl),
+    // Boxed: by far the largest; the handlers live as long as the cloud anyway.
+    Etl(Box<Etl>),
     Models(Models),
     Register(Register),
     Predict(Predict),
@@ -78,10 +79,10 @@ impl LocalFunctions {
                 "ingest" => Handler::Ingest(
                     Ingest::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
                 ),
-                "etl" => Handler::Etl(
+                "etl" => Handler::Etl(Box::new(
                     Etl::from_settings(clients.clone(), &function.environment)
                         .map_err(|err| failed(err.to_string()))?,
-                ),
+                )),
                 "models" => Handler::Models(
                     Models::from_settings(clients, &function.environment).map_err(|err| failed(err.to_string()))?,
                 ),

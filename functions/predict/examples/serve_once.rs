@@ -1,7 +1,7 @@
 //! The predict function's cold path as a plain process, for `bench/predict.sh`: builds the
 //! handler the way the Lambda `main` does (clients from the environment, settings from
-//! variables), answers one API Gateway event (resolving the production version and fetching
-//! its bundle on the way), prints the response and its peak memory, and with `--warm N` answers it N more times
+//! variables), answers one API Gateway event (reading the production record in the catalog
+//! and fetching its bundle on the way), prints the response and its peak memory, and with `--warm N` answers it N more times
 //! and prints the in-handler latencies.
 //!
 //!   serve_once <event.json> [--warm N]
