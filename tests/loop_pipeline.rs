@@ -18,7 +18,7 @@ async fn get(client: &HttpClient, url: &str) -> Value {
 
 #[tokio::test]
 async fn drift_sets_off_one_retraining_and_the_better_version_takes_over() {
-    let parameters = [("CaptureSettleSeconds", "0"), ("RetrainWindowDays", "0"), ("ModelRefreshSeconds", "1")];
+    let parameters = [("RetrainWindowDays", "0"), ("ModelRefreshSeconds", "1")];
     let cloud = local_cloud::start_with(&parameters, 120.0).await;
     let report = sluice_cli::demo::run(&cloud, &project_root()).await.expect("the demo runs to the end");
     assert!(report.contains("version 2 Approved (production)"), "{report}");

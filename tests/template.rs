@@ -118,3 +118,17 @@ fn etl_has_a_dead_letter_queue_and_bounded_retries() {
     assert_eq!(resources["EtlFunction"]["Properties"]["Events"]["RawObjectCreated"]["Type"], "S3");
     assert_eq!(resources["EtlDeadLetterQueue"]["Type"], "AWS::SQS::Queue");
 }
+
+#[test]
+fn the_monitor_lists_where_firehose_delivers_the_capture() {
+    let stack = sluice_localcloud::template::Stack::load(&project_root().join("template.yaml"), "sluice").unwrap();
+    let stream = stack.delivery_streams.iter().find(|s| s.logical_id == "CaptureStream").expect("the capture stream");
+    assert_eq!(stream.bucket, stack.buckets.iter().find(|b| b.logical_id == "CaptureBucket").unwrap().name);
+    for at in [time::macros::datetime!(2026-11-22 00:00:00 UTC), time::macros::datetime!(2026-12-31 23:59:59 UTC)] {
+        // The object Firehose writes for records arriving at `at` is under the partition the
+        // monitor lists for an object delivered then.
+        let key = sluice_localcloud::firehose::object_key(stream, at, "id");
+        let partitions = monitor::hour_prefixes(at, at);
+        assert!(partitions.iter().any(|p| key.starts_with(p)), "{key} is not under {partitions:?}");
+    }
+}

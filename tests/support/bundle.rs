@@ -95,7 +95,7 @@ pub async fn register_bundle(clients: &AwsClients, stack: &Stack, bundle: &Bundl
     let registry = registry(clients, stack);
     let approval = if approved { Approval::Approved } else { Approval::PendingManualApproval };
     let version = registry
-        .register(&model, &format!("s3://{bucket}/{key}"), approval, Default::default())
+        .register(&model, &format!("s3://{bucket}/{key}"), approval, "a test version", Default::default(), None)
         .await
         .expect("registered");
     registry.publish_production(&model).await.expect("production recorded");

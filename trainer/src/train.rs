@@ -323,7 +323,9 @@ struct Truth {
 
 /// The production version (its bundle in `channel`) scored on the candidate's validation
 /// rows with the candidate's metrics. Its class probabilities are put in the candidate's
-/// class order; a class only production knows counts as no class of the candidate's.
+/// class order (a class only production knows gets no share); accuracy is counted on the
+/// labels themselves, so a row production gives a class the candidate does not know is
+/// wrong, not its next-best guess.
 fn score_production(
     channel: &Path,
     validation: &Frame,
@@ -345,7 +347,14 @@ fn score_production(
                     class_labels.iter().map(move |label| given.get(label).copied().unwrap_or(0.0))
                 })
                 .collect();
-            Ok(named(classification(&probabilities, classes, class_labels.len())))
+            let mut metrics = named(classification(&probabilities, classes, class_labels.len()));
+            let right = predictions
+                .iter()
+                .zip(classes)
+                .filter(|&(row, &class)| matches!(&row.prediction, Prediction::Label(l) if *l == class_labels[class]))
+                .count();
+            metrics.insert("accuracy".into(), right as f64 / classes.len().max(1) as f64);
+            Ok(metrics)
         }
         None => {
             let values: Vec<f32> = predictions

@@ -228,3 +228,49 @@ fn exported_models_agree_in_onnxruntime() {
         );
     }
 }
+
+#[test]
+fn production_is_scored_on_the_candidates_validation_rows() {
+    let first = OptMl::new("production-first");
+    first.hyperparameters(&[("target", "label"), ("epochs", "200"), ("seed", "7")]).channel(
+        "train",
+        "part-0.parquet",
+        &classification_csv(300),
+    );
+    assert!(first.train().status.success());
+    let production = sluice_model::bundle::pack_dir(&first.path("model")).unwrap();
+
+    let second = OptMl::new("production-second");
+    second
+        .hyperparameters(&[("target", "label"), ("epochs", "200"), ("seed", "8"), ("production_version", "4")])
+        .channel("train", "part-0.parquet", &classification_csv(300));
+    std::fs::create_dir_all(second.path("input/data/production")).unwrap();
+    std::fs::write(second.path("input/data/production/model.tar.gz"), &production).unwrap();
+    let output = second.train();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metrics: sluice_model::Metrics =
+        serde_json::from_slice(&std::fs::read(second.path("model/metrics.json")).unwrap()).unwrap();
+    let scored = metrics.production.expect("production was scored");
+    assert_eq!((scored.version, scored.error.as_deref()), (4, None));
+    assert!(scored.validation["accuracy"] > 0.9, "{scored:?}");
+    assert!(stdout(&output).contains("production:accuracy="));
+    let baseline: sluice_model::Baseline =
+        serde_json::from_slice(&std::fs::read(second.path("model/baseline.json")).unwrap()).unwrap();
+    assert!(baseline.predictions.is_some(), "the baseline profiles the model's own predictions");
+
+    // A production version that cannot score the new rows is recorded, not a failed run.
+    let third = OptMl::new("production-broken");
+    third.hyperparameters(&[("target", "label"), ("epochs", "50"), ("production_version", "4")]).channel(
+        "train",
+        "part-0.parquet",
+        &classification_csv(100),
+    );
+    std::fs::create_dir_all(third.path("input/data/production")).unwrap();
+    std::fs::write(third.path("input/data/production/model.tar.gz"), b"not a bundle").unwrap();
+    let output = third.train();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metrics: sluice_model::Metrics =
+        serde_json::from_slice(&std::fs::read(third.path("model/metrics.json")).unwrap()).unwrap();
+    let scored = metrics.production.unwrap();
+    assert!(scored.error.as_deref().is_some_and(|e| e.contains("tar.gz")), "{scored:?}");
+}

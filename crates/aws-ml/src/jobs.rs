@@ -109,13 +109,15 @@ impl SageMaker {
         Self { client: aws_sdk_sagemaker::Client::new(&clients.config) }
     }
 
-    pub async fn start_training(&self, job_name: &str, spec: &TrainingSpec) -> Result<String, StoreError> {
+    /// Starts a training job; `false` when a job of that name exists already (SageMaker's
+    /// names are unique, so a repeated start of one deterministic name starts nothing).
+    pub async fn start_training(&self, job_name: &str, spec: &TrainingSpec) -> Result<bool, StoreError> {
         let algorithm = AlgorithmSpecification::builder()
             .training_image(&spec.image)
             .training_input_mode(TrainingInputMode::File)
             .set_metric_definitions(Some(spec.metric_definitions()))
             .build();
-        let output = self
+        let created = self
             .client
             .create_training_job()
             .training_job_name(job_name)
@@ -128,18 +130,22 @@ impl SageMaker {
             .set_hyper_parameters(Some(spec.hyperparameters.clone()))
             .set_tags(Some(spec.tags()))
             .send()
-            .await
-            .map_err(|e| failed("CreateTrainingJob", e))?;
-        Ok(output.training_job_arn.unwrap_or_default())
+            .await;
+        match created {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use()) => Ok(false),
+            Err(err) => Err(failed("CreateTrainingJob", err)),
+        }
     }
 
-    /// Starts a random-search tuning job whose trials are `spec` with `plan`'s ranges varied.
+    /// Starts a random-search tuning job whose trials are `spec` with `plan`'s ranges varied;
+    /// `false` when a tuning job of that name exists already.
     pub async fn start_tuning(
         &self,
         job_name: &str,
         spec: &TrainingSpec,
         plan: &TuningPlan,
-    ) -> Result<String, StoreError> {
+    ) -> Result<bool, StoreError> {
         let algorithm = HyperParameterAlgorithmSpecification::builder()
             .training_image(&spec.image)
             .training_input_mode(TrainingInputMode::File)
@@ -197,7 +203,7 @@ impl SageMaker {
             )
             .parameter_ranges(ranges.build())
             .build();
-        let output = self
+        let created = self
             .client
             .create_hyper_parameter_tuning_job()
             .hyper_parameter_tuning_job_name(job_name)
@@ -205,9 +211,12 @@ impl SageMaker {
             .training_job_definition(definition)
             .set_tags(Some(spec.tags()))
             .send()
-            .await
-            .map_err(|e| failed("CreateHyperParameterTuningJob", e))?;
-        Ok(output.hyper_parameter_tuning_job_arn.unwrap_or_default())
+            .await;
+        match created {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use()) => Ok(false),
+            Err(err) => Err(failed("CreateHyperParameterTuningJob", err)),
+        }
     }
 
     /// The name of a tuning job's best training job so far, if any trial has finished.

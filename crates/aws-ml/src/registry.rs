@@ -20,6 +20,10 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::failed;
 
+fn approval_of(status: Option<&ModelApprovalStatus>) -> Approval {
+    status.and_then(|s| Approval::parse(s.as_str())).unwrap_or(Approval::PendingManualApproval)
+}
+
 /// Names of the version metadata Sluice keeps in the registry (`CustomerMetadataProperties`).
 pub mod metadata {
     pub const SOURCE: &str = "source";
@@ -32,13 +36,40 @@ pub mod metadata {
     pub const HIGHER_IS_BETTER: &str = "higher_is_better";
     /// Prefix of each validation metric: `metric:accuracy`.
     pub const METRIC_PREFIX: &str = "metric:";
-    /// The gate's reason (at most 1024 characters, SageMaker's limit).
-    pub const GATE_REASON: &str = "gate_reason";
     pub const IMPORTED_VERSION: &str = "imported_version";
 }
 
-/// SageMaker's limit on a metadata value.
-const MAX_METADATA_VALUE: usize = 1024;
+/// SageMaker's limits on `CustomerMetadataProperties`: 50 entries, keys of 1–128 and values
+/// of 1–256 characters from letters, digits, white space and `_.:/=+-@`.
+const MAX_METADATA_ENTRIES: usize = 50;
+const MAX_METADATA_KEY: usize = 128;
+const MAX_METADATA_VALUE: usize = 256;
+/// SageMaker's limit on `ModelPackageDescription`, where the gate's reason goes.
+const MAX_DESCRIPTION: usize = 1024;
+
+/// `text` as SageMaker accepts it in metadata: other characters become `_`, and it is cut
+/// to `max` characters.
+fn metadata_text(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| if c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c) { c } else { '_' })
+        .take(max)
+        .collect()
+}
+
+/// Metadata SageMaker accepts: each key and value made to fit, empty values left out, at
+/// most 50 entries (Sluice's own first, then metrics by name).
+fn fitted(metadata: HashMap<String, String>) -> HashMap<String, String> {
+    let mut entries: Vec<(String, String)> = metadata
+        .into_iter()
+        .map(|(k, v)| (metadata_text(&k, MAX_METADATA_KEY), metadata_text(&v, MAX_METADATA_VALUE)))
+        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        .collect();
+    entries.sort_by(|a, b| {
+        let metric = |k: &str| k.starts_with(metadata::METRIC_PREFIX);
+        metric(&a.0).cmp(&metric(&b.0)).then_with(|| a.0.cmp(&b.0))
+    });
+    entries.into_iter().take(MAX_METADATA_ENTRIES).collect()
+}
 
 /// A registered version of a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +78,27 @@ pub struct ModelVersion {
     pub version: i64,
     pub approval: Approval,
     pub bundle_uri: Option<String>,
+    /// Why the gate decided as it did (the package's description).
+    pub description: Option<String>,
     pub metadata: HashMap<String, String>,
+}
+
+/// What a registry listing says of a version: enough for the production rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionSummary {
+    pub arn: String,
+    pub version: i64,
+    pub approval: Approval,
+}
+
+impl Versioned for VersionSummary {
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn approval(&self) -> Approval {
+        self.approval
+    }
 }
 
 impl Versioned for ModelVersion {
@@ -165,26 +216,28 @@ impl ModelRegistry {
         }
     }
 
-    /// Every version of `model` (paging through all of them), newest first; `None` when the
+    /// Every version of `model` in full (one describe each), newest first; `None` when the
     /// model has never had one.
     pub async fn versions(&self, model: &ModelName) -> Result<Option<Vec<ModelVersion>>, StoreError> {
+        let Some(summaries) = self.summaries(model).await? else { return Ok(None) };
+        let mut versions = Vec::new();
+        for summary in summaries {
+            versions.push(self.describe(&summary.arn).await?);
+        }
+        Ok(Some(versions))
+    }
+
+    /// Every version of `model` as the listing gives it (paging through all of them, no
+    /// describe calls), newest first; `None` when the model has never had one.
+    pub async fn summaries(&self, model: &ModelName) -> Result<Option<Vec<VersionSummary>>, StoreError> {
         let group = self.group(model);
         if !self.group_exists(&group).await? {
             return Ok(None);
         }
-        let mut versions = Vec::new();
-        for arn in self.package_arns(&group).await? {
-            versions.push(self.describe(&arn).await?);
-        }
-        versions.sort_by_key(|v| std::cmp::Reverse(v.version));
-        Ok(Some(versions))
-    }
-
-    async fn package_arns(&self, group: &str) -> Result<Vec<String>, StoreError> {
         let pages = self
             .client
             .list_model_packages()
-            .model_package_group_name(group)
+            .model_package_group_name(&group)
             .sort_by(ModelPackageSortBy::CreationTime)
             .sort_order(SortOrder::Descending)
             .into_paginator()
@@ -192,11 +245,17 @@ impl ModelRegistry {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| failed("ListModelPackages", e))?;
-        Ok(pages
+        let mut summaries: Vec<VersionSummary> = pages
             .iter()
             .flat_map(|page| page.model_package_summary_list())
-            .filter_map(|summary| summary.model_package_arn().map(str::to_owned))
-            .collect())
+            .map(|summary| VersionSummary {
+                arn: summary.model_package_arn().unwrap_or_default().to_owned(),
+                version: summary.model_package_version().map(i64::from).unwrap_or_default(),
+                approval: approval_of(summary.model_approval_status()),
+            })
+            .collect();
+        summaries.sort_by_key(|v| std::cmp::Reverse(v.version));
+        Ok(Some(summaries))
     }
 
     async fn describe(&self, arn: &str) -> Result<ModelVersion, StoreError> {
@@ -207,11 +266,11 @@ impl ModelRegistry {
             .send()
             .await
             .map_err(|e| failed("DescribeModelPackage", e))?;
-        let status = described.model_approval_status().map(|s| s.as_str()).unwrap_or_default();
         Ok(ModelVersion {
             arn: arn.to_owned(),
             version: described.model_package_version().map(i64::from).unwrap_or_default(),
-            approval: Approval::parse(status).unwrap_or(Approval::PendingManualApproval),
+            approval: approval_of(described.model_approval_status()),
+            description: described.model_package_description().map(str::to_owned),
             bundle_uri: described
                 .inference_specification()
                 .and_then(|i| i.containers().first())
@@ -222,12 +281,16 @@ impl ModelRegistry {
     }
 
     /// Registers a version of `model` (creating its group the first time) and returns it.
+    /// `description` says why it has its approval; `idempotency_key` (say, the training job)
+    /// makes a repeated call return the version the first one created.
     pub async fn register(
         &self,
         model: &ModelName,
         bundle_uri: &str,
         approval: Approval,
-        mut metadata: HashMap<String, String>,
+        description: &str,
+        metadata: HashMap<String, String>,
+        idempotency_key: Option<&str>,
     ) -> Result<ModelVersion, StoreError> {
         let group = self.group(model);
         if !self.group_exists(&group).await? {
@@ -245,13 +308,6 @@ impl ModelRegistry {
                 return Err(failed("CreateModelPackageGroup", err));
             }
         }
-        for value in metadata.values_mut() {
-            if value.len() > MAX_METADATA_VALUE {
-                let cut = (0..=MAX_METADATA_VALUE - 3).rev().find(|&i| value.is_char_boundary(i)).unwrap_or(0);
-                value.truncate(cut);
-                value.push_str("...");
-            }
-        }
         let container =
             ModelPackageContainerDefinition::builder().image(&self.serving_image).model_data_url(bundle_uri).build();
         let inference = InferenceSpecification::builder()
@@ -265,7 +321,12 @@ impl ModelRegistry {
             .model_package_group_name(&group)
             .inference_specification(inference)
             .model_approval_status(ModelApprovalStatus::from(approval.as_str()))
-            .set_customer_metadata_properties(Some(metadata))
+            .model_package_description(description.chars().take(MAX_DESCRIPTION).collect::<String>())
+            .set_customer_metadata_properties(Some(fitted(metadata)))
+            // SageMaker's client tokens are at most 36 characters.
+            .set_client_token(
+                idempotency_key.map(|key| sluice_core::Sha256Digest::of(key.as_bytes()).hex[..32].to_owned()),
+            )
             .send()
             .await
             .map_err(|e| failed("CreateModelPackage", e))?;
@@ -279,8 +340,8 @@ impl ModelRegistry {
         version: i64,
         approval: Approval,
     ) -> Result<Option<ModelVersion>, StoreError> {
-        let Some(versions) = self.versions(model).await? else { return Ok(None) };
-        let Some(target) = versions.into_iter().find(|v| v.version == version) else { return Ok(None) };
+        let Some(summaries) = self.summaries(model).await? else { return Ok(None) };
+        let Some(target) = summaries.into_iter().find(|v| v.version == version) else { return Ok(None) };
         self.client
             .update_model_package()
             .model_package_arn(&target.arn)
@@ -288,7 +349,7 @@ impl ModelRegistry {
             .send()
             .await
             .map_err(|e| failed("UpdateModelPackage", e))?;
-        Ok(Some(ModelVersion { approval, ..target }))
+        self.describe(&target.arn).await.map(Some)
     }
 
     /// Applies the production rule to the registry as it is now and records the answer in
@@ -298,8 +359,11 @@ impl ModelRegistry {
     pub async fn publish_production(&self, model: &ModelName) -> Result<ProductionChange, StoreError> {
         let read_at = OffsetDateTime::now_utc();
         let previous = self.catalog.production(model.as_str()).await?;
-        let versions = self.versions(model).await?.unwrap_or_default();
-        let production = production(&versions).and_then(|v| v.production_record(model, read_at));
+        let summaries = self.summaries(model).await?.unwrap_or_default();
+        let production = match production(&summaries) {
+            Some(summary) => self.describe(&summary.arn).await?.production_record(model, read_at),
+            None => None,
+        };
         let changed = self.catalog.record_production(model.as_str(), production.as_ref(), read_at).await?;
         if changed {
             let was = previous.as_ref().map(|p| p.version);
@@ -320,5 +384,31 @@ impl ModelRegistry {
             tracing::info!(%model, version = ?production.as_ref().map(|p| p.version), ?was, "production changed");
         }
         Ok(ProductionChange { production, changed })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_made_to_fit_sagemakers_limits() {
+        let mut metadata = HashMap::from([
+            ("source".to_owned(), "import".to_owned()),
+            ("imported_version".to_owned(), "v1 (final!)".to_owned()),
+            ("empty".to_owned(), String::new()),
+            ("trained_at".to_owned(), "2026-11-22T10:00:00Z".to_owned()),
+        ]);
+        for i in 0..60 {
+            metadata.insert(format!("metric:m{i:02}"), "0.5".to_owned());
+        }
+        metadata.insert("metric:long".to_owned(), "9".repeat(300));
+        let fitted = fitted(metadata);
+        assert_eq!(fitted.len(), MAX_METADATA_ENTRIES);
+        assert_eq!(fitted["imported_version"], "v1 _final__");
+        assert_eq!(fitted["trained_at"], "2026-11-22T10:00:00Z", "RFC 3339 times fit as they are");
+        assert!(!fitted.contains_key("empty"));
+        assert!(fitted.contains_key("source"), "Sluice's own entries come before metrics");
+        assert!(fitted.values().all(|v| v.chars().count() <= MAX_METADATA_VALUE));
     }
 }

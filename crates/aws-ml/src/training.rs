@@ -135,12 +135,17 @@ impl TrainingService {
     /// `retrain_every_days`, the request is kept (or, started by the schedule, its time
     /// moved on) so the schedule starts it again when it is due; remediation's retraining
     /// leaves the plan alone.
+    ///
+    /// Starts caused by an event that can be delivered twice (the schedule, an alarm) pass
+    /// the occurrence's `key` and time as `now`: the job is then named after them, so a
+    /// repeated start finds its job and starts no second one.
     pub async fn start(
         &self,
         model: &ModelName,
         body: &str,
         now: OffsetDateTime,
         trigger: Trigger,
+        key: Option<&str>,
     ) -> Result<StartedJob, TrainError> {
         let training: TrainRequest = serde_json::from_str(body).map_err(|err| invalid(err.to_string()))?;
         if training.retrain_every_days.is_some_and(|days| !(1..=366).contains(&days)) {
@@ -186,7 +191,7 @@ impl TrainingService {
         let plan = training.tuning.map(|tuning| tuning.plan(&hyperparameters)).transpose().map_err(invalid)?;
 
         let limit = if plan.is_some() { TUNING_JOB_NAME_LIMIT } else { TRAINING_JOB_NAME_LIMIT };
-        let job_name = job_name(model, now, limit);
+        let job_name = job_name(model, now, limit, key);
         hyperparameters.insert("model_version".into(), job_name.clone());
         let data = match training.data_since {
             None => ChannelSource::Prefix(format!("s3://{}/data/{dataset}/", self.settings.curated_bucket)),
@@ -212,18 +217,17 @@ impl TrainingService {
             tags: vec![("sluice:model".into(), model.to_string()), ("sluice:dataset".into(), dataset.to_string())],
         };
         let mut answer = json!({ "model": model, "dataset": dataset, "job_name": job_name, "status": "InProgress" });
-        let kind = match &plan {
+        let (kind, created) = match &plan {
             Some(plan) => {
-                self.sagemaker.start_tuning(&job_name, &spec, plan).await?;
                 answer["objective"] = json!({ "metric": plan.objective.metric, "maximize": plan.objective.maximize });
                 answer["max_jobs"] = plan.max_jobs.into();
-                "tuning"
+                ("tuning", self.sagemaker.start_tuning(&job_name, &spec, plan).await?)
             }
-            None => {
-                self.sagemaker.start_training(&job_name, &spec).await?;
-                "training"
-            }
+            None => ("training", self.sagemaker.start_training(&job_name, &spec).await?),
         };
+        if !created {
+            tracing::info!(%model, %job_name, "the job exists already: a repeated start");
+        }
         answer["kind"] = kind.into();
         if let Some(since) = training.data_since {
             answer["data_since"] = time_json(since);
@@ -244,7 +248,10 @@ impl TrainingService {
         )
         .details(json!({ "job_name": job_name, "kind": kind, "dataset": dataset, "trigger": trigger.as_str(),
                          "data_since": training.data_since.map(time_json), "production_version": production.map(|p| p.version) }));
-        self.catalog.append_event(model.as_str(), &event, None).await?;
+        // Just after `now`, the occurrence that caused the start (an alarm's state change is
+        // logged at its own time): the timeline reads cause, then effect.
+        let event = ModelEvent { time: now + time::Duration::microseconds(1), ..event };
+        self.catalog.append_event(model.as_str(), &event, Some(&job_name)).await?;
         if let Some(every_days) = training.retrain_every_days.filter(|_| trigger != Trigger::Remediation) {
             let plan =
                 RetrainPlan { model: model.to_string(), request: body.to_owned(), every_days, last_started: now };
@@ -303,11 +310,14 @@ fn time_json(at: OffsetDateTime) -> Value {
 }
 
 /// `<model>-<yyyymmdd-hhmmss>-<4 hex>` within `limit` characters, the model name cut short
-/// if need be.
-fn job_name(model: &ModelName, at: OffsetDateTime, limit: usize) -> String {
+/// if need be. The hex is random, or from `key` (the same key and time, the same name).
+fn job_name(model: &ModelName, at: OffsetDateTime, limit: usize, key: Option<&str>) -> String {
     let stamp =
         at.format(time::macros::format_description!("[year][month][day]-[hour][minute][second]")).expect("formats");
-    let suffix = &uuid::Uuid::now_v7().simple().to_string()[28..];
+    let suffix = match key {
+        Some(key) => sluice_core::Sha256Digest::of(key.as_bytes()).hex[..4].to_owned(),
+        None => uuid::Uuid::now_v7().simple().to_string()[28..].to_owned(),
+    };
     let prefix: String = model.as_str().chars().take(limit - stamp.len() - suffix.len() - 2).collect();
     format!("{}-{stamp}-{suffix}", prefix.trim_end_matches(['-', '_']).replace('_', "-"))
 }
@@ -319,10 +329,18 @@ mod tests {
     #[test]
     fn job_names_fit_sagemaker_rules() {
         let at = time::macros::datetime!(2026-11-22 10:15:01 UTC);
-        let name = job_name(&ModelName::parse("iris_species").unwrap(), at, TRAINING_JOB_NAME_LIMIT);
+        let iris = ModelName::parse("iris_species").unwrap();
+        let name = job_name(&iris, at, TRAINING_JOB_NAME_LIMIT, None);
         assert!(name.starts_with("iris-species-20261122-101501-"), "{name}");
+        let keyed = job_name(&iris, at, TRAINING_JOB_NAME_LIMIT, Some("alarm@10:15"));
+        assert_eq!(
+            keyed,
+            job_name(&iris, at, TRAINING_JOB_NAME_LIMIT, Some("alarm@10:15")),
+            "the same key, the same name"
+        );
+        assert_ne!(keyed, job_name(&iris, at, TRAINING_JOB_NAME_LIMIT, Some("alarm@10:30")));
         for limit in [TRAINING_JOB_NAME_LIMIT, TUNING_JOB_NAME_LIMIT] {
-            let long = job_name(&ModelName::parse(&"m".repeat(63)).unwrap(), at, limit);
+            let long = job_name(&ModelName::parse(&"m".repeat(63)).unwrap(), at, limit, None);
             assert!(long.len() <= limit, "{long}");
             assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
         }

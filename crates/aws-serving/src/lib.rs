@@ -26,6 +26,9 @@ fn source_error(err: StoreError) -> SourceError {
 pub struct CatalogModels {
     catalog: Catalog,
     s3: aws_sdk_s3::Client,
+    /// The largest bundle this function fetches (its inflation cap: a bundle's compressed
+    /// bytes are never more).
+    max_bundle_bytes: u64,
 }
 
 impl ModelSource for CatalogModels {
@@ -35,19 +38,21 @@ impl ModelSource for CatalogModels {
     }
 
     async fn bundle(&self, uri: &str) -> Result<Vec<u8>, SourceError> {
-        sluice_aws::read_s3_uri(&self.s3, uri).await.map_err(source_error)
+        sluice_aws::read_s3_uri(&self.s3, uri, self.max_bundle_bytes).await.map_err(source_error)
     }
 }
 
 /// Each model's production predictor, refreshed every `MODEL_REFRESH_SECONDS` (30), with
 /// bundles capped below this function's memory.
 pub fn model_cache(clients: &AwsClients, vars: &dyn Vars) -> Result<ModelCache<CatalogModels>, SettingsError> {
+    let limits = BundleLimits::for_memory(function_memory_bytes(vars)?);
     let source = CatalogModels {
         catalog: Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?),
         s3: clients.s3.clone(),
+        max_bundle_bytes: limits.inflated_bytes,
     };
     let staleness = Duration::from_secs(parsed_or(vars, "MODEL_REFRESH_SECONDS", 30)?);
-    Ok(ModelCache::new(source, staleness, BundleLimits::for_memory(function_memory_bytes(vars)?)))
+    Ok(ModelCache::new(source, staleness, limits))
 }
 
 pub type Service = PredictionService<CatalogModels, PredictionLog>;

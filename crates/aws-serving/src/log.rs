@@ -75,45 +75,47 @@ impl PredictionSink for PredictionLog {
 }
 
 impl PredictionLog {
-    async fn items(&self, request_id: &str) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    async fn item(
+        &self,
+        request_id: &str,
+        sort_key: String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         let output = self
             .dynamodb
-            .query()
+            .get_item()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(request_id))
+            .key("pk", s(request_id))
+            .key("sk", s(sort_key))
             .send()
             .await
-            .map_err(|e| StoreError::new("DynamoDB", "Query", e))?;
-        Ok(output.items().to_vec())
+            .map_err(|e| StoreError::new("DynamoDB", "GetItem", e))?;
+        Ok(output.item)
     }
 
     /// The stored prediction for one row, with its feedback if any arrived.
     pub async fn get(&self, id: &PredictionId) -> Result<Option<StoredPrediction>, StoreError> {
-        let items = self.items(&id.request_id).await?;
         let text = |item: &HashMap<String, AttributeValue>, name: &str| match item.get(name) {
             Some(AttributeValue::S(value)) => value.clone(),
             Some(AttributeValue::N(value)) => value.clone(),
             _ => String::new(),
         };
-        let Some(prediction) = items.iter().find(|item| text(item, "sk") == PREDICTION_SK) else { return Ok(None) };
-        let row_count: usize = text(prediction, "row_count").parse().unwrap_or_default();
+        let Some(prediction) = self.item(&id.request_id, PREDICTION_SK.to_owned()).await? else { return Ok(None) };
+        let row_count: usize = text(&prediction, "row_count").parse().unwrap_or_default();
         if id.row >= row_count {
             return Ok(None);
         }
-        let row = serde_json::from_str::<Value>(&text(prediction, "rows"))
+        let row = serde_json::from_str::<Value>(&text(&prediction, "rows"))
             .ok()
             .and_then(|rows| rows.get(id.row).map(|r| (r["input"].clone(), r["output"].clone())));
-        let feedback_sk = format!("FEEDBACK#{}", id.row);
-        let feedback = items
-            .iter()
-            .find(|item| text(item, "sk") == feedback_sk)
-            .and_then(|item| serde_json::from_str(&text(item, "truth")).ok());
+        let feedback = self
+            .item(&id.request_id, format!("FEEDBACK#{}", id.row))
+            .await?
+            .and_then(|item| serde_json::from_str(&text(&item, "truth")).ok());
         Ok(Some(StoredPrediction {
             id: id.clone(),
-            model: text(prediction, "model"),
-            version: text(prediction, "version").parse().unwrap_or_default(),
-            time: text(prediction, "time"),
+            model: text(&prediction, "model"),
+            version: text(&prediction, "version").parse().unwrap_or_default(),
+            time: text(&prediction, "time"),
             row,
             feedback,
         }))

@@ -14,7 +14,7 @@ const IN_PROGRESS_SECONDS: i64 = 60;
 /// How long a completed request can be replayed by key (the table's TTL removes it after).
 const RETENTION_SECONDS: i64 = 24 * 60 * 60;
 
-/// The catalog table (schema: `docs/catalog.md`): one item per ingested object, and one per
+/// The catalog table (schema: `docs/data-lake.md`): one item per ingested object, and one per
 /// idempotency key, both under the dataset's partition.
 #[derive(Debug, Clone)]
 pub struct Catalog {

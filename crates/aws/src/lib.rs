@@ -36,8 +36,9 @@ pub fn error_chain(err: impl std::error::Error) -> String {
     aws_sdk_s3::error::DisplayErrorContext(err).to_string()
 }
 
-/// The whole object at an `s3://bucket/key` URI (model bundles: a few megabytes at most).
-pub async fn read_s3_uri(s3: &aws_sdk_s3::Client, uri: &str) -> Result<Vec<u8>, StoreError> {
+/// The whole object at an `s3://bucket/key` URI, refused before it is read when it is
+/// larger than `max_bytes` (what the caller can hold).
+pub async fn read_s3_uri(s3: &aws_sdk_s3::Client, uri: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
     let failed = |message: String| StoreError { service: "S3", operation: "GetObject", message };
     let (bucket, key) = uri
         .strip_prefix("s3://")
@@ -45,6 +46,10 @@ pub async fn read_s3_uri(s3: &aws_sdk_s3::Client, uri: &str) -> Result<Vec<u8>, 
         .ok_or_else(|| failed(format!("{uri} is not an s3:// URI")))?;
     let object =
         s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| StoreError::new("S3", "GetObject", e))?;
+    let size = object.content_length().unwrap_or_default().max(0) as u64;
+    if size > max_bytes {
+        return Err(failed(format!("{uri} is {size} bytes; at most {max_bytes} can be read here")));
+    }
     let bytes = object.body.collect().await.map_err(|e| failed(e.to_string()))?;
     Ok(bytes.into_bytes().to_vec())
 }

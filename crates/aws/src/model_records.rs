@@ -1,4 +1,4 @@
-//! The catalog's model records (schema: `docs/catalog.md`). Under `PRODUCTION`, each model's
+//! The catalog's model records (schema: `docs/data-lake.md`). Under `PRODUCTION`, each model's
 //! production version and where its bundle is: `predict` finds it with one read, `monitor`
 //! lists them with one query. Under `MODEL#<model>`: the jobs its training requests started
 //! (with the request, so remediation can repeat it), its event log, its remediation
@@ -250,8 +250,30 @@ impl Catalog {
             // Nothing to withdraw unless something was recorded.
             None => "attribute_exists(pk) AND read_at < :read_at AND version <> :version",
         };
-        let values = vec![(":read_at", s(sortable(read_at))), (":version", n(production.map_or(0, |p| p.version)))];
-        self.put_if(item, condition, &[], values).await
+        let version = n(production.map_or(0, |p| p.version));
+        let values = vec![(":read_at", s(sortable(read_at))), (":version", version.clone())];
+        if self.put_if(item, condition, &[], values).await? {
+            return Ok(true);
+        }
+        // Unchanged: still record that the registry was read this late, so an answer read
+        // earlier cannot overwrite it later (production moved away and back meanwhile).
+        let refreshed = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(PRODUCTION_PK))
+            .key("sk", production_sk(model))
+            .update_expression("SET read_at = :read_at")
+            .condition_expression("read_at < :read_at AND version = :version")
+            .expression_attribute_values(":read_at", s(sortable(read_at)))
+            .expression_attribute_values(":version", version)
+            .send()
+            .await;
+        match refreshed {
+            Ok(_) => Ok(false),
+            Err(SdkError::ServiceError(err)) if err.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(err) => Err(StoreError::new("DynamoDB", "UpdateItem", err)),
+        }
     }
 
     // ── Training jobs ──────────────────────────────────────────────────────────────────
@@ -317,10 +339,13 @@ impl Catalog {
         limit: usize,
     ) -> Result<Vec<ModelEvent>, StoreError> {
         let items = self.query_range(model_pk(model), "EVENT#", since.map(sortable), Some(limit), false).await?;
-        items
-            .iter()
-            .map(|item| serde_json::from_str(&string(item, "event")?).map_err(|e| corrupt(e.to_string())))
-            .collect()
+        items.iter().map(event_from_item).collect()
+    }
+
+    /// The model's last `count` events, oldest first.
+    pub async fn recent_events(&self, model: &str, count: usize) -> Result<Vec<ModelEvent>, StoreError> {
+        let items = self.query_range(model_pk(model), "EVENT#", None, Some(count), true).await?;
+        items.iter().rev().map(event_from_item).collect()
     }
 
     // ── Leases ─────────────────────────────────────────────────────────────────────────
@@ -487,12 +512,14 @@ impl Catalog {
         }
     }
 
-    /// Keeps a drift report's summary, keyed by the end of the window it covers.
+    /// Keeps a drift report's summary, keyed by the end of the window it covers, until
+    /// `expires_at` (when its report leaves the capture bucket).
     pub async fn put_drift_summary(
         &self,
         model: &str,
         window_end: OffsetDateTime,
         summary: &Value,
+        expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.dynamodb
             .put_item()
@@ -501,6 +528,7 @@ impl Catalog {
             .item("sk", s(format!("DRIFT#{}", sortable(window_end))))
             .item("entity", s("drift"))
             .item("summary", s(summary.to_string()))
+            .item("expires_at", n(expires_at.unix_timestamp()))
             .send()
             .await
             .map_err(|err| StoreError::new("DynamoDB", "PutItem", err))?;
@@ -521,6 +549,10 @@ impl Catalog {
             .map(|item| serde_json::from_str(&string(item, "summary")?).map_err(|e| corrupt(e.to_string())))
             .collect()
     }
+}
+
+fn event_from_item(item: &HashMap<String, AttributeValue>) -> Result<ModelEvent, StoreError> {
+    serde_json::from_str(&string(item, "event")?).map_err(|e| corrupt(e.to_string()))
 }
 
 fn production_from_item(item: &HashMap<String, AttributeValue>) -> Result<Option<ProductionRecord>, StoreError> {

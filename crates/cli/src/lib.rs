@@ -225,6 +225,12 @@ impl LocalOptions {
     }
 }
 
+/// Template parameters the local cloud sets unless told otherwise. Capture is delivered
+/// locally the moment the deliverer writes it, so the monitor need not wait for S3 to list
+/// in-flight Firehose objects; and that wait, in real seconds, would outlast the alarm
+/// periods of an accelerated clock.
+const LOCAL_PARAMETERS: [(&str, &str); 1] = [("CaptureSettleSeconds", "0")];
+
 /// Where the functions' CloudWatch metrics (EMF lines) are also written locally, for people.
 pub const METRICS_FILE: &str = ".local/metrics.ndjson";
 
@@ -256,8 +262,12 @@ impl LocalCloud {
         let endpoint =
             options.endpoint.clone().unwrap_or_else(|| moto.as_ref().expect("started above").endpoint().to_owned());
         let clients = AwsClients::for_local_endpoint(&endpoint).await;
-        let stack =
-            Stack::load_with(&options.project_root.join("template.yaml"), &options.stack_name, &options.parameters)?;
+        let mut parameters = LOCAL_PARAMETERS
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect::<BTreeMap<_, _>>();
+        parameters.extend(options.parameters.clone());
+        let stack = Stack::load_with(&options.project_root.join("template.yaml"), &options.stack_name, &parameters)?;
         provision::provision(&clients, &stack).await?;
         forward_metrics(&endpoint, &options.project_root);
         let functions: Arc<dyn Functions> = Arc::new(LocalFunctions::for_stack(&clients, &stack)?);

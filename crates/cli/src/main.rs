@@ -80,12 +80,10 @@ fn parameter(text: &str) -> Result<(String, String), String> {
 /// The demo's clock: the 15-minute monitoring schedule every 7.5 s.
 const DEMO_CLOCK_SPEED: f64 = 120.0;
 
-/// What the demo sets unless told otherwise: capture is read as soon as it is delivered,
-/// remediation retrains on the data that arrived after the production version was trained
-/// (the demo's whole timeline fits in one day), and predict looks for a new production
-/// version every second.
-const DEMO_PARAMETERS: [(&str, &str); 3] =
-    [("CaptureSettleSeconds", "0"), ("RetrainWindowDays", "0"), ("ModelRefreshSeconds", "1")];
+/// What the demo sets unless told otherwise: remediation retrains on the data that arrived
+/// after the production version was trained (the demo's whole timeline fits in one day),
+/// and predict looks for a new production version every second.
+const DEMO_PARAMETERS: [(&str, &str); 2] = [("RetrainWindowDays", "0"), ("ModelRefreshSeconds", "1")];
 
 impl Options {
     /// The demo's clock and parameters where the command line gives none.

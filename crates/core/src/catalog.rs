@@ -69,7 +69,7 @@ impl IngestSource {
     }
 }
 
-/// One ingested object as the catalog records it (schema: `docs/catalog.md`).
+/// One ingested object as the catalog records it (schema: `docs/data-lake.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogEntry {
     pub dataset: DatasetName,

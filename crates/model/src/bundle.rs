@@ -54,10 +54,10 @@ pub struct BundleLimits {
 impl BundleLimits {
     /// Limits for a process with `memory_bytes` of memory: the model may take a quarter
     /// (loading it into an engine takes about as much again), each JSON file a sixteenth
-    /// (parsed JSON is a few times its text), and the stream as a whole no more than the
-    /// memory, so reading it takes a bounded time too.
+    /// (parsed JSON is a few times its text). Skipped bytes are not held, so the stream as a
+    /// whole may inflate to twice the memory: that bounds the time reading takes.
     pub fn for_memory(memory_bytes: u64) -> Self {
-        Self { inflated_bytes: memory_bytes, model_bytes: memory_bytes / 4, json_bytes: memory_bytes / 16 }
+        Self { inflated_bytes: 2 * memory_bytes, model_bytes: memory_bytes / 4, json_bytes: memory_bytes / 16 }
     }
 }
 
@@ -243,6 +243,11 @@ fn read_files(bytes: &[u8], limits: BundleLimits, contents: Contents) -> Result<
             _ => continue,
         };
         *slot = Some(read_capped(&mut entry, name, limit)?);
+        let json_read = files.manifest.is_some() && files.metrics.is_some() && files.baseline.is_some();
+        if contents == Contents::WithoutModel && json_read {
+            // Nothing more is wanted: the rest (the graph, say) is not even inflated.
+            break;
+        }
     }
     Ok(files)
 }

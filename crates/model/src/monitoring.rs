@@ -3,6 +3,8 @@
 //! judged by the drift rule (`sluice_profile::drift`) and by live quality. Pure: `monitor`
 //! reads the capture and publishes; everything decided about the data is decided here.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_core::capture::CaptureRecord;
@@ -14,6 +16,10 @@ use crate::pipeline::FeatureStep;
 
 /// Feedback needed before live quality is judged (fewer rows say little about accuracy).
 pub const MIN_FEEDBACK: u64 = 30;
+/// Predictions whose feedback a window tells apart: ground truth sent again for one
+/// prediction replaces the earlier one instead of counting twice. Past this many (a few
+/// megabytes), new predictions' feedback is left out.
+const MAX_FEEDBACK_TRACKED: usize = 100_000;
 
 /// A model's own monitoring settings, given in its training request (`"monitoring"`);
 /// what it leaves out comes from the stack's defaults.
@@ -72,9 +78,9 @@ pub struct Quality {
     pub live: Option<f64>,
     /// The same metric on the version's validation rows.
     pub validation: Option<f64>,
-    /// Accuracy points lost, or the relative RMSE increase; `None` below [`MIN_FEEDBACK`].
+    /// Accuracy points lost, or the relative RMSE increase; `None` below [`MIN_FEEDBACK`]
+    /// (whether it is too much is the quality alarm's threshold).
     pub degradation: Option<f64>,
-    pub verdict: Verdict,
 }
 
 /// What one window says about one version.
@@ -109,9 +115,9 @@ pub struct ModelWindow {
     features: Vec<Feature>,
     prediction: Option<LiveColumn>,
     predictions: u64,
-    feedback: u64,
-    /// Classification: correct answers; regression: the sum of squared errors.
-    feedback_score: f64,
+    /// Per prediction id, the latest feedback's score: 1 or 0 when classifying (right or
+    /// wrong), the squared error when regressing.
+    feedback: HashMap<String, f64>,
     validation_metric: Option<f64>,
 }
 
@@ -141,8 +147,7 @@ impl ModelWindow {
             features,
             prediction: baseline.predictions.as_ref().map(LiveColumn::for_baseline),
             predictions: 0,
-            feedback: 0,
-            feedback_score: 0.0,
+            feedback: HashMap::new(),
             validation_metric: metrics.and_then(|m| m.validation.get(metric).copied()),
         }
     }
@@ -166,19 +171,21 @@ impl ModelWindow {
             }
             CaptureRecord::Feedback(feedback) if feedback.version == self.version => {
                 let predicted = feedback.output.as_ref().map_or(&Value::Null, |o| &o["prediction"]);
-                match self.task {
-                    Task::Classification => {
-                        if let (Some(truth), Some(predicted)) = (label(&feedback.truth), label(predicted)) {
-                            self.feedback += 1;
-                            self.feedback_score += f64::from(u8::from(truth == predicted));
-                        }
-                    }
-                    Task::Regression => {
-                        if let (Some(truth), Some(predicted)) = (feedback.truth.as_f64(), predicted.as_f64()) {
-                            self.feedback += 1;
-                            self.feedback_score += (truth - predicted).powi(2);
-                        }
-                    }
+                let score = match self.task {
+                    Task::Classification => label(&feedback.truth)
+                        .zip(label(predicted))
+                        .map(|(truth, predicted)| f64::from(u8::from(truth == predicted))),
+                    Task::Regression => feedback
+                        .truth
+                        .as_f64()
+                        .zip(predicted.as_f64())
+                        .map(|(truth, predicted)| (truth - predicted).powi(2)),
+                };
+                let known = self.feedback.contains_key(&feedback.prediction_id);
+                if let Some(score) = score
+                    && (known || self.feedback.len() < MAX_FEEDBACK_TRACKED)
+                {
+                    self.feedback.insert(feedback.prediction_id.clone(), score);
                 }
             }
             _ => {}
@@ -215,11 +222,13 @@ impl ModelWindow {
 
     fn quality(&self) -> Quality {
         let metric = quality_metric(self.task);
-        let live = (self.feedback > 0).then(|| match self.task {
-            Task::Classification => self.feedback_score / self.feedback as f64,
-            Task::Regression => (self.feedback_score / self.feedback as f64).sqrt(),
+        let count = self.feedback.len() as u64;
+        let mean = self.feedback.values().sum::<f64>() / count.max(1) as f64;
+        let live = (count > 0).then(|| match self.task {
+            Task::Classification => mean,
+            Task::Regression => mean.sqrt(),
         });
-        let enough = self.feedback >= MIN_FEEDBACK;
+        let enough = count >= MIN_FEEDBACK;
         let degradation = match (live.filter(|_| enough), self.validation_metric) {
             (Some(live), Some(validation)) => Some(match self.task {
                 Task::Classification => validation - live,
@@ -228,14 +237,7 @@ impl ModelWindow {
             }),
             _ => None,
         };
-        Quality {
-            metric: metric.to_owned(),
-            feedback: self.feedback,
-            live,
-            validation: self.validation_metric,
-            degradation,
-            verdict: if degradation.is_some() { Verdict::NoDrift } else { Verdict::InsufficientData },
-        }
+        Quality { metric: metric.to_owned(), feedback: count, live, validation: self.validation_metric, degradation }
     }
 }
 
@@ -359,9 +361,9 @@ mod tests {
         })
     }
 
-    fn feedback(truth: &str, predicted: &str) -> CaptureRecord {
+    fn feedback(id: u64, truth: &str, predicted: &str) -> CaptureRecord {
         CaptureRecord::Feedback(CapturedFeedback {
-            prediction_id: "p".into(),
+            prediction_id: format!("p-{id}"),
             time: OffsetDateTime::UNIX_EPOCH,
             model: "flowers".into(),
             version: 3,
@@ -422,15 +424,24 @@ mod tests {
     fn live_accuracy_needs_enough_feedback() {
         let mut window = window();
         for i in 0..(MIN_FEEDBACK - 1) {
-            window.add(&feedback("rose", if i % 2 == 0 { "rose" } else { "tulip" }));
+            window.add(&feedback(i, "rose", if i % 2 == 0 { "rose" } else { "tulip" }));
         }
         assert_eq!(window.report(&DriftPolicy::default()).quality.degradation, None);
-        window.add(&feedback("rose", "tulip"));
+        window.add(&feedback(MIN_FEEDBACK, "rose", "tulip"));
         let quality = window.report(&DriftPolicy::default()).quality;
         assert_eq!(quality.feedback, MIN_FEEDBACK);
         let live = quality.live.unwrap();
         assert!((live - 0.5).abs() < 0.02, "{live}");
         assert!((quality.degradation.unwrap() - (0.9 - live)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn feedback_sent_again_replaces_the_earlier_instead_of_counting_twice() {
+        let mut window = window();
+        for _ in 0..100 {
+            window.add(&feedback(1, "rose", "tulip"));
+        }
+        assert_eq!(window.report(&DriftPolicy::default()).quality.feedback, 1);
     }
 
     #[test]

@@ -217,25 +217,6 @@ pub struct LiveColumn {
     unexpected: u64,
 }
 
-/// Two live columns accumulated against different baselines cannot be merged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BaselineMismatch {
-    pub column: String,
-    pub other: String,
-}
-
-impl fmt::Display for BaselineMismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot merge live values of column {:?} into column {:?}: they were counted against different baselines",
-            self.other, self.column
-        )
-    }
-}
-
-impl std::error::Error for BaselineMismatch {}
-
 impl LiveColumn {
     /// An empty count on the buckets of `baseline` (a numeric, categorical or empty column
     /// of the model's baseline profile).
@@ -273,28 +254,9 @@ impl LiveColumn {
         }
     }
 
-    /// Adds another partial count of the same baseline column (another batch or shard).
-    pub fn merge(&mut self, other: &LiveColumn) -> Result<(), BaselineMismatch> {
-        if self.baseline != other.baseline {
-            return Err(BaselineMismatch { column: self.baseline.name.clone(), other: other.baseline.name.clone() });
-        }
-        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
-            *mine += theirs;
-        }
-        self.values += other.values;
-        self.nulls += other.nulls;
-        self.unexpected += other.unexpected;
-        Ok(())
-    }
-
     /// Non-null live values of the right kind: the `n` the tests see.
     pub fn count(&self) -> u64 {
         self.values
-    }
-
-    /// The baseline column these values are counted against.
-    pub fn baseline(&self) -> &ColumnProfile {
-        &self.baseline
     }
 
     fn rows(&self) -> u64 {
@@ -1104,23 +1066,6 @@ mod tests {
         let drift = compare(&live, &lenient(), 1);
         assert_eq!((drift.n, drift.unexpected_values, drift.out_of_range_rate), (1, 1, None));
         assert_eq!(live.buckets.last(), Some(&1), "unknown values count as other");
-    }
-
-    #[test]
-    fn merging_partial_counts_equals_counting_everything_at_once() {
-        let baseline = numeric_baseline("x", 1);
-        let values = normals(7, 1_000, 0.5);
-        let mut whole = live_numbers(&baseline, &values);
-        whole.add_number(None);
-        let mut first = live_numbers(&baseline, &values[..400]);
-        let mut second = live_numbers(&baseline, &values[400..]);
-        second.add_number(None);
-        first.merge(&second).unwrap();
-        assert_eq!(first, whole);
-
-        let other = LiveColumn::for_baseline(&numeric_baseline("y", 2));
-        let error = first.merge(&other).unwrap_err();
-        assert!(error.to_string().contains("different baselines"), "{error}");
     }
 
     #[test]

@@ -19,9 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use drift::{
-    BaselineMismatch, DriftPolicy, DriftReport, FeatureDrift, FeatureKind, LiveColumn, Test, Verdict, compare, report,
-};
+pub use drift::{DriftPolicy, DriftReport, FeatureDrift, FeatureKind, LiveColumn, Test, Verdict, compare, report};
 
 /// Bins in a numeric histogram.
 pub const HISTOGRAM_BINS: usize = 20;

@@ -102,12 +102,23 @@ impl<S: ModelSource> ModelCache<S> {
             cached.checked = Instant::now();
             return Ok(serve(cached));
         }
-        let bytes = self.source.bundle(&production.bundle_uri).await?;
-        let bundle_error =
-            |source: BundleError| CacheError::Bundle { model: model.to_owned(), version: production.version, source };
-        let predictor = Bundle::from_tar_gz(&bytes, self.limits, Contents::All)
-            .and_then(|bundle| Predictor::load(&bundle))
-            .map_err(bundle_error)?;
+        let loaded = match self.source.bundle(&production.bundle_uri).await {
+            Ok(bytes) => Bundle::from_tar_gz(&bytes, self.limits, Contents::All)
+                .and_then(|bundle| Predictor::load(&bundle))
+                .map_err(|source| CacheError::Bundle { model: model.to_owned(), version: production.version, source }),
+            Err(err) => Err(err.into()),
+        };
+        let predictor = match (loaded, models.get_mut(model)) {
+            (Ok(predictor), _) => predictor,
+            // The new version cannot be loaded: the one loaded before keeps serving, and the
+            // new one is tried again after `staleness`, not on every request.
+            (Err(err), Some(cached)) => {
+                tracing::error!(%model, version = production.version, error = %err, "new production version not loaded; serving the cached one");
+                cached.checked = Instant::now();
+                return Ok(serve(cached));
+            }
+            (Err(err), None) => return Err(err),
+        };
         tracing::info!(%model, version = production.version, "loaded the production version");
         let cached = Cached { version: production.version, predictor: Arc::new(predictor), checked: Instant::now() };
         let serving = serve(&cached);
@@ -127,6 +138,8 @@ mod tests {
         production: StdMutex<Option<Option<Production>>>,
         bundle: Vec<u8>,
         fetches: StdMutex<usize>,
+        /// Serve garbage instead of the bundle.
+        broken: StdMutex<bool>,
     }
 
     impl ModelSource for Scripted {
@@ -136,6 +149,9 @@ mod tests {
 
         async fn bundle(&self, _uri: &str) -> Result<Vec<u8>, SourceError> {
             *self.fetches.lock().unwrap() += 1;
+            if *self.broken.lock().unwrap() {
+                return Ok(b"not a bundle".to_vec());
+            }
             Ok(self.bundle.clone())
         }
     }
@@ -151,6 +167,7 @@ mod tests {
             production: StdMutex::new(production(1)),
             bundle: sluice_tests::bundle::bundle_bytes(&network, &manifest),
             fetches: StdMutex::new(0),
+            broken: StdMutex::new(false),
         };
         let cache = ModelCache::new(source, Duration::ZERO, BundleLimits::for_memory(1 << 30));
         assert_eq!(cache.get("flowers").await.unwrap().version, 1);
@@ -163,6 +180,10 @@ mod tests {
 
         *cache.source.production.lock().unwrap() = production(2);
         assert_eq!(cache.get("flowers").await.unwrap().version, 2);
+        *cache.source.broken.lock().unwrap() = true;
+        *cache.source.production.lock().unwrap() = production(3);
+        assert_eq!(cache.get("flowers").await.unwrap().version, 2, "a broken new version leaves the old one serving");
+        *cache.source.broken.lock().unwrap() = false;
         *cache.source.production.lock().unwrap() = Some(None);
         assert!(matches!(cache.get("flowers").await, Err(CacheError::NoProduction(_))), "a withdrawn model stops");
     }

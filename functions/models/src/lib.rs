@@ -42,6 +42,8 @@ const MAX_IMPORT_BYTES: usize = 4 * 1024 * 1024;
 const MAX_PAGE: usize = 500;
 /// Events shown with a model.
 const RECENT_EVENTS: usize = 5;
+/// A drift report of the widest data set (every feature's figures) is well below this.
+const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
 
 const SCHEDULED_EVENT: &str = "Scheduled Event";
 
@@ -139,7 +141,12 @@ impl Models {
     /// API request.
     pub async fn handle_event(&self, event: Value) -> Result<Value, ModelsFailure> {
         if event["detail-type"] == SCHEDULED_EVENT {
-            return Ok(self.retrain_due(OffsetDateTime::now_utc()).await?);
+            // The event's time, so a repeated delivery makes the same decisions.
+            let now = event["time"]
+                .as_str()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                .unwrap_or_else(OffsetDateTime::now_utc);
+            return Ok(self.retrain_due(now).await?);
         }
         let request: ApiGatewayV2httpRequest = serde_json::from_value(event).map_err(ModelsFailure::UnknownEvent)?;
         serde_json::to_value(self.handle(request).await).map_err(ModelsFailure::UnknownEvent)
@@ -170,17 +177,22 @@ impl Models {
     async fn train(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let model = ModelName::parse(path_parameter(request, "model"))?;
         let body = request.body.as_deref().unwrap_or_default();
-        let started = self.training.start(&model, body, OffsetDateTime::now_utc(), Trigger::Api).await?;
+        let started = self.training.start(&model, body, OffsetDateTime::now_utc(), Trigger::Api, None).await?;
         Ok(json_response(202, &started.answer))
     }
 
     /// Starts every scheduled retraining that is due, with the request it was planned with.
-    /// One model's failure (say, its dataset was deleted) does not hold up the others.
+    /// One model's failure (say, its dataset was deleted) does not hold up the others. Two
+    /// deliveries of one schedule event start each job once.
     pub async fn retrain_due(&self, now: OffsetDateTime) -> Result<Value, StoreError> {
         let (mut started, mut failed) = (Vec::new(), Vec::new());
         for plan in self.catalog().retrain_plans().await?.into_iter().filter(|plan| plan.is_due(now)) {
             let result = match ModelName::parse(&plan.model) {
-                Ok(model) => self.training.start(&model, &plan.request, now, Trigger::Schedule).await,
+                Ok(model) => {
+                    // Keyed by the plan's last start: duplicate schedule events start one job.
+                    let key = format!("schedule {} {}", plan.model, plan.last_started);
+                    self.training.start(&model, &plan.request, now, Trigger::Schedule, Some(&key)).await
+                }
                 Err(err) => Err(err.into()),
             };
             match result {
@@ -201,7 +213,7 @@ impl Models {
     async fn list(&self) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let mut models = Vec::new();
         for model in self.registry.models().await? {
-            let versions = self.registry.versions(&model).await?.unwrap_or_default();
+            let versions = self.registry.summaries(&model).await?.unwrap_or_default();
             models.push(json!({
                 "model": model,
                 "versions": versions.len(),
@@ -216,11 +228,10 @@ impl Models {
     async fn get(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let model = ModelName::parse(path_parameter(request, "model"))?;
         let versions = self.registry.versions(&model).await?;
-        let mut events = self.catalog().events(model.as_str(), None, MAX_PAGE).await?;
-        if versions.is_none() && events.is_empty() {
+        let recent = self.catalog().recent_events(model.as_str(), RECENT_EVENTS).await?;
+        if versions.is_none() && recent.is_empty() {
             return Err(ApiError::NotFound(format!("model {model} is unknown: no versions and no training jobs")));
         }
-        let recent = events.split_off(events.len().saturating_sub(RECENT_EVENTS));
         let production_version = self.production_version(&model).await?;
         let versions: Vec<Value> =
             versions.unwrap_or_default().iter().map(|v| version_json(v, production_version)).collect();
@@ -264,7 +275,9 @@ impl Models {
         let mut entries = bundle.metrics.as_ref().map(metrics_metadata).unwrap_or_default();
         entries.insert(metadata::SOURCE.into(), "import".into());
         entries.insert(metadata::IMPORTED_VERSION.into(), bundle.manifest.model_version.clone());
-        let imported = self.registry.register(&model, &bundle_uri, Approval::PendingManualApproval, entries).await?;
+        let reason = "imported: a person decides";
+        let imported =
+            self.registry.register(&model, &bundle_uri, Approval::PendingManualApproval, reason, entries, None).await?;
         let event = ModelEvent::new(
             EventKind::Registered,
             format!("version {} imported ({}); waiting for a person", imported.version, bundle.manifest.model_version),
@@ -316,15 +329,16 @@ impl Models {
     async fn drift(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let model = ModelName::parse(path_parameter(request, "model"))?;
         let since = query_time(request, "since")?;
-        let summaries = self.catalog().drift_summaries(model.as_str(), since, MAX_PAGE).await?;
         if since.is_some() {
+            let summaries = self.catalog().drift_summaries(model.as_str(), since, MAX_PAGE).await?;
             return Ok(json_response(200, &json!({ "model": model, "reports": summaries })));
         }
+        let summaries = self.catalog().drift_summaries(model.as_str(), None, 1).await?;
         let latest = summaries.first().ok_or_else(|| {
             ApiError::NotFound(format!("model {model} has no drift report yet (monitoring runs on a schedule)"))
         })?;
         let uri = latest["report"].as_str().unwrap_or_default();
-        let report = sluice_aws::read_s3_uri(&self.s3, uri).await?;
+        let report = sluice_aws::read_s3_uri(&self.s3, uri, MAX_REPORT_BYTES).await?;
         let report: Value = serde_json::from_slice(&report).map_err(|e| StoreError {
             service: "S3",
             operation: "GetObject",
@@ -360,7 +374,7 @@ fn version_json(version: &ModelVersion, production_version: Option<i64>) -> Valu
         "dataset": version.get(metadata::DATASET),
         "trained_at": version.get(metadata::TRAINED_AT),
         "primary_metric": version.get(metadata::PRIMARY_METRIC),
-        "gate_reason": version.get(metadata::GATE_REASON),
+        "gate_reason": version.description,
         "metrics": metrics,
         "arn": version.arn,
     })

@@ -12,8 +12,14 @@ use time::{Duration, OffsetDateTime};
 pub const CAPTURE_PREFIX: &str = "capture/";
 /// Firehose's largest record is 1000 KiB: a longer line is not one of ours.
 const MAX_LINE_BYTES: u64 = 1024 * 1024;
-/// A delivered object is at most the stream's buffer (128 MiB) before compression.
+/// A delivered object holds at most the stream's buffer (64 MiB) before compression; more
+/// is not one of ours.
 const MAX_OBJECT_BYTES: i64 = 256 * 1024 * 1024;
+/// How long before its delivery an object's hour partition can be: Firehose names it by
+/// when the buffer's first record arrived, and delivers within the buffer interval (at most
+/// 15 minutes) plus upload time, or later when it retries. Two hours covers that for the
+/// price of listing a partition or two more.
+const PARTITION_LAG: Duration = Duration::hours(2);
 const MAX_INFLATED_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// A delivered capture object.
@@ -24,11 +30,10 @@ pub struct CaptureObject {
     pub size: i64,
 }
 
-/// The hour partitions an object delivered in `(from, to]` can be under: Firehose names
-/// the partition by when records arrived, which is before delivery by at most its buffer
-/// interval (15 minutes at most).
+/// The hour partitions an object delivered in `(from, to]` can be under (see
+/// [`PARTITION_LAG`]).
 pub fn hour_prefixes(from: OffsetDateTime, to: OffsetDateTime) -> Vec<String> {
-    let earliest = (from - Duration::minutes(15)).to_offset(time::UtcOffset::UTC);
+    let earliest = (from - PARTITION_LAG).to_offset(time::UtcOffset::UTC);
     let mut hour = earliest.replace_time(time::Time::from_hms(earliest.hour(), 0, 0).expect("a valid hour"));
     let mut prefixes = Vec::new();
     while hour <= to {
@@ -100,13 +105,12 @@ pub async fn read(
         tracing::warn!(key = %object.key, size = object.size, "capture object too large; skipped");
         return Ok(Lines { read: 0, unreadable: 1 });
     }
-    let output = s3
-        .get_object()
-        .bucket(bucket)
-        .key(&object.key)
-        .send()
-        .await
-        .map_err(|e| StoreError::new("S3", "GetObject", e))?;
+    let output = match s3.get_object().bucket(bucket).key(&object.key).send().await {
+        Ok(output) => output,
+        // Expired by the bucket's lifecycle between the listing and now: nothing to read.
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(Lines::default()),
+        Err(err) => return Err(StoreError::new("S3", "GetObject", err)),
+    };
     let bytes = output.body.collect().await.map_err(|e| StoreError::new("S3", "GetObject", e))?.into_bytes();
     let plain: Box<dyn Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(&bytes[..]).take(MAX_INFLATED_BYTES))
@@ -166,21 +170,29 @@ mod tests {
     #[test]
     fn hours_cover_the_window_and_the_buffer_before_it() {
         let from = time::macros::datetime!(2026-11-22 09:05:00 UTC);
-        let to = time::macros::datetime!(2026-11-22 11:30:00 UTC);
+        let to = time::macros::datetime!(2026-11-22 10:30:00 UTC);
         assert_eq!(
             hour_prefixes(from, to),
             [
+                "capture/date=2026-11-22/hour=07/",
                 "capture/date=2026-11-22/hour=08/",
                 "capture/date=2026-11-22/hour=09/",
-                "capture/date=2026-11-22/hour=10/",
-                "capture/date=2026-11-22/hour=11/"
+                "capture/date=2026-11-22/hour=10/"
             ]
         );
         let midnight = hour_prefixes(
-            time::macros::datetime!(2026-11-22 23:50:00 UTC),
-            time::macros::datetime!(2026-11-23 00:10:00 UTC),
+            time::macros::datetime!(2026-11-23 01:50:00 UTC),
+            time::macros::datetime!(2026-11-23 02:10:00 UTC),
         );
-        assert_eq!(midnight, ["capture/date=2026-11-22/hour=23/", "capture/date=2026-11-23/hour=00/"]);
+        assert_eq!(
+            midnight,
+            [
+                "capture/date=2026-11-22/hour=23/",
+                "capture/date=2026-11-23/hour=00/",
+                "capture/date=2026-11-23/hour=01/",
+                "capture/date=2026-11-23/hour=02/"
+            ]
+        );
     }
 
     #[test]

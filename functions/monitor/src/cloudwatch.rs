@@ -72,7 +72,7 @@ impl CloudWatch {
         let mut changes = AlarmChanges::default();
         for (model, specs) in wanted {
             for spec in specs {
-                if existing.get(&spec.name).is_some_and(|alarm| same(alarm, spec, model, &self.namespace)) {
+                if existing.get(&spec.name).is_some_and(|alarm| self.same(alarm, spec, model)) {
                     continue;
                 }
                 self.put(model, spec).await?;
@@ -90,15 +90,16 @@ impl CloudWatch {
             })
             .map(|(name, _)| name.clone())
             .collect();
-        if !stale.is_empty() {
+        // DeleteAlarms takes at most 100 names.
+        for names in stale.chunks(100) {
             self.client
                 .delete_alarms()
-                .set_alarm_names(Some(stale.clone()))
+                .set_alarm_names(Some(names.to_vec()))
                 .send()
                 .await
                 .map_err(|e| failed("DeleteAlarms", e))?;
-            changes.deleted = stale;
         }
+        changes.deleted = stale;
         Ok(changes)
     }
 
@@ -155,12 +156,21 @@ fn alarm_model(alarm: &MetricAlarm) -> Option<&str> {
     alarm.dimensions().iter().find(|d| d.name() == Some(MODEL_DIMENSION)).and_then(|d| d.value())
 }
 
-fn same(alarm: &MetricAlarm, spec: &AlarmSpec, model: &str, namespace: &str) -> bool {
-    alarm.metric_name() == Some(spec.metric)
-        && alarm.namespace() == Some(namespace)
-        && alarm_model(alarm) == Some(model)
-        && alarm.threshold() == Some(spec.threshold)
-        && alarm.period() == Some(spec.period_seconds)
-        && alarm.evaluation_periods() == Some(spec.evaluation_periods)
-        && alarm.statistic().map(|s| s.as_str()) == Some(spec.statistic.as_str())
+impl CloudWatch {
+    /// Whether an alarm is already as `spec` would put it (every setting, the action too:
+    /// a replaced alarm topic must reach existing alarms).
+    fn same(&self, alarm: &MetricAlarm, spec: &AlarmSpec, model: &str) -> bool {
+        alarm.metric_name() == Some(spec.metric)
+            && alarm.namespace() == Some(self.namespace.as_str())
+            && alarm_model(alarm) == Some(model)
+            && alarm.alarm_description() == Some(spec.description.as_str())
+            && alarm.statistic().map(|s| s.as_str()) == Some(spec.statistic.as_str())
+            && alarm.period() == Some(spec.period_seconds)
+            && alarm.evaluation_periods() == Some(spec.evaluation_periods)
+            && alarm.datapoints_to_alarm() == Some(spec.datapoints_to_alarm)
+            && alarm.threshold() == Some(spec.threshold)
+            && alarm.comparison_operator().map(|c| c.as_str()) == Some(COMPARISON)
+            && alarm.treat_missing_data() == Some(spec.treat_missing_data)
+            && alarm.alarm_actions() == [self.alarm_topic.clone()]
+    }
 }

@@ -42,8 +42,6 @@ const SUMMARY_FEATURES: usize = 10;
 pub enum MonitorFailure {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{failed} of {models} models could not be monitored: {first}")]
-    Models { failed: usize, models: usize, first: String },
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +54,8 @@ pub struct MonitorSettings {
     pub policy: DriftPolicy,
     pub thresholds: AlarmThresholds,
     pub reports_bucket: String,
+    /// Reports live as long as the capture bucket keeps objects; their summaries as long.
+    pub report_retention: Duration,
 }
 
 /// What a production version is judged by, read from its bundle once per container.
@@ -115,6 +115,7 @@ impl Monitor {
                     error_rate: parsed_or(vars, "ERROR_RATE_THRESHOLD", 0.05)?,
                 },
                 reports_bucket: capture_bucket.clone(),
+                report_retention: Duration::days(parsed_or(vars, "CAPTURE_RETENTION_DAYS", 90)?),
             },
             capture_bucket,
             limits: BundleLimits::for_memory(function_memory_bytes(vars)?),
@@ -149,18 +150,13 @@ impl Monitor {
             }
         }
         let alarms = self.reconcile_alarms(&productions).await?;
+        // One model that cannot be monitored (its bundle unreadable, say) must not stop the
+        // others, nor make every run a failure to retry: it is logged, listed and counted.
         for failure in &failures {
             tracing::error!(%failure, "model not monitored");
         }
-        if let Some(first) = failures.first() {
-            return Err(MonitorFailure::Models {
-                failed: failures.len(),
-                models: productions.len(),
-                first: first.clone(),
-            });
-        }
-        tracing::info!(models = results.len(), objects, "monitoring run done");
-        Ok(json!({ "window_end": time_text(end), "capture_objects": objects, "models": results,
+        tracing::info!(models = results.len(), failed = failures.len(), objects, "monitoring run done");
+        Ok(json!({ "window_end": time_text(end), "capture_objects": objects, "models": results, "failed": failures,
                    "alarms": { "put": alarms.put, "deleted": alarms.deleted } }))
     }
 
@@ -217,7 +213,7 @@ impl Monitor {
         if let Some(judged) = self.bundles.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(bundle_uri) {
             return Ok(Arc::clone(judged));
         }
-        let bytes = sluice_aws::read_s3_uri(&self.s3, bundle_uri).await?;
+        let bytes = sluice_aws::read_s3_uri(&self.s3, bundle_uri, self.limits.inflated_bytes).await?;
         let bundle = Bundle::from_tar_gz(&bytes, self.limits, Contents::WithoutModel).map_err(|e| StoreError {
             service: "S3",
             operation: "read bundle",
@@ -280,17 +276,21 @@ impl Monitor {
             .await
             .map_err(|e| StoreError::new("S3", "PutObject", e))?;
         let summary = summary(&model, &report, end, format!("s3://{}/{key}", self.settings.reports_bucket));
-        self.catalog.put_drift_summary(name, end, &summary).await?;
+        self.catalog.put_drift_summary(name, end, &summary, end + self.settings.report_retention).await?;
 
-        let metrics = self.metrics(&report, model.judged.manifest.task);
-        self.cloudwatch.publish(name, end, &metrics).await?;
         if report.verdict == Verdict::InsufficientData {
-            // The window keeps its start: the next run sees these rows and more.
+            // Nothing an alarm reads is published, and the window keeps its start: the next
+            // run sees these rows and more.
             return Ok(summary);
         }
+        // Only the run that moves the watermark owns the window: it alone publishes and logs,
+        // so a repeated or overlapping run never reports a window twice.
         let next = MonitorState { watermark: end, version: model.production.version };
-        let moved = self.catalog.advance_monitor(name, model.state.as_ref(), &next).await?;
-        if moved && report.verdict == Verdict::Drift {
+        if !self.catalog.advance_monitor(name, model.state.as_ref(), &next).await? {
+            return Ok(summary);
+        }
+        self.cloudwatch.publish(name, end, &self.metrics(&report, model.judged.manifest.task)).await?;
+        if report.verdict == Verdict::Drift {
             let event = ModelEvent {
                 time: end,
                 ..ModelEvent::new(
@@ -305,16 +305,14 @@ impl Monitor {
         Ok(summary)
     }
 
-    /// The metrics a window publishes: drift only with enough predictions, quality only
-    /// with enough feedback; an `insufficient_data` window publishes nothing an alarm reads.
+    /// The metrics of a window with enough predictions; quality only with enough feedback.
     fn metrics(&self, report: &WindowReport, task: Task) -> Vec<(&'static str, f64)> {
-        let mut metrics = Vec::new();
-        if report.verdict != Verdict::InsufficientData {
-            metrics.push((DRIFT_DETECTED, f64::from(u8::from(report.verdict == Verdict::Drift))));
-            metrics.push((DRIFT_SCORE, report.drift_score()));
-            metrics.push((DRIFTING_FEATURES, report.drifting.len() as f64));
-            metrics.push((MONITORED_PREDICTIONS, report.predictions as f64));
-        }
+        let mut metrics = vec![
+            (DRIFT_DETECTED, f64::from(u8::from(report.verdict == Verdict::Drift))),
+            (DRIFT_SCORE, report.drift_score()),
+            (DRIFTING_FEATURES, report.drifting.len() as f64),
+            (MONITORED_PREDICTIONS, report.predictions as f64),
+        ];
         if let (Some(live), Some(degradation)) = (report.quality.live, report.quality.degradation) {
             match task {
                 Task::Classification => metrics.extend([(LIVE_ACCURACY, live), (ACCURACY_DROP, degradation)]),

@@ -152,7 +152,7 @@ impl Fixture {
 
     async fn alarm_names(&self) -> Vec<String> {
         let cloudwatch = aws_sdk_cloudwatch::Client::new(&self.stack.clients.config);
-        let prefix = format!("{}-", self.stack.stack.name);
+        let prefix = format!("{}-model-", self.stack.stack.name);
         let alarms = cloudwatch.describe_alarms().alarm_name_prefix(prefix).send().await.unwrap();
         let mut names: Vec<String> =
             alarms.metric_alarms().iter().filter_map(|a| a.alarm_name().map(str::to_owned)).collect();
@@ -201,7 +201,7 @@ async fn a_shifted_feature_is_drift_named_first_with_its_figures() {
 
     // The full report is in S3 where the summary says.
     let report_uri = summary["report"].as_str().unwrap();
-    let report = sluice_aws::read_s3_uri(&fixture.stack.clients.s3, report_uri).await.unwrap();
+    let report = sluice_aws::read_s3_uri(&fixture.stack.clients.s3, report_uri, 1 << 20).await.unwrap();
     let report: Value = serde_json::from_slice(&report).unwrap();
     assert_eq!(report["report"]["features"].as_array().unwrap().len(), 2, "every feature");
 
@@ -217,7 +217,9 @@ async fn a_shifted_feature_is_drift_named_first_with_its_figures() {
 async fn every_production_model_gets_its_alarms_and_loses_them_with_production() {
     let fixture = Fixture::new(&[]).await;
     fixture.later_run().await;
-    let prefix = fixture.stack.stack.name.clone();
+    let again = fixture.later_run().await;
+    assert_eq!(again["alarms"]["put"], json!([]), "alarms as wanted are left alone");
+    let prefix = format!("{}-model", fixture.stack.stack.name);
     assert_eq!(
         fixture.alarm_names().await,
         [format!("{prefix}-flowers-drift"), format!("{prefix}-flowers-errors"), format!("{prefix}-flowers-quality")]

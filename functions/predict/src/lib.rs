@@ -12,10 +12,11 @@
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use serde_json::{Value, json};
 use sluice_aws::http_api::{BodyError, body_bytes, error_response, json_response, path_parameter};
-use sluice_aws::settings::{SettingsError, Vars};
+use sluice_aws::settings::{SettingsError, Vars, required};
 use sluice_aws::{AwsClients, StoreError};
 use sluice_aws_serving::{Service, StoredPrediction, prediction_service};
 use sluice_core::capture::PredictionId;
+use sluice_core::metrics::{Metric, Unit, publish};
 use sluice_core::{InvalidName, ModelName};
 use sluice_formats::ContentKind;
 use sluice_serving::{Input, ServeError};
@@ -27,6 +28,8 @@ pub const ROUTE_FEEDBACK: &str = "POST /predictions/{id}/feedback";
 
 /// Lambda's 6 MB synchronous payload, less base64's growth for image bodies.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// A label or a number, with room to spare; it is stored beside the prediction.
+const MAX_FEEDBACK_BYTES: usize = 4 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -88,11 +91,15 @@ impl ApiError {
 
 pub struct Predict {
     service: Service,
+    metrics_namespace: String,
 }
 
 impl Predict {
     pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
-        Ok(Self { service: prediction_service(clients, vars)? })
+        Ok(Self {
+            service: prediction_service(clients, vars)?,
+            metrics_namespace: required(vars, "METRICS_NAMESPACE")?,
+        })
     }
 
     pub async fn handle(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
@@ -108,6 +115,11 @@ impl Predict {
             if err.status() >= 500 {
                 tracing::error!(%route, %request_id, error = %err, source = ?err, "request failed");
             }
+            publish(
+                &self.metrics_namespace,
+                &[("Function", "predict"), ("ErrorKind", err.code())],
+                &[Metric { name: "Errors".into(), unit: Unit::Count, value: 1.0 }],
+            );
             error_response(err.status(), err.code(), &err.message(), &request_id)
         })
     }
@@ -163,6 +175,9 @@ impl Predict {
     async fn feedback(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let body: Value = serde_json::from_str(request.body.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::InvalidRequest(format!("the body is not JSON: {e}")))?;
+        if request.body.as_deref().unwrap_or_default().len() > MAX_FEEDBACK_BYTES {
+            return Err(ApiError::PayloadTooLarge(format!("feedback is at most {MAX_FEEDBACK_BYTES} bytes")));
+        }
         let truth = match &body["truth"] {
             truth @ (Value::String(_) | Value::Number(_) | Value::Bool(_)) => truth.clone(),
             Value::Null => {

@@ -6,7 +6,9 @@
 //! reported to the operators' topic.
 //!
 //! EventBridge delivers at least once: each job is claimed in the catalog before anything
-//! is written, so concurrent duplicates register (or report) it once.
+//! is written, so concurrent duplicates register (or report) it once, and the registration
+//! itself is keyed by the job (SageMaker's client token), so the retry of a delivery that
+//! failed half-way gets the version the first attempt created.
 
 use std::fmt;
 
@@ -230,12 +232,7 @@ impl Register {
             .ok_or_else(|| bundle_error("no valid model_name hyperparameter".into()))?;
         let bundle_uri = job.model_artifacts.clone().ok_or_else(|| bundle_error("no model artifacts".into()))?;
         self.once(&model, job_name, async {
-            // A delivery after the claim expired finds the version already there.
-            let versions = self.registry.versions(&model).await?.unwrap_or_default();
-            if versions.iter().any(|v| v.get(metadata::TRAINING_JOB) == Some(job_name)) {
-                return Ok(Outcome::AlreadyRegistered { job: job_name.to_owned() });
-            }
-            let bytes = sluice_aws::read_s3_uri(&self.s3, &bundle_uri).await?;
+            let bytes = sluice_aws::read_s3_uri(&self.s3, &bundle_uri, self.limits.inflated_bytes).await?;
             let bundle = Bundle::from_tar_gz(&bytes, self.limits, Contents::WithoutModel)
                 .map_err(|e| bundle_error(format!("{bundle_uri}: {e}")))?;
             let metrics = bundle.metrics.ok_or_else(|| bundle_error(format!("{bundle_uri} has no metrics.json")))?;
@@ -245,7 +242,6 @@ impl Register {
             let mut entries = metrics_metadata(&metrics);
             entries.insert(metadata::SOURCE.into(), "training".into());
             entries.insert(metadata::TRAINING_JOB.into(), job_name.to_owned());
-            entries.insert(metadata::GATE_REASON.into(), decision.reason.clone());
             if let Some(dataset) = job.hyperparameters.get("dataset") {
                 entries.insert(metadata::DATASET.into(), dataset.clone());
             }
@@ -266,26 +262,32 @@ impl Register {
             .details(json!({ "job_name": job_name, "tuning_job": tuning_job, "metrics": metrics }));
             self.catalog().append_event(model.as_str(), &trained, Some(&format!("trained {job_name}"))).await?;
 
-            let version = self.registry.register(&model, &bundle_uri, decision.approval, entries).await?;
+            // Keyed by the job: the retry of a delivery that failed after this call gets the
+            // version the first call created, with its decision.
+            let version = self
+                .registry
+                .register(&model, &bundle_uri, decision.approval, &decision.reason, entries, Some(job_name))
+                .await?;
+            let reason = version.description.clone().unwrap_or(decision.reason);
             let registered = ModelEvent {
                 // Just after "trained": one occurrence, so duplicates share the time, in order.
                 time: at + time::Duration::microseconds(1),
                 ..ModelEvent::new(
                     EventKind::Registered,
-                    format!("version {} registered, {}: {}", version.version, approval_words(decision.approval), decision.reason),
+                    format!("version {} registered, {}: {reason}", version.version, approval_words(version.approval)),
                 )
             }
             .version(version.version)
-            .details(json!({ "job_name": job_name, "approval": decision.approval.as_str(), "reason": decision.reason,
+            .details(json!({ "job_name": job_name, "approval": version.approval.as_str(), "reason": reason,
                              "production_version": production }));
             self.catalog().append_event(model.as_str(), &registered, Some(&format!("registered {job_name}"))).await?;
             self.registry.publish_production(&model).await?;
-            tracing::info!(%model, job = job_name, version = version.version, approval = decision.approval.as_str(), reason = %decision.reason, "registered");
+            tracing::info!(%model, job = job_name, version = version.version, approval = version.approval.as_str(), %reason, "registered");
             Ok(Outcome::Registered {
                 model: model.to_string(),
                 version: version.version,
-                approval: decision.approval,
-                reason: decision.reason,
+                approval: version.approval,
+                reason,
                 primary_metric: primary.name.clone(),
                 value: primary.value,
             })

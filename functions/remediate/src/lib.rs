@@ -11,6 +11,10 @@
 //! arrives. Retraining is the production version's own training request, started through
 //! the same code path as `POST /models/{model}/train`, on the recent data window.
 //!
+//! CloudWatch notifies only when an alarm changes state, so an alarm this function does not
+//! act on (it waits for data, or an episode holds) is set back to OK: while the breach
+//! lasts it fires again a period later and is decided afresh.
+//!
 //! A malformed message is an error: Lambda retries it twice and then hands it to the
 //! function's dead-letter queue; it never loops.
 
@@ -67,6 +71,7 @@ pub enum Outcome {
 
 pub struct Remediate {
     catalog: Catalog,
+    alarms: aws_sdk_cloudwatch::Client,
     training: TrainingService,
     operators: Operators,
     cooldown: Duration,
@@ -81,6 +86,7 @@ impl Remediate {
         Ok(Self {
             training: TrainingService::new(clients, catalog.clone(), TrainingSettings::from_vars(vars)?),
             catalog,
+            alarms: aws_sdk_cloudwatch::Client::new(&clients.config),
             operators: Operators::new(clients, required(vars, "OPERATORS_TOPIC_ARN")?),
             cooldown: Duration::hours(parsed_or(vars, "RETRAIN_COOLDOWN_HOURS", 24)?),
             window_days: parsed_or(vars, "RETRAIN_WINDOW_DAYS", 30)?,
@@ -121,10 +127,28 @@ impl Remediate {
         if let Decision::Ignore(reason) = decision {
             return Ok(Outcome::Ignored { reason });
         }
-        // Every transition into ALARM is logged once, whatever came of it.
-        let at = alarm_time(notification).unwrap_or(now);
+        let outcome = match (decision, production, data) {
+            (Decision::Retrain, Some(production), Some(data)) => {
+                self.episode(&model, notification, &production, data, now, Ok(())).await?
+            }
+            (Decision::WaitForData(reason), Some(production), Some(data)) => {
+                self.episode(&model, notification, &production, data, now, Err(reason)).await?
+            }
+            (_, production, _) => {
+                let what = if production.is_some() { "the service fails requests" } else { "no production version" };
+                return self.notify_once(&model, notification, now, what).await;
+            }
+        };
+        if matches!(outcome, Outcome::WaitingForData { .. } | Outcome::Duplicate { .. }) {
+            self.rearm(notification, &outcome).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Logs a transition into ALARM that this delivery acts on (duplicates are not logged).
+    async fn log_alarm(&self, model: &ModelName, notification: &AlarmNotification) -> Result<(), StoreError> {
         let alarm = ModelEvent {
-            time: at,
+            time: occurrence_time(notification),
             ..ModelEvent::new(
                 EventKind::Alarm,
                 format!("alarm {} is in ALARM: {}", notification.alarm_name, notification.new_state_reason),
@@ -132,18 +156,30 @@ impl Remediate {
         }
         .details(json!({ "alarm": notification.alarm_name, "metric": notification.trigger.metric_name,
                          "reason": notification.new_state_reason }));
-        self.catalog.append_event(model.as_str(), &alarm, Some(&notification.occurrence())).await?;
-        match (decision, production, data) {
-            (Decision::Retrain, Some(production), Some(data)) => {
-                self.episode(&model, notification, &production, data, now, Ok(())).await
+        self.catalog.append_event(model.as_str(), &alarm, Some(&notification.occurrence())).await
+    }
+
+    /// Sets an alarm that was not acted on back to OK. CloudWatch notifies only on
+    /// transitions: an alarm left in ALARM while the drift lasts would never call again, so
+    /// data that arrives later, or the end of the cooldown, would go unnoticed. Re-armed, it
+    /// fires again at its next breaching period and remediation decides afresh.
+    async fn rearm(&self, notification: &AlarmNotification, outcome: &Outcome) {
+        let reason = match outcome {
+            Outcome::WaitingForData { .. } => {
+                "Sluice remediation: waiting for new data; re-armed so a lasting breach calls again"
             }
-            (Decision::WaitForData(reason), Some(production), Some(data)) => {
-                self.episode(&model, notification, &production, data, now, Err(reason)).await
-            }
-            (_, production, _) => {
-                let what = if production.is_some() { "the service fails requests" } else { "no production version" };
-                self.notify_once(&model, notification, now, what).await
-            }
+            _ => "Sluice remediation: an episode is in hand; re-armed so a lasting breach calls again after it",
+        };
+        let set = self
+            .alarms
+            .set_alarm_state()
+            .alarm_name(&notification.alarm_name)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+            .state_reason(reason)
+            .send()
+            .await;
+        if let Err(err) = set {
+            tracing::warn!(alarm = %notification.alarm_name, error = %sluice_aws::error_chain(err), "alarm not re-armed");
         }
     }
 
@@ -178,8 +214,12 @@ impl Remediate {
         if !self.catalog.open_episode(model.as_str(), now, EPISODE_LEASE, data.latest_data).await? {
             return Ok(Outcome::Duplicate { model: model.to_string() });
         }
+        if let Err(err) = self.log_alarm(model, notification).await {
+            let _ = self.catalog.abandon_episode(model.as_str()).await;
+            return Err(err.into());
+        }
         let started = match retrain {
-            Ok(()) => self.retrain(model, production, now).await,
+            Ok(()) => self.retrain(model, production, notification).await,
             Err(reason) => Err(NotRetrained::Skip(reason)),
         };
         let started = match started {
@@ -222,13 +262,16 @@ impl Remediate {
         Ok(outcome)
     }
 
-    /// Starts the production version's own training request again, on the recent data.
+    /// Starts the production version's own training request again, on the recent data. The
+    /// job is named after the alarm's state change, so the retry of a delivery that failed
+    /// after starting it finds it instead of starting a second one.
     async fn retrain(
         &self,
         model: &ModelName,
         production: &ProductionRecord,
-        now: OffsetDateTime,
+        notification: &AlarmNotification,
     ) -> Result<String, NotRetrained> {
+        let now = occurrence_time(notification);
         let skip = |reason: String| NotRetrained::Skip(reason);
         let job = production
             .training_job
@@ -251,7 +294,7 @@ impl Remediate {
             request.insert("data_since".into(), since.format(&Rfc3339).expect("UTC times format").into());
         }
         let body = Value::Object(request).to_string();
-        match self.training.start(model, &body, now, Trigger::Remediation).await {
+        match self.training.start(model, &body, now, Trigger::Remediation, Some(&notification.occurrence())).await {
             Ok(started) => Ok(started.job_name),
             Err(TrainError::Store(err)) => Err(NotRetrained::Fail(err.into())),
             Err(invalid) => Err(skip(invalid.to_string())),
@@ -269,6 +312,10 @@ impl Remediate {
         let claim = format!("NOTICE#{}", notification.occurrence());
         if !self.catalog.claim_once(model.as_str(), &claim, now, EPISODE_LEASE).await? {
             return Ok(Outcome::Duplicate { model: model.to_string() });
+        }
+        if let Err(err) = self.log_alarm(model, notification).await {
+            let _ = self.catalog.release_claim(model.as_str(), &claim).await;
+            return Err(err.into());
         }
         let outcome = Outcome::Notified { model: model.to_string() };
         let message = operators_message(notification, None, &outcome, None);
@@ -288,14 +335,16 @@ enum NotRetrained {
     Fail(RemediateFailure),
 }
 
-/// When the alarm changed state (CloudWatch writes `2026-11-22T10:16:03.207+0000`).
-fn alarm_time(notification: &AlarmNotification) -> Option<OffsetDateTime> {
+/// When the alarm changed state (CloudWatch writes `2026-11-22T10:16:03.207+0000`): the
+/// same in every delivery of one notification, so what it names (log entries, the job) is
+/// the same too. Now, if the time does not parse.
+fn occurrence_time(notification: &AlarmNotification) -> OffsetDateTime {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond][offset_hour sign:mandatory][offset_minute]"
     );
     OffsetDateTime::parse(&notification.state_change_time, &format)
         .or_else(|_| OffsetDateTime::parse(&notification.state_change_time, &Rfc3339))
-        .ok()
+        .unwrap_or_else(|_| OffsetDateTime::now_utc())
 }
 
 /// What the operators read: the alarm, what was done and why, and where the data drifted.
