@@ -238,18 +238,7 @@ impl Catalog {
 
     /// Every model's retraining plan.
     pub async fn retrain_plans(&self) -> Result<Vec<RetrainPlan>, StoreError> {
-        let items = self
-            .dynamodb
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(RETRAIN_PK))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|err| StoreError::new("DynamoDB", "Query", err))?;
+        let items = self.query_range(s(RETRAIN_PK), "MODEL#", None, None, false).await?;
         items
             .iter()
             .map(|item| {
@@ -267,20 +256,8 @@ impl Catalog {
 
     /// Every ingest entry of a dataset.
     pub async fn ingests(&self, dataset: &DatasetName) -> Result<Vec<CatalogEntry>, StoreError> {
-        let pages = self
-            .dynamodb
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :ingest)")
-            .expression_attribute_values(":pk", dataset_pk(dataset))
-            .expression_attribute_values(":ingest", s("INGEST#"))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|err| StoreError::new("DynamoDB", "Query", err))?;
-        pages.iter().map(entry_from_item).collect()
+        let items = self.query_range(dataset_pk(dataset), "INGEST#", None, None, false).await?;
+        items.iter().map(entry_from_item).collect()
     }
 
     pub async fn schema(&self, dataset: &DatasetName) -> Result<Option<VersionedSchema>, StoreError> {
@@ -337,17 +314,7 @@ impl Catalog {
         dataset: &DatasetName,
         sort_key: &str,
     ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        Ok(self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", dataset_pk(dataset))
-            .key("sk", s(sort_key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| StoreError::new("DynamoDB", "GetItem", err))?
-            .item)
+        self.item(dataset_pk(dataset), s(sort_key)).await
     }
 
     pub async fn ingest(&self, dataset: &DatasetName, id: IngestId) -> Result<Option<CatalogEntry>, StoreError> {

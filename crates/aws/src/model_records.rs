@@ -141,7 +141,8 @@ impl Catalog {
         }
     }
 
-    async fn item(
+    /// One item, read consistently.
+    pub(crate) async fn item(
         &self,
         pk: AttributeValue,
         sk: AttributeValue,
@@ -160,8 +161,8 @@ impl Catalog {
     }
 
     /// Items of a partition whose sort key starts with `prefix` and sorts at or after
-    /// `from`, in key order (newest last), at most `limit` (all when `None`).
-    async fn query_range(
+    /// `from`, in key order (newest last, or first), at most `limit` (all when `None`).
+    pub(crate) async fn query_range(
         &self,
         pk: AttributeValue,
         prefix: &str,
@@ -172,29 +173,27 @@ impl Catalog {
         // `$` sorts right after `#`, so `[prefix, prefix$)` is exactly the prefix's keys.
         let end = format!("{}$", prefix.trim_end_matches('#'));
         let start = from.map_or_else(|| prefix.to_owned(), |from| format!("{prefix}{from}"));
+        let mut pages = self
+            .dynamodb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :start AND :end")
+            .expression_attribute_values(":pk", pk)
+            .expression_attribute_values(":start", s(&start))
+            .expression_attribute_values(":end", s(&end))
+            .scan_index_forward(!newest_first)
+            // A page of at most what is wanted: a limited read stops after one.
+            .set_limit(limit.map(|l| l.min(1000) as i32))
+            .into_paginator()
+            .items()
+            .send();
         let mut items = Vec::new();
-        let mut next: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let output = self
-                .dynamodb
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :start AND :end")
-                .expression_attribute_values(":pk", pk.clone())
-                .expression_attribute_values(":start", s(&start))
-                .expression_attribute_values(":end", s(&end))
-                .scan_index_forward(!newest_first)
-                .set_exclusive_start_key(next.take())
-                .set_limit(limit.map(|l| (l - items.len()).min(1000) as i32))
-                .send()
-                .await
-                .map_err(|err| StoreError::new("DynamoDB", "Query", err))?;
-            items.extend(output.items().iter().cloned());
-            next = output.last_evaluated_key().cloned();
-            if next.is_none() || limit.is_some_and(|l| items.len() >= l) {
-                return Ok(items);
-            }
+        while limit.is_none_or(|l| items.len() < l)
+            && let Some(item) = pages.next().await
+        {
+            items.push(item.map_err(|err| StoreError::new("DynamoDB", "Query", err))?);
         }
+        Ok(items)
     }
 
     // ── Production ─────────────────────────────────────────────────────────────────────
