@@ -8,7 +8,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let models = Models::from_settings(&AwsClients::from_env().await, &ProcessEnv)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
-        Ok::<_, Error>(models.handle_event(event.payload).await?)
+        // Boxed: inside the runtime's future, the handler's would nest past the compiler's
+        // type-layout depth limit.
+        Ok::<_, Error>(Box::pin(models.handle_event(event.payload)).await?)
     }))
     .await
 }

@@ -10,6 +10,8 @@ async fn main() -> Result<(), Error> {
     let monitor = Monitor::from_settings(&AwsClients::from_env().await, &ProcessEnv)?;
     let monitor = &monitor;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
+        // Boxed: inside the runtime's future, the handler's would nest past the compiler's
+        // type-layout depth limit.
         Ok::<_, Error>(Box::pin(monitor.handle(&event.payload)).await?)
     }))
     .await

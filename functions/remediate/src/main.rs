@@ -10,6 +10,8 @@ async fn main() -> Result<(), Error> {
     let remediate = Remediate::from_settings(&AwsClients::from_env().await, &ProcessEnv)?;
     let remediate = &remediate;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SnsEvent>| async move {
+        // Boxed: inside the runtime's future, the handler's would nest past the compiler's
+        // type-layout depth limit.
         Box::pin(remediate.handle(event.payload)).await.map_err(Error::from)
     }))
     .await
