@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use parquet::basic::Type as PhysicalType;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
+use sluice_core::values::timestamp_feature;
 use sluice_model::{Column, Frame};
 
 use crate::TrainError;
@@ -96,9 +97,9 @@ fn number(field: &Field) -> Option<f64> {
         Field::ULong(v) => v as f64,
         Field::Float(v) => f64::from(v),
         Field::Double(v) => v,
-        // Times are seconds since the epoch, as in the data profiles.
-        Field::TimestampMicros(v) => v as f64 / 1e6,
-        Field::TimestampMillis(v) => v as f64 / 1e3,
+        // Times are seconds since the epoch, as in the data profiles and at serving time.
+        Field::TimestampMicros(v) => timestamp_feature(v),
+        Field::TimestampMillis(v) => timestamp_feature(v * 1000),
         Field::Date(days) => f64::from(days) * 86_400.0,
         _ => return None,
     })

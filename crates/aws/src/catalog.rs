@@ -278,7 +278,14 @@ impl Catalog {
             ("pk".to_owned(), dataset_pk(dataset)),
             ("sk".to_owned(), s(SCHEMA_SK)),
             ("entity".to_owned(), s("schema")),
-            ("schema".to_owned(), s(serde_json::to_string(schema).expect("schemas serialise"))),
+            (
+                "schema".to_owned(),
+                s(schema.to_stored_json().map_err(|message| StoreError {
+                    service: "DynamoDB",
+                    operation: "PutItem",
+                    message,
+                })?),
+            ),
             ("version".to_owned(), n(expected.map_or(1, |v| v + 1))),
         ]);
         match expected {

@@ -7,6 +7,7 @@ mod clients;
 mod curated_zone;
 pub mod http_api;
 mod model_records;
+mod on_failure;
 mod raw_zone;
 pub mod settings;
 
@@ -14,6 +15,7 @@ pub use catalog::{Catalog, Claim, IdempotencyRecord, RetrainPlan, StoredResponse
 pub use clients::AwsClients;
 pub use curated_zone::CuratedZone;
 pub use model_records::{EpisodeState, MonitorState, ProductionRecord, TrainingJobRecord};
+pub use on_failure::{FailureContext, OnFailureRecord};
 pub use raw_zone::{PresignedPut, RawObject, RawZone};
 
 /// A failed call to an AWS service, with the SDK's full error chain in the message.

@@ -20,7 +20,9 @@ pub const LABEL_METADATA: &str = "label";
 /// An object read back from the raw zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawObject {
-    pub body: Vec<u8>,
+    /// The bytes, or `None` when the object is larger than the reader asked for (not read).
+    pub body: Option<Vec<u8>>,
+    pub size: u64,
     pub content_type: Option<String>,
     pub label: Option<String>,
 }
@@ -66,7 +68,8 @@ impl RawZone {
         Ok(())
     }
 
-    pub async fn get(&self, key: &str) -> Result<RawObject, StoreError> {
+    /// The object, its body read only if it is at most `max_bytes`.
+    pub async fn get(&self, key: &str, max_bytes: u64) -> Result<RawObject, StoreError> {
         let output = self
             .s3
             .get_object()
@@ -77,8 +80,13 @@ impl RawZone {
             .map_err(|err| StoreError::new("S3", "GetObject", err))?;
         let content_type = output.content_type().map(str::to_owned);
         let label = output.metadata().and_then(|m| m.get(LABEL_METADATA)).cloned();
-        let body = output.body.collect().await.map_err(|err| StoreError::new("S3", "GetObject", err))?.to_vec();
-        Ok(RawObject { body, content_type, label })
+        let size = output.content_length().unwrap_or_default().max(0) as u64;
+        let body = if size > max_bytes {
+            None
+        } else {
+            Some(output.body.collect().await.map_err(|err| StoreError::new("S3", "GetObject", err))?.to_vec())
+        };
+        Ok(RawObject { body, size, content_type, label })
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -14,6 +14,7 @@ pub mod monitoring;
 pub mod options;
 pub mod remediation;
 pub mod schema;
+pub mod values;
 
 pub use catalog::{CatalogEntry, IngestSource, IngestStatus, Processing};
 pub use checksum::Sha256Digest;

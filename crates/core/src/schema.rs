@@ -58,7 +58,27 @@ pub struct Schema {
     pub fields: Vec<Field>,
 }
 
+/// The most a schema may take as the JSON stored in its catalog item: DynamoDB items hold
+/// 400 KB, and the item has other attributes.
+pub const MAX_SCHEMA_JSON_BYTES: usize = 350_000;
+
 impl Schema {
+    /// The schema as stored, or why it cannot be. With the column limits
+    /// ([`crate::options::MAX_COLUMNS`], [`crate::options::MAX_COLUMN_NAME_BYTES`]) only
+    /// names full of characters JSON escapes come near the bound; they are refused here
+    /// rather than failing the write.
+    pub fn to_stored_json(&self) -> Result<String, String> {
+        let json = serde_json::to_string(self).expect("schemas serialise");
+        if json.len() > MAX_SCHEMA_JSON_BYTES {
+            return Err(format!(
+                "the schema of {} columns takes {} bytes, more than the {MAX_SCHEMA_JSON_BYTES} the catalog stores",
+                self.fields.len(),
+                json.len()
+            ));
+        }
+        Ok(json)
+    }
+
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
     }
@@ -100,6 +120,26 @@ mod tests {
 
     fn schema(fields: &[(&str, ColumnType)]) -> Schema {
         Schema { fields: fields.iter().map(|(n, t)| Field { name: (*n).into(), column_type: *t }).collect() }
+    }
+
+    #[test]
+    fn the_widest_schema_the_limits_allow_fits_its_catalog_item() {
+        use crate::options::{MAX_COLUMN_NAME_BYTES, MAX_COLUMNS};
+        let widest = Schema {
+            fields: (0..MAX_COLUMNS)
+                .map(|i| Field {
+                    name: format!("{i:0>width$}", width = MAX_COLUMN_NAME_BYTES),
+                    column_type: ColumnType::Timestamp,
+                })
+                .collect(),
+        };
+        assert!(widest.to_stored_json().is_ok());
+        let escaped = Schema {
+            fields: (0..MAX_COLUMNS)
+                .map(|i| Field { name: format!("{i}{}", "\\".repeat(120)), column_type: ColumnType::String })
+                .collect(),
+        };
+        assert!(escaped.to_stored_json().unwrap_err().contains("more than the 350000"));
     }
 
     #[test]

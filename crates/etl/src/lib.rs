@@ -1,21 +1,21 @@
 //! The ETL's domain logic, free of AWS: an object's bytes in, typed Parquet, rejected rows
 //! and a profile out.
 //!
-//! Tables are read twice: once to infer column types, once to convert, deduplicate and
-//! write row groups, so memory holds the input plus one row group. Nothing is dropped
+//! Tables are read twice with the streaming readers of `sluice-formats` (which cap every
+//! dimension of the object as they parse, under the dataset's limits): once to infer column
+//! types, once to convert, deduplicate and write row groups, so memory holds the input plus
+//! one row group and one row of cells. Nothing is dropped
 //! silently: a row that fails conversion, or repeats an earlier row exactly, goes to the
 //! rejected list with its row number and reason, and `rows_in = rows_out + rejected`.
 
 mod image_rows;
 mod parquet_out;
-mod source;
-pub mod values;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
-use sluice_formats::ContentKind;
+use sluice_formats::{ContentKind, ReadOptions, read_table};
 use sluice_profile::{ColumnProfile, Profile};
 
 pub use image_rows::process_image;
@@ -23,9 +23,7 @@ pub use parquet_out::ROW_GROUP_ROWS;
 use parquet_out::{Cell, Columns, ParquetSink};
 use sluice_core::options::{DatasetOptions, DecimalSeparator};
 use sluice_core::schema::{ColumnType, Field, Schema};
-use source::RawTable;
-pub use source::ReadOptions;
-use values::{normalise, parse_bool, parse_float, parse_integer, parse_timestamp};
+use sluice_core::values::{normalise, parse_bool, parse_float, parse_integer, parse_timestamp, timestamp_feature};
 use xxhash_rust::xxh3::{xxh3_64_with_seed, xxh3_128};
 
 /// Hash maps on the per-row path. One-shot xxh3 is several times faster than the default
@@ -101,30 +99,26 @@ pub fn process_table(
     dataset_schema: Option<&Schema>,
     options: &DatasetOptions,
 ) -> Result<Outcome, EtlError> {
-    let table = RawTable::read(kind, body, &read_options(options))?;
-    check_header(&table.header)?;
-    let (votes, rows) = type_votes(&table, options.decimal_separator)?;
+    let read_options = ReadOptions::from(options);
+    let table = Table { kind, body, options: &read_options };
+    let (header, votes, rows) = type_votes(&table, options.decimal_separator)?;
     let schema = match dataset_schema {
         None => Schema {
-            fields: table
-                .header
+            fields: header
                 .iter()
                 .zip(&votes)
                 .map(|(name, vote)| Field { name: name.clone(), column_type: vote.decide() })
                 .collect(),
         },
         Some(existing) => {
-            // A column keeps the dataset's type while most of its values fit it; the few
-            // that do not become rejected rows. Only a column that mostly does not fit has
-            // changed type.
-            let fields = table
-                .header
+            let fields = header
                 .iter()
                 .zip(&votes)
                 .map(|(name, vote)| {
+                    let decided = vote.decide();
                     let column_type = match existing.field(name) {
-                        Some(field) if vote.mostly_fit(field.column_type) => field.column_type,
-                        _ => vote.decide(),
+                        Some(field) => field_type(field.column_type, decided, vote, options.evolve_schema),
+                        None => decided,
                     };
                     Field { name: name.clone(), column_type }
                 })
@@ -132,26 +126,43 @@ pub fn process_table(
             existing.reconcile(&Schema { fields }, options.evolve_schema).map_err(EtlError::Schema)?
         }
     };
-    convert(&table, schema, options.decimal_separator, rows)
+    schema.to_stored_json().map_err(EtlError::Schema)?;
+    convert(&table, &header, schema, options.decimal_separator, rows)
 }
 
-fn read_options(options: &DatasetOptions) -> ReadOptions {
-    ReadOptions { csv_delimiter: options.csv_delimiter.map(|c| c as u8), sheet: options.sheet.clone() }
+/// The type this object's column is converted to, given the dataset's type for it. A type
+/// the dataset's holds is stored as the dataset's; an evolving dataset widens (an integer
+/// column that meets decimals becomes a float column, so no row is lost); otherwise the
+/// column keeps the dataset's type while most of its values fit it, and the few that do not
+/// become rejected rows. Only a column that mostly does not fit has changed type.
+fn field_type(existing: ColumnType, decided: ColumnType, vote: &TypeVotes, evolve: bool) -> ColumnType {
+    if existing.holds(decided) {
+        existing
+    } else if evolve && existing.widen(decided) != ColumnType::String {
+        existing.widen(decided)
+    } else if vote.mostly_fit(existing) {
+        existing
+    } else {
+        decided
+    }
 }
 
-fn check_header(header: &[String]) -> Result<(), EtlError> {
-    if header.is_empty() {
-        return Err(EtlError::Parse("no columns".into()));
+/// An object to read, as often as the ETL needs to.
+struct Table<'a> {
+    kind: ContentKind,
+    body: &'a [u8],
+    options: &'a ReadOptions,
+}
+
+impl Table<'_> {
+    /// Calls `row` with the header so far, each data row's number and its cells.
+    fn for_each_row(&self, mut row: impl FnMut(&[String], u64, &[Option<&str>])) -> Result<(), EtlError> {
+        read_table(self.kind, self.body, self.options, &mut |header, number, cells| {
+            row(header, number, cells);
+            std::ops::ControlFlow::Continue(())
+        })
+        .map_err(|err| EtlError::Parse(err.to_string()))
     }
-    for (index, name) in header.iter().enumerate() {
-        if name.is_empty() {
-            return Err(EtlError::Parse(format!("column {} has no name", index + 1)));
-        }
-        if header[..index].contains(name) {
-            return Err(EtlError::Parse(format!("column name {name:?} appears twice")));
-        }
-    }
-    Ok(())
 }
 
 /// Counts, per column, how many non-null values parse as each type.
@@ -191,7 +202,9 @@ impl TypeVotes {
         let agreed = |count: u64| self.values > 0 && count as f64 >= self.values as f64 * INFERENCE_AGREEMENT;
         if agreed(self.booleans) {
             ColumnType::Boolean
-        } else if agreed(self.integers) {
+        } else if agreed(self.integers) && self.floats == self.integers {
+            // Integer only when no value needs a decimal: integers widen to floats without
+            // loss, so one `97.5` among whole numbers makes a float column, not a rejected row.
             ColumnType::Integer
         } else if agreed(self.floats) {
             ColumnType::Float
@@ -203,13 +216,19 @@ impl TypeVotes {
     }
 }
 
-/// Per column, how its values parse; and how many rows there are.
-fn type_votes(table: &RawTable<'_>, decimal: DecimalSeparator) -> Result<(Vec<TypeVotes>, usize), EtlError> {
-    let mut votes = vec![TypeVotes::default(); table.header.len()];
+/// The object's header; per column, how its values parse; and how many rows there are.
+fn type_votes(table: &Table<'_>, decimal: DecimalSeparator) -> Result<(Vec<String>, Vec<TypeVotes>, usize), EtlError> {
+    let mut votes: Vec<TypeVotes> = Vec::new();
+    let mut final_header = Vec::new();
     let mut rows = 0;
-    table.for_each_row(|_, cells| {
+    table.for_each_row(|header, _, cells| {
         rows += 1;
-        if cells.len() != votes.len() {
+        if header.len() != final_header.len() {
+            final_header = header.to_vec();
+            votes.resize(header.len(), TypeVotes::default());
+        }
+        // A ragged CSV row is a rejected row; its cells say nothing about the columns' types.
+        if table.kind == ContentKind::Csv && cells.len() != header.len() {
             return;
         }
         for (vote, cell) in votes.iter_mut().zip(cells) {
@@ -218,7 +237,10 @@ fn type_votes(table: &RawTable<'_>, decimal: DecimalSeparator) -> Result<(Vec<Ty
             }
         }
     })?;
-    Ok((votes, rows))
+    if final_header.is_empty() {
+        return Err(EtlError::Parse("the table has no columns".into()));
+    }
+    Ok((final_header, votes, rows))
 }
 
 fn convert_cell<'a>(text: &'a str, column_type: ColumnType, decimal: DecimalSeparator) -> Option<Cell<'a>> {
@@ -260,10 +282,16 @@ fn rejected(header: &[String], row: u64, reason: String, cells: &[Option<&str>])
     RejectedRow { row, reason, values }
 }
 
-fn convert(table: &RawTable<'_>, schema: Schema, decimal: DecimalSeparator, rows: usize) -> Result<Outcome, EtlError> {
+fn convert(
+    table: &Table<'_>,
+    header: &[String],
+    schema: Schema,
+    decimal: DecimalSeparator,
+    rows: usize,
+) -> Result<Outcome, EtlError> {
     // For each schema column, where it is in this object (absent columns are all null).
     let positions: Vec<Option<usize>> =
-        schema.fields.iter().map(|f| table.header.iter().position(|h| *h == f.name)).collect();
+        schema.fields.iter().map(|f| header.iter().position(|h| *h == f.name)).collect();
     let mut sink = ParquetSink::new(&schema)?;
     let mut columns = Columns::new(&schema);
     let mut profiler = Profiler::new(&schema);
@@ -274,20 +302,23 @@ fn convert(table: &RawTable<'_>, schema: Schema, decimal: DecimalSeparator, rows
     let (mut rows_in, mut rows_out) = (0, 0);
     let mut failure = None;
 
-    table.for_each_row(|number, raw| {
+    table.for_each_row(|_, number, raw| {
         if failure.is_some() {
             return;
         }
         rows_in += 1;
-        if raw.len() != table.header.len() {
-            let reason = format!("expected {} fields (as many as the header), found {}", table.header.len(), raw.len());
-            rejects.push(rejected(&table.header, number, reason, raw));
+        // JSON records read before a key first appeared lack its cell: null, like a missing key.
+        let padded = table.kind != ContentKind::Csv && raw.len() < header.len();
+        if raw.len() != header.len() && !padded {
+            let reason = format!("expected {} fields (as many as the header), found {}", header.len(), raw.len());
+            rejects.push(rejected(header, number, reason, raw));
             return;
         }
-        let normalised: Vec<Option<&str>> = raw.iter().map(|c| c.and_then(normalise)).collect();
+        let mut normalised: Vec<Option<&str>> = raw.iter().map(|c| c.and_then(normalise)).collect();
+        normalised.resize(header.len(), None);
         let fingerprint = row_fingerprint(&normalised, &mut fingerprint_buffer);
         if let Some(first) = seen.get(&fingerprint) {
-            rejects.push(rejected(&table.header, number, format!("exact duplicate of row {first}"), &normalised));
+            rejects.push(rejected(header, number, format!("exact duplicate of row {first}"), &normalised));
             return;
         }
         let mut cells = Vec::with_capacity(schema.fields.len());
@@ -300,7 +331,7 @@ fn convert(table: &RawTable<'_>, schema: Schema, decimal: DecimalSeparator, rows
                     None => {
                         let reason =
                             format!("column {:?}: {text:?} is not a valid {}", field.name, field.column_type.as_str());
-                        rejects.push(rejected(&table.header, number, reason, &normalised));
+                        rejects.push(rejected(header, number, reason, &normalised));
                         return;
                     }
                 },
@@ -371,7 +402,7 @@ impl Profiler {
                 Cell::Integer(v) => self.numbers[index].push(v as f64),
                 Cell::Float(v) => self.numbers[index].push(v),
                 // Timestamps are profiled in seconds since the epoch.
-                Cell::Timestamp(v) => self.numbers[index].push(v as f64 / 1e6),
+                Cell::Timestamp(v) => self.numbers[index].push(timestamp_feature(v)),
                 Cell::Boolean(v) => count(if v { "true" } else { "false" }),
                 Cell::String(v) => count(v),
                 // Images profile their pixels themselves (see `process_image`).

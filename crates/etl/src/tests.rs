@@ -229,6 +229,67 @@ fn profiles_describe_the_written_rows() {
     assert_eq!(stats.top, vec![("a".to_owned(), 2), ("b".to_owned(), 1)]);
 }
 
+/// The shape of a public cars data set: `Displacement` is whole in all rows but one,
+/// `Year` is a date.
+fn cars_json() -> String {
+    let records: Vec<String> = (0..406)
+        .map(|i| {
+            let displacement = if i == 200 { "97.5".to_owned() } else { (300 + i % 50).to_string() };
+            let year = 1970 + i % 13;
+            format!(
+                r#"{{"Name":"car {i}","Miles_per_Gallon":{},"Displacement":{displacement},"Year":"{year}-01-01"}}"#,
+                15 + i % 20
+            )
+        })
+        .collect();
+    format!("[{}]", records.join(",\n"))
+}
+
+#[test]
+fn a_decimal_among_whole_numbers_makes_a_float_column_and_loses_no_row() {
+    let outcome = process_table(ContentKind::Json, cars_json().as_bytes(), None, &DatasetOptions::default()).unwrap();
+    assert_eq!(
+        types(&outcome.schema),
+        vec![
+            ("Displacement", ColumnType::Float),
+            ("Miles_per_Gallon", ColumnType::Integer),
+            ("Name", ColumnType::String),
+            ("Year", ColumnType::Timestamp),
+        ]
+    );
+    assert_eq!((outcome.rows_in, outcome.rows_out, outcome.rejected.len()), (406, 406, 0));
+    assert_eq!(cell(&read_rows(&outcome.parquet)[200], "Displacement"), ParquetField::Double(97.5));
+
+    // A dataset whose column is already integer widens when it evolves, and otherwise keeps
+    // its type and sets the decimal aside with the reason.
+    let integers =
+        process_table(ContentKind::Json, br#"[{"Displacement":300}]"#, None, &DatasetOptions::default()).unwrap();
+    let evolving = DatasetOptions { evolve_schema: true, ..DatasetOptions::default() };
+    let widened = process_table(ContentKind::Json, cars_json().as_bytes(), Some(&integers.schema), &evolving).unwrap();
+    assert_eq!(widened.schema.field("Displacement").unwrap().column_type, ColumnType::Float);
+    assert_eq!(widened.rows_out, 406);
+    let fixed = DatasetOptions::default();
+    let kept = process_table(
+        ContentKind::Ndjson,
+        b"{\"Displacement\":300}\n{\"Displacement\":97.5}\n{\"Displacement\":301}\n",
+        Some(&integers.schema),
+        &fixed,
+    )
+    .unwrap();
+    assert_eq!(kept.schema, integers.schema);
+    assert_eq!(kept.rejected[0].reason, "column \"Displacement\": \"97.5\" is not a valid integer");
+}
+
+#[test]
+fn objects_over_a_limit_fail_with_the_limit_named() {
+    let narrow = DatasetOptions {
+        limits: sluice_core::options::TableLimits { max_columns: 3, ..Default::default() },
+        ..DatasetOptions::default()
+    };
+    let err = process_table(ContentKind::Csv, b"a,b,c,d\n1,2,3,4\n", None, &narrow).unwrap_err();
+    assert_eq!(err.to_string(), "cannot parse the object: the header is over the dataset limit max_columns = 3");
+}
+
 #[test]
 fn unparseable_objects_are_errors() {
     assert!(matches!(csv("a,a\n1,2\n"), Err(EtlError::Parse(_))));

@@ -1,10 +1,10 @@
 use std::io::Cursor;
+use std::ops::ControlFlow;
 
-use calamine::{Reader, Xlsx};
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
-use serde_json::Value;
 
 use crate::ContentKind;
+use crate::table::{ReadOptions, read_table};
 
 /// Largest image accepted, in pixels. A few kilobytes of PNG can claim gigapixels; refusing
 /// them before decoding keeps a hostile upload from exhausting the function's memory.
@@ -28,10 +28,14 @@ pub enum FormatError {
     Csv { line: u64, message: String },
     #[error("CSV has no header row")]
     CsvNoHeader,
+    #[error("row {row}: expected {expected} fields (as many as the header), found {found}")]
+    RaggedRow { row: u64, expected: usize, found: usize },
     #[error("JSON line {line}, column {column}: {message}")]
     Json { line: usize, column: usize, message: String },
     #[error("JSON record {record} is not an object")]
     JsonRecordNotObject { record: usize },
+    #[error("JSON record {record}: {message}")]
+    JsonKey { record: u64, message: String },
     #[error("JSON body must be an array of objects or a single object")]
     JsonNotRecords,
     #[error("NDJSON line {line}: {message}")]
@@ -44,133 +48,45 @@ pub enum FormatError {
     ImageTooLarge { format: &'static str, width: u32, height: u32, max: u64 },
     #[error("header column {column}: {message}")]
     Header { column: usize, message: String },
+    #[error("the table has no columns")]
+    NoColumns,
     #[error("no data rows: the body has a header but no records")]
     NoRows,
+    #[error("{at} is over the dataset limit {what} = {limit}")]
+    Limit { what: String, limit: u64, at: String },
+    #[error("{0} is not a table")]
+    NotATable(String),
+    #[error("cannot read the body: {0}")]
+    Read(String),
 }
 
-/// Checks that `body` is a well-formed instance of `kind` and counts its rows.
-pub fn inspect(kind: ContentKind, body: &[u8]) -> Result<Inspection, FormatError> {
+/// Checks that `body` is a well-formed instance of `kind`, within the dataset's limits, with
+/// the readers the ETL uses, and counts its rows. CSV rows must be as wide as the header.
+pub fn inspect(kind: ContentKind, body: &[u8], options: &ReadOptions) -> Result<Inspection, FormatError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(FormatError::Empty);
     }
-    let rows = match kind {
-        ContentKind::Csv => csv_rows(body)?,
-        ContentKind::Xlsx => xlsx_rows(body)?,
-        ContentKind::Json => json_rows(body)?,
-        ContentKind::Ndjson => ndjson_rows(body)?,
-        ContentKind::Png | ContentKind::Jpeg => {
-            let image = decode_image(kind, body)?;
-            return Ok(Inspection { rows: None, image_size: Some((image.width(), image.height())) });
+    if kind.is_image() {
+        let image = decode_image(kind, body)?;
+        return Ok(Inspection { rows: None, image_size: Some((image.width(), image.height())) });
+    }
+    let mut rows = 0;
+    let mut ragged = None;
+    read_table(kind, body, options, &mut |header, number, cells| {
+        rows = number;
+        if kind == ContentKind::Csv && cells.len() != header.len() {
+            ragged = Some(FormatError::RaggedRow { row: number, expected: header.len(), found: cells.len() });
+            return ControlFlow::Break(());
         }
-    };
+        ControlFlow::Continue(())
+    })?;
+    if let Some(err) = ragged {
+        return Err(err);
+    }
     if rows == 0 {
         return Err(FormatError::NoRows);
     }
     Ok(Inspection { rows: Some(rows), image_size: None })
-}
-
-fn strip_utf8_bom(body: &[u8]) -> &[u8] {
-    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
-}
-
-fn csv_rows(body: &[u8]) -> Result<u64, FormatError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(strip_utf8_bom(body));
-    let header = reader.headers().map_err(csv_error)?.clone();
-    if header.is_empty() {
-        return Err(FormatError::CsvNoHeader);
-    }
-    check_header(header.iter())?;
-    let mut record = csv::StringRecord::new();
-    let mut rows = 0;
-    while reader.read_record(&mut record).map_err(csv_error)? {
-        rows += 1;
-    }
-    Ok(rows)
-}
-
-fn csv_error(err: csv::Error) -> FormatError {
-    let line = err.position().map_or(0, csv::Position::line);
-    let message = match err.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            format!("expected {expected_len} fields (as many as the header), found {len}")
-        }
-        csv::ErrorKind::Utf8 { err, .. } => format!("not valid UTF-8 ({err})"),
-        _ => err.to_string(),
-    };
-    FormatError::Csv { line, message }
-}
-
-/// Column names become Parquet columns downstream, so they must be present and unique.
-fn check_header<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), FormatError> {
-    let mut seen = std::collections::HashSet::new();
-    for (index, name) in names.enumerate() {
-        let column = index + 1;
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(FormatError::Header { column, message: "empty column name".into() });
-        }
-        if !seen.insert(name.to_owned()) {
-            return Err(FormatError::Header { column, message: format!("duplicate column name {name:?}") });
-        }
-    }
-    Ok(())
-}
-
-fn xlsx_rows(body: &[u8]) -> Result<u64, FormatError> {
-    let mut workbook = Xlsx::new(Cursor::new(body)).map_err(|err| FormatError::Xlsx(err.to_string()))?;
-    let range = workbook
-        .worksheet_range_at(0)
-        .ok_or_else(|| FormatError::Xlsx("the workbook has no worksheets".into()))?
-        .map_err(|err| FormatError::Xlsx(err.to_string()))?;
-    let mut rows = range.rows();
-    let header = rows.next().ok_or(FormatError::NoRows)?;
-    let names: Vec<String> = header.iter().map(ToString::to_string).collect();
-    check_header(names.iter().map(String::as_str))?;
-    Ok(rows.count() as u64)
-}
-
-fn json_rows(body: &[u8]) -> Result<u64, FormatError> {
-    let value: Value = serde_json::from_slice(strip_utf8_bom(body)).map_err(|err| FormatError::Json {
-        line: err.line(),
-        column: err.column(),
-        message: json_message(&err),
-    })?;
-    match value {
-        Value::Array(records) => {
-            if let Some(index) = records.iter().position(|record| !record.is_object()) {
-                return Err(FormatError::JsonRecordNotObject { record: index + 1 });
-            }
-            Ok(records.len() as u64)
-        }
-        Value::Object(_) => Ok(1),
-        _ => Err(FormatError::JsonNotRecords),
-    }
-}
-
-/// serde_json appends " at line L column C" to its messages; the error already says where.
-fn json_message(err: &serde_json::Error) -> String {
-    let full = err.to_string();
-    match full.rfind(" at line ") {
-        Some(cut) => full[..cut].to_owned(),
-        None => full,
-    }
-}
-
-fn ndjson_rows(body: &[u8]) -> Result<u64, FormatError> {
-    let mut rows = 0;
-    for (index, line) in strip_utf8_bom(body).split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let line_number = index + 1;
-        let value: Value = serde_json::from_slice(line)
-            .map_err(|err| FormatError::Ndjson { line: line_number, message: json_message(&err) })?;
-        if !value.is_object() {
-            return Err(FormatError::Ndjson { line: line_number, message: "not a JSON object".into() });
-        }
-        rows += 1;
-    }
-    Ok(rows)
 }
 
 /// Decodes a PNG or JPEG, refusing images over [`MAX_IMAGE_PIXELS`] before decoding them.
@@ -214,19 +130,21 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
     }
 
-    #[test]
-    fn counts_csv_rows_excluding_header_and_bom() {
-        let body = b"\xEF\xBB\xBFa,b\n1,2\n3,\"x,y\"\n";
-        assert_eq!(inspect(ContentKind::Csv, body).unwrap().rows, Some(2));
+    fn inspect(kind: ContentKind, body: &[u8]) -> Result<Inspection, FormatError> {
+        super::inspect(kind, body, &ReadOptions::default())
     }
 
     #[test]
-    fn csv_with_a_short_row_names_the_line() {
+    fn counts_csv_rows_excluding_header_and_bom() {
+        let body = b"\xEF\xBB\xBFa,b\n1,2\n\n3,\"x,y\"\n";
+        assert_eq!(inspect(ContentKind::Csv, body).unwrap().rows, Some(2), "blank lines are not rows");
+    }
+
+    #[test]
+    fn csv_with_a_short_row_names_the_row() {
         let err = inspect(ContentKind::Csv, b"a,b,c\n1,2,3\n4,5\n").unwrap_err();
-        assert_eq!(
-            err,
-            FormatError::Csv { line: 3, message: "expected 3 fields (as many as the header), found 2".into() }
-        );
+        assert_eq!(err, FormatError::RaggedRow { row: 2, expected: 3, found: 2 });
+        assert_eq!(err.to_string(), "row 2: expected 3 fields (as many as the header), found 2");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use aws_sdk_s3::types::{
     S3KeyFilter,
 };
 use serde_json::{Value, json};
-use sluice_aws::AwsClients;
+use sluice_aws::{AwsClients, FailureContext, OnFailureRecord};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinHandle;
@@ -195,21 +195,23 @@ async fn invoke_async(
         Some(other) => ("Runtime.Error".to_owned(), other.to_string()),
         None => return,
     };
-    // The record Lambda sends to an on-failure destination.
-    let record = json!({
-        "version": "1.0",
-        "timestamp": OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC times format"),
-        "requestContext": {
-            "requestId": uuid::Uuid::now_v7().to_string(),
-            "functionArn": format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{}:$LATEST", route.function),
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": attempts,
+    let record = OnFailureRecord {
+        version: "1.0".into(),
+        timestamp: OffsetDateTime::now_utc().format(&Rfc3339).expect("UTC times format"),
+        request_context: FailureContext {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            function_arn: format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{}:$LATEST", route.function),
+            condition: "RetriesExhausted".into(),
+            approximate_invoke_count: attempts,
         },
-        "requestPayload": event,
-        "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
-        "responsePayload": { "errorType": error_type, "errorMessage": message },
-    });
-    if let Err(err) = sqs.send_message().queue_url(dead_letter_url).message_body(record.to_string()).send().await {
+        request_payload: event.clone(),
+        response_context: Some(
+            json!({ "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" }),
+        ),
+        response_payload: Some(json!({ "errorType": error_type, "errorMessage": message })),
+    };
+    let body = serde_json::to_string(&record).expect("records serialise");
+    if let Err(err) = sqs.send_message().queue_url(dead_letter_url).message_body(body).send().await {
         tracing::error!(error = %sluice_aws::error_chain(err), "could not send to the on-failure destination");
     }
 }

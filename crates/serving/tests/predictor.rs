@@ -81,6 +81,21 @@ fn rows_that_do_not_fit_are_refused_by_row_and_field() {
 }
 
 #[test]
+fn values_sent_as_they_were_ingested_mean_what_they_meant_in_training() {
+    let (network, manifest) = classifier();
+    let predictor = Predictor::load(&bundle(&network, &manifest)).unwrap();
+    let predict = |petal: serde_json::Value| {
+        predictor.predict(&[json!({"petal": petal, "colour": "red"})]).unwrap().unwrap().remove(0)
+    };
+    // A timestamp column was trained on seconds since the epoch: its ISO text is that number.
+    assert_eq!(predict(json!("1970-01-02")), predict(json!(86_400.0)));
+    assert_eq!(predict(json!("1970-01-01T00:00:02.5Z")), predict(json!(2.5)));
+    assert_eq!(predict(json!(" 2.5 ")), predict(json!(2.5)), "a number in quotes, as a CSV holds it");
+    assert_eq!(predict(json!("TRUE")), predict(json!(true)));
+    assert_eq!(predict(json!("NA")), predict(json!(null)), "the ETL's null tokens are nulls");
+}
+
+#[test]
 fn bundles_that_cannot_serve_are_refused_when_loaded() {
     let (network, manifest_ok) = classifier();
     let wrong_output = manifest(Task::Classification, &["iris", "rose", "tulip"], "scores");

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::{Map, Value, json};
+use sluice_core::values::{normalise, numeric_feature};
 use sluice_model::pipeline::FeatureStep;
 use sluice_serving::{Prediction, Predictor};
 
@@ -74,14 +75,13 @@ fn typed_cell(step: &FeatureStep, cell: &str) -> Result<Value, String> {
         return Ok(Value::Null);
     }
     match step {
-        FeatureStep::Standardize { .. } => match cell {
-            "true" | "TRUE" | "True" => Ok(json!(1.0)),
-            "false" | "FALSE" | "False" => Ok(json!(0.0)),
-            _ => cell
-                .trim()
-                .parse::<f64>()
-                .map(|n| json!(n))
-                .map_err(|_| format!("column {column:?} must be a number, not {cell:?}")),
+        // Read as the ETL read the column when the model was trained.
+        FeatureStep::Standardize { .. } => match numeric_feature(cell) {
+            Some(number) => Ok(json!(number)),
+            None if normalise(cell).is_none() => Ok(Value::Null),
+            None => {
+                Err(format!("column {column:?} must be a number, a boolean or an ISO date or timestamp, not {cell:?}"))
+            }
         },
         FeatureStep::OneHot { .. } => Ok(Value::String(cell.to_owned())),
         FeatureStep::Vector { .. } => serde_json::from_str::<Value>(cell)

@@ -4,12 +4,16 @@
 //! Bad data is an outcome, not an error: the entry says `FAILED` and why, and the event is
 //! done. Errors are for what a retry can fix (an AWS call failed) or what nobody can
 //! (a key outside the raw layout); they fail the invocation, Lambda retries it, and after
-//! the retries the event lands in the dead-letter queue.
+//! the retries the event goes to the on-failure queue. The function reads that queue too:
+//! an object the ETL gave up on (errors, a timeout, running out of memory) is marked
+//! `FAILED` with Lambda's reason, so no entry stays `RECEIVED` unexplained.
 
 use aws_lambda_events::s3::S3Event;
+use aws_lambda_events::sqs::SqsEvent;
 use sluice_aws::settings::{SettingsError, Vars, required};
-use sluice_aws::{AwsClients, Catalog, CuratedZone, RawZone, StoreError};
+use sluice_aws::{AwsClients, Catalog, CuratedZone, OnFailureRecord, RawZone, StoreError};
 use sluice_core::metrics::{Metric, Unit, publish};
+use sluice_core::options::DatasetOptions;
 use sluice_core::{
     CatalogEntry, DatasetName, IngestSource, IngestStatus, Processing, RawKey, Sha256Digest, dataset_profile_key,
     object_profiles_prefix, percent_decode,
@@ -30,6 +34,8 @@ pub enum EtlFailure {
     Store(#[from] StoreError),
     #[error("the schema of dataset {0} changed under every one of {SCHEMA_ATTEMPTS} attempts")]
     SchemaContention(DatasetName),
+    #[error("the event is neither an S3 notification nor an SQS batch of on-failure records: {0}")]
+    UnexpectedEvent(String),
 }
 
 pub struct Etl {
@@ -48,6 +54,56 @@ impl Etl {
         })
     }
 
+    /// S3 notifications from the raw bucket, or the on-failure queue's records of events
+    /// the function gave up on.
+    pub async fn handle_event(&self, event: serde_json::Value) -> Result<(), EtlFailure> {
+        let unexpected = |err: serde_json::Error| EtlFailure::UnexpectedEvent(err.to_string());
+        if event["Records"][0]["eventSource"] == "aws:sqs" {
+            self.handle_failures(serde_json::from_value(event).map_err(unexpected)?).await
+        } else {
+            self.handle(serde_json::from_value(event).map_err(unexpected)?).await
+        }
+    }
+
+    /// Marks each object in the given-up events `FAILED` with Lambda's reason, unless an
+    /// attempt finished it after all.
+    pub async fn handle_failures(&self, event: SqsEvent) -> Result<(), EtlFailure> {
+        for message in event.records {
+            let body = message.body.unwrap_or_default();
+            let record: OnFailureRecord = match serde_json::from_str(&body) {
+                Ok(record) => record,
+                Err(err) => {
+                    // Retrying cannot make it readable; it stays in the logs to look at.
+                    tracing::error!(error = %err, %body, "not an on-failure record");
+                    continue;
+                }
+            };
+            let reason = format!("the ETL {}", record.reason());
+            let Ok(s3_event) = serde_json::from_value::<S3Event>(record.request_payload) else {
+                tracing::error!(%reason, "the on-failure record carries no S3 event");
+                continue;
+            };
+            for s3_record in s3_event.records {
+                let (Some(bucket), Some(key)) = (s3_record.s3.bucket.name, s3_record.s3.object.key) else { continue };
+                self.give_up(&bucket, &s3_event_key(&key), &reason).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn give_up(&self, bucket: &str, key: &str, reason: &str) -> Result<(), EtlFailure> {
+        let Some(raw_key) = RawKey::parse(key) else {
+            tracing::error!(%key, %reason, "gave up on an object outside the raw layout; it has no catalog entry");
+            return Ok(());
+        };
+        let entry = match self.catalog.ingest(&raw_key.dataset, raw_key.ingest_id).await? {
+            Some(entry) if matches!(entry.status, IngestStatus::Processed | IngestStatus::Failed) => return Ok(()),
+            Some(entry) => entry,
+            None => new_entry(&raw_key, bucket, key, None),
+        };
+        self.fail(entry, &raw_key, reason.to_owned()).await
+    }
+
     pub async fn handle(&self, event: S3Event) -> Result<(), EtlFailure> {
         for record in event.records {
             let created = record.event_name.as_deref().is_some_and(|name| name.starts_with("ObjectCreated"));
@@ -62,36 +118,28 @@ impl Etl {
     async fn process(&self, bucket: &str, key: &str) -> Result<(), EtlFailure> {
         let raw_key = RawKey::parse(key).ok_or_else(|| EtlFailure::UnexpectedKey(key.to_owned()))?;
         let dataset = raw_key.dataset.clone();
-        let object = RawZone::new(self.clients.s3.clone(), bucket).get(key).await?;
+        let options = self.catalog.options(&dataset).await?;
+        let max_bytes = options.limits.max_object_bytes;
+        let object = RawZone::new(self.clients.s3.clone(), bucket).get(key, max_bytes).await?;
         let kind = ContentKind::from_extension(&raw_key.extension);
         let mut entry = match self.catalog.ingest(&dataset, raw_key.ingest_id).await? {
             Some(entry) => entry,
-            None => CatalogEntry {
-                dataset: dataset.clone(),
-                ingest_id: raw_key.ingest_id,
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                content_type: kind
-                    .map_or_else(|| object.content_type.clone().unwrap_or_default(), |k| k.mime().to_owned()),
-                status: IngestStatus::Received,
-                source: IngestSource::S3,
-                received_at: OffsetDateTime::now_utc(),
-                size_bytes: None,
-                sha256: None,
-                row_count: None,
-                label: None,
-                processing: None,
-            },
+            None => new_entry(&raw_key, bucket, key, object.content_type.as_deref()),
         };
-        entry.size_bytes = Some(object.body.len() as u64);
-        entry.sha256 = Some(Sha256Digest::of(&object.body).hex);
+        entry.size_bytes = Some(object.size);
         entry.label = entry.label.or(object.label.clone());
         let keys = raw_key.curated();
 
+        let Some(body) = object.body else {
+            let reason =
+                format!("the object is {} bytes, over the dataset limit max_object_bytes = {max_bytes}", object.size);
+            return self.fail(entry, &raw_key, reason).await;
+        };
+        entry.sha256 = Some(Sha256Digest::of(&body).hex);
         let Some(kind) = kind else {
             return self.fail(entry, &raw_key, format!("unsupported file extension {:?}", raw_key.extension)).await;
         };
-        let outcome = match self.transform(&dataset, kind, &object.body, entry.label.as_deref()).await? {
+        let outcome = match self.transform(&dataset, kind, &body, entry.label.as_deref(), &options).await? {
             Ok(outcome) => outcome,
             Err(err) => return self.fail(entry, &raw_key, err.to_string()).await,
         };
@@ -148,15 +196,15 @@ impl Etl {
         kind: ContentKind,
         body: &[u8],
         label: Option<&str>,
+        options: &DatasetOptions,
     ) -> Result<Result<Outcome, EtlError>, EtlFailure> {
-        let options = self.catalog.options(dataset).await?;
         for _ in 0..SCHEMA_ATTEMPTS {
             let stored = self.catalog.schema(dataset).await?;
             let current = stored.as_ref().map(|s| &s.schema);
             let result = if kind.is_image() {
-                process_image(kind, body, label, current, &options)
+                process_image(kind, body, label, current, options)
             } else {
-                process_table(kind, body, current, &options)
+                process_table(kind, body, current, options)
             };
             let outcome = match result {
                 Ok(outcome) => outcome,
@@ -227,6 +275,26 @@ impl Etl {
             None => self.curated.delete(&key).await?,
         }
         Ok(())
+    }
+}
+
+/// The entry of an object that arrived in the raw zone without going through the API.
+fn new_entry(raw_key: &RawKey, bucket: &str, key: &str, stored_content_type: Option<&str>) -> CatalogEntry {
+    let kind = ContentKind::from_extension(&raw_key.extension);
+    CatalogEntry {
+        dataset: raw_key.dataset.clone(),
+        ingest_id: raw_key.ingest_id,
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        content_type: kind.map_or_else(|| stored_content_type.unwrap_or_default().to_owned(), |k| k.mime().to_owned()),
+        status: IngestStatus::Received,
+        source: IngestSource::S3,
+        received_at: OffsetDateTime::now_utc(),
+        size_bytes: None,
+        sha256: None,
+        row_count: None,
+        label: None,
+        processing: None,
     }
 }
 

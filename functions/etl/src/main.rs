@@ -1,4 +1,3 @@
-use aws_lambda_events::s3::S3Event;
 use etl::Etl;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use sluice_aws::AwsClients;
@@ -8,8 +7,8 @@ use sluice_aws::settings::ProcessEnv;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let etl = Etl::from_settings(AwsClients::from_env().await, &ProcessEnv)?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<S3Event>| async {
-        Ok::<_, Error>(etl.handle(event.payload).await?)
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
+        Ok::<_, Error>(etl.handle_event(event.payload).await?)
     }))
     .await
 }

@@ -201,3 +201,84 @@ async fn an_object_that_does_not_parse_is_marked_failed() {
     assert!(entry.processing.unwrap().failure_reason.unwrap().contains("JSON"));
     assert_eq!(entry.source, sluice_core::IngestSource::S3, "objects that bypassed the API are catalogued too");
 }
+
+/// Marks the object FAILED with `words` in its reason, and checks nothing reached the
+/// curated zone for it.
+async fn assert_failed_with_nothing_written(fixture: &Fixture, key: &str, words: &str) {
+    let entry = fixture.entry(key).await;
+    assert_eq!(entry.status, IngestStatus::Failed);
+    let reason = entry.processing.unwrap().failure_reason.unwrap();
+    assert!(reason.contains(words), "{reason}");
+    let written = object_keys(&fixture.stack.clients, fixture.stack.bucket("CuratedBucket")).await;
+    let id = RawKey::parse(key).unwrap().ingest_id.to_string();
+    assert!(!written.iter().any(|k| k.contains(&id)), "{written:?}");
+}
+
+#[tokio::test]
+async fn hostile_objects_are_marked_failed_with_the_limit_they_broke() {
+    let fixture = Fixture::new().await;
+    let wide = raw_key("wide", "csv");
+    let header: Vec<String> = (0..20_000).map(|i| format!("c{i}")).collect();
+    fixture.put_raw(&wide, format!("{}\n{}\n", header.join(","), "1,".repeat(19_999) + "1").into_bytes(), None).await;
+    fixture.run(&wide).await.unwrap();
+    assert_failed_with_nothing_written(&fixture, &wide, "max_columns = 2000").await;
+
+    let keys = raw_key("sparse", "ndjson");
+    let records: String = (0..10_000).map(|i| format!("{{\"k{i}\":0}}\n")).collect();
+    fixture.put_raw(&keys, records.into_bytes(), None).await;
+    fixture.run(&keys).await.unwrap();
+    assert_failed_with_nothing_written(&fixture, &keys, "record 2001").await;
+
+    // An object over the dataset's size limit is not even read.
+    let small = sluice_core::options::DatasetOptions {
+        limits: sluice_core::options::TableLimits { max_object_bytes: 1_000, ..Default::default() },
+        ..Default::default()
+    };
+    fixture.catalog().save_options(&DatasetName::parse("small").unwrap(), &small).await.unwrap();
+    let big = raw_key("small", "csv");
+    fixture.put_raw(&big, format!("a\n{}", "1\n".repeat(1_000)).into_bytes(), None).await;
+    fixture.run(&big).await.unwrap();
+    assert_failed_with_nothing_written(&fixture, &big, "2002 bytes, over the dataset limit max_object_bytes = 1000")
+        .await;
+}
+
+#[tokio::test]
+async fn an_object_the_function_gave_up_on_is_marked_failed_with_lambdas_reason() {
+    let fixture = Fixture::new().await;
+    let key = raw_key("iris", "csv");
+    fixture.put_raw(&key, sample("iris.csv"), None).await;
+    let record = serde_json::json!({
+        "version": "1.0",
+        "timestamp": "2026-11-22T10:00:00.000Z",
+        "requestContext": {"requestId": "c9f8", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:etl:$LATEST",
+                           "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": serde_json::to_value(event(fixture.stack.bucket("RawBucket"), &key)).unwrap(),
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "Runtime.ExitError", "errorMessage": "Runtime exited with error: signal: killed"},
+    });
+    let sqs_event = serde_json::json!({"Records": [{
+        "messageId": "1", "receiptHandle": "r", "body": record.to_string(), "attributes": {}, "messageAttributes": {},
+        "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:etl-dlq",
+        "awsRegion": "us-east-1"
+    }]});
+    fixture.etl.handle_event(sqs_event.clone()).await.unwrap();
+    assert_failed_with_nothing_written(
+        &fixture,
+        &key,
+        "gave up after 3 attempt(s) (RetriesExhausted): Runtime.ExitError",
+    )
+    .await;
+
+    // A replayed record changes nothing; and an object a later attempt processed stays processed.
+    fixture.etl.handle_event(sqs_event).await.unwrap();
+    assert_eq!(fixture.entry(&key).await.status, IngestStatus::Failed);
+    let processed = raw_key("iris", "csv");
+    fixture.put_raw(&processed, sample("iris.csv"), None).await;
+    fixture.run(&processed).await.unwrap();
+    let mut late = record.clone();
+    late["requestPayload"] = serde_json::to_value(event(fixture.stack.bucket("RawBucket"), &processed)).unwrap();
+    let batch =
+        serde_json::json!({"Records": [{"messageId": "2", "body": late.to_string(), "eventSource": "aws:sqs"}]});
+    fixture.etl.handle_event(batch).await.unwrap();
+    assert_eq!(fixture.entry(&processed).await.status, IngestStatus::Processed);
+}

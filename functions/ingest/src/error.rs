@@ -73,6 +73,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidBase64(_) => "invalid_body",
             Self::InvalidBody(FormatError::Empty) => "empty_body",
+            Self::InvalidBody(FormatError::Limit { .. }) => "over_limit",
             Self::InvalidBody(_) => "invalid_body",
             Self::InvalidUploadRequest(_) => "invalid_upload_request",
             Self::InvalidLabel(_) => "invalid_label",
@@ -102,6 +103,16 @@ mod tests {
         assert_eq!(err.status(), 413);
         assert!(err.to_string().contains("/uploads"));
         assert_eq!(ApiError::InvalidBody(FormatError::Empty).code(), "empty_body");
+        let over = ApiError::InvalidBody(FormatError::Limit {
+            what: "max_columns".into(),
+            limit: 2000,
+            at: "the header".into(),
+        });
+        assert_eq!((over.status(), over.code()), (400, "over_limit"));
+        assert_eq!(
+            over.to_string().split(": ").last().unwrap(),
+            "the header is over the dataset limit max_columns = 2000"
+        );
         assert_eq!(ApiError::MissingContentType.status(), 415);
     }
 

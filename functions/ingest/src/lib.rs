@@ -27,7 +27,7 @@ use sluice_core::options::DatasetOptions;
 use sluice_core::{
     CatalogEntry, DatasetName, IngestId, IngestSource, IngestStatus, Sha256Digest, dataset_profile_key, raw_object_key,
 };
-use sluice_formats::{ContentKind, inspect};
+use sluice_formats::{ContentKind, ReadOptions, inspect};
 use time::OffsetDateTime;
 
 pub use error::ApiError;
@@ -129,7 +129,9 @@ impl Ingest {
         let kind = ContentKind::from_content_type(content_type)?;
         let body = self.body(request)?;
         let label = label(kind, request.query_string_parameters.first("label"))?;
-        let inspection = inspect(kind, &body)?;
+        // The ETL's readers under the dataset's limits: what is accepted here, the ETL can read.
+        let options = self.catalog.options(&dataset).await?;
+        let inspection = inspect(kind, &body, &ReadOptions::from(&options))?;
         let digest = Sha256Digest::of(&body);
         let label_bytes = label.as_deref().unwrap_or_default().as_bytes();
         let idempotency =

@@ -1,6 +1,9 @@
-//! Reading one cell: null tokens, and the parsers type inference and conversion share.
+//! Reading one value written as text: null tokens, booleans, numbers under the dataset's
+//! decimal convention, ISO dates and timestamps. The one parser that ingest validation,
+//! the ETL's type inference and conversion, the trainer and the serving row checks share,
+//! so a value a client sends in the form it was ingested is read the same way everywhere.
 
-use sluice_core::options::DecimalSeparator;
+use crate::options::DecimalSeparator;
 
 /// Cell texts that mean "no value" (compared case-insensitively after trimming).
 const NULL_TOKENS: [&str; 5] = ["", "na", "n/a", "null", "nan"];
@@ -102,6 +105,26 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     Some(days * 86_400_000_000 + micros_of_day - offset_seconds * 1_000_000)
 }
 
+/// A timestamp as a model feature: seconds since the epoch. The trainer turns timestamp
+/// columns into this, and serving turns a timestamp text into the same number.
+pub fn timestamp_feature(micros: i64) -> f64 {
+    micros as f64 / 1e6
+}
+
+/// A text value as a numeric model feature, read the way the ETL read the column: a
+/// number (decimal point, the form JSON and the curated data use), a boolean (1 or 0), or
+/// an ISO date or timestamp ([`timestamp_feature`]). `None` if it is none of these.
+pub fn numeric_feature(text: &str) -> Option<f64> {
+    let text = text.trim();
+    if let Some(number) = parse_float(text, DecimalSeparator::Point) {
+        return Some(number);
+    }
+    if let Some(flag) = parse_bool(text) {
+        return Some(if flag { 1.0 } else { 0.0 });
+    }
+    parse_timestamp(text).map(timestamp_feature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +161,18 @@ mod tests {
         assert_eq!(parse_bool("false"), Some(false));
         assert_eq!(parse_bool("1"), None);
         assert_eq!(parse_bool("yes"), None);
+    }
+
+    #[test]
+    fn text_reads_as_the_feature_the_model_was_trained_on() {
+        assert_eq!(numeric_feature(" 2.5 "), Some(2.5));
+        assert_eq!(numeric_feature("7"), Some(7.0));
+        assert_eq!(numeric_feature("TRUE"), Some(1.0));
+        assert_eq!(numeric_feature("false"), Some(0.0));
+        assert_eq!(numeric_feature("1970-01-02"), Some(86_400.0));
+        assert_eq!(numeric_feature("1970-01-01T00:00:01.5Z"), Some(1.5));
+        assert_eq!(numeric_feature("tall"), None);
+        assert_eq!(numeric_feature("inf"), None);
     }
 
     #[test]

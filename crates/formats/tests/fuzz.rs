@@ -1,0 +1,144 @@
+//! Property harness over every parser entry point: any bytes, and bytes shaped like each
+//! format with hostile edits, must give rows or an error, never a panic. The tests run a
+//! short seeded search; `scripts/fuzz.sh` runs the same harness long with fresh seeds.
+
+use std::ops::ControlFlow;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use sluice_core::options::{DecimalSeparator, TableLimits};
+use sluice_core::values;
+use sluice_formats::{ContentKind, ReadOptions, inspect, read_table};
+
+const KINDS: [ContentKind; 6] =
+    [ContentKind::Csv, ContentKind::Json, ContentKind::Ndjson, ContentKind::Xlsx, ContentKind::Png, ContentKind::Jpeg];
+
+/// Seeded unless `FUZZ_SEED=random`; `FUZZ_CASES` sets the number of cases (default 300).
+fn runner() -> TestRunner {
+    let cases = std::env::var("FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(300);
+    let config = Config { cases, failure_persistence: None, ..Config::default() };
+    match std::env::var("FUZZ_SEED").as_deref() {
+        Ok("random") => TestRunner::new(config),
+        _ => TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha)),
+    }
+}
+
+/// Small limits, so random input reaches them often.
+fn tight() -> ReadOptions {
+    ReadOptions {
+        limits: TableLimits {
+            max_columns: 8,
+            max_field_bytes: 64,
+            max_row_bytes: 256,
+            max_depth: 4,
+            max_xlsx_cells: 64,
+            ..TableLimits::default()
+        },
+        ..ReadOptions::default()
+    }
+}
+
+/// Reads `body` as every format under both limit sets; only panics fail.
+fn read_every_way(body: &[u8]) {
+    for options in [ReadOptions::default(), tight()] {
+        for kind in KINDS {
+            let mut cells_seen = 0usize;
+            let _ = read_table(kind, body, &options, &mut |header, _, cells| {
+                assert!(header.len() <= options.limits.max_columns);
+                assert!(cells.len() <= options.limits.max_columns.max(header.len()));
+                cells_seen += cells.len();
+                ControlFlow::Continue(())
+            });
+            let _ = inspect(kind, body, &options);
+        }
+    }
+}
+
+/// Text that looks like a table: separators, quotes, braces, newlines, digits, dates.
+fn tabular_text() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        Just(",".to_owned()),
+        Just("\n".to_owned()),
+        Just("\r\n".to_owned()),
+        Just("\"".to_owned()),
+        Just("{".to_owned()),
+        Just("}".to_owned()),
+        Just("[".to_owned()),
+        Just("]".to_owned()),
+        Just(":".to_owned()),
+        Just("\"k\":".to_owned()),
+        Just("null".to_owned()),
+        Just("2026-11-22T10:15:01Z".to_owned()),
+        "-?[0-9]{1,20}(\\.[0-9]{0,8})?".prop_map(|s| s),
+        "[a-zA-Z ]{0,12}".prop_map(|s| s),
+        any::<char>().prop_map(|c| c.to_string()),
+    ];
+    proptest::collection::vec(token, 0..200).prop_map(|tokens| tokens.concat())
+}
+
+#[test]
+fn arbitrary_bytes_never_panic_a_reader() {
+    runner()
+        .run(&proptest::collection::vec(any::<u8>(), 0..2048), |body| {
+            read_every_way(&body);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn table_shaped_text_never_panics_a_reader() {
+    runner()
+        .run(&tabular_text(), |text| {
+            read_every_way(text.as_bytes());
+            read_every_way(format!("[{text}]").as_bytes());
+            read_every_way(format!("a,b,c\n{text}").as_bytes());
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn damaged_workbooks_and_images_never_panic() {
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples");
+    let originals: Vec<Vec<u8>> = ["iris.xlsx", "digit-7.png", "digit-3.jpg"]
+        .iter()
+        .map(|name| std::fs::read(format!("{samples}/{name}")).unwrap())
+        .collect();
+    let edits = (
+        0..originals.len(),
+        proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..16),
+        any::<prop::sample::Index>(),
+    );
+    runner()
+        .run(&edits, |(which, flips, cut)| {
+            let mut body = originals[which].clone();
+            for (at, byte) in flips {
+                let index = at.index(body.len());
+                body[index] = byte;
+            }
+            body.truncate(cut.index(body.len() + 1));
+            read_every_way(&body);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn the_value_parser_never_panics_and_agrees_with_itself() {
+    runner()
+        .run(&tabular_text(), |text| {
+            let _ = values::normalise(&text);
+            let _ = values::parse_bool(&text);
+            if let Some(integer) = values::parse_integer(&text) {
+                // Integers widen to floats: whatever parses as one parses as the other.
+                prop_assert_eq!(values::parse_float(&text, DecimalSeparator::Point), Some(integer as f64));
+            }
+            let _ = values::parse_float(&text, DecimalSeparator::Comma);
+            if let Some(micros) = values::parse_timestamp(&text) {
+                prop_assert_eq!(values::numeric_feature(&text), Some(values::timestamp_feature(micros)));
+            }
+            Ok(())
+        })
+        .unwrap();
+}
