@@ -140,6 +140,9 @@ async fn bad_input_is_refused_with_a_reason_and_nothing_is_written() {
         csv.resize(4 * 1024 * 1024 + 1, b'1');
         csv
     };
+    let corners_xlsx = std::fs::read(project_root().join("crates/formats/tests/fixtures/corners.xlsx")).unwrap();
+    let many_keys: Vec<u8> = (0..10_000).flat_map(|i| format!("{{\"k{i}\":0}}\n").into_bytes()).collect();
+    let wide_csv = format!("{}\n", (0..20_000).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",")).into_bytes();
     let cases = [
         bad(
             "unknown content type",
@@ -152,7 +155,10 @@ async fn bad_input_is_refused_with_a_reason_and_nothing_is_written() {
         ),
         bad("no content type", "iris", None, b"a\n1\n".to_vec(), 415, "unsupported_content_type", "Content-Type"),
         bad("empty body", "iris", Some("text/csv"), Vec::new(), 400, "empty_body", "empty"),
-        bad("ragged CSV", "iris", Some("text/csv"), b"a,b,c\n1,2,3\n4,5\n".to_vec(), 400, "invalid_body", "CSV line 3"),
+        bad("ragged CSV", "iris", Some("text/csv"), b"a,b,c\n1,2,3\n4,5\n".to_vec(), 400, "invalid_body", "row 2"),
+        bad("xlsx cell past the columns", "iris", Some(XLSX), corners_xlsx, 400, "over_limit", "max_columns = 2000"),
+        bad("NDJSON of 10,000 keys", "iris", Some("application/x-ndjson"), many_keys, 400, "over_limit", "record 2001"),
+        bad("CSV 20,000 columns wide", "iris", Some("text/csv"), wide_csv, 400, "over_limit", "max_columns"),
         bad(
             "malformed JSON",
             "iris",

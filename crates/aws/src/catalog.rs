@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use sluice_core::options::DatasetOptions;
 use sluice_core::schema::Schema;
@@ -90,6 +91,21 @@ fn idempotency_sk(key_hash: &str) -> AttributeValue {
 
 const SCHEMA_SK: &str = "SCHEMA";
 const OPTIONS_SK: &str = "OPTIONS";
+/// The pointer to the dataset's merged profile.
+const PROFILE_SK: &str = "PROFILE";
+
+/// The marker that an object's profile is part of the dataset's merged profile.
+fn profiled_sk(id: IngestId) -> AttributeValue {
+    s(format!("PROFILED#{id}"))
+}
+
+/// Where a dataset's merged profile is, and its version (for optimistic updates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfilePointer {
+    pub version: u64,
+    /// Curated-zone key of the profile object of this version.
+    pub key: String,
+}
 
 /// A dataset's schema and the version it was stored under (for optimistic updates).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,6 +330,65 @@ impl Catalog {
             .await
             .map_err(|err| StoreError::new("DynamoDB", "PutItem", err))?;
         Ok(())
+    }
+
+    pub async fn profile_pointer(&self, dataset: &DatasetName) -> Result<Option<ProfilePointer>, StoreError> {
+        let Some(item) = self.dataset_item(dataset, PROFILE_SK).await? else { return Ok(None) };
+        Ok(Some(ProfilePointer { version: number(&item, "version")?, key: string(&item, "key")? }))
+    }
+
+    /// Whether the object's profile is already in the dataset's merged profile.
+    pub async fn is_profiled(&self, dataset: &DatasetName, id: IngestId) -> Result<bool, StoreError> {
+        Ok(self.item(dataset_pk(dataset), profiled_sk(id)).await?.is_some())
+    }
+
+    /// In one transaction: points the dataset's profile at `key` as the version after
+    /// `expected` (`None`: no profile yet), and marks the object as merged into it. False
+    /// when another writer moved the pointer first or the object was merged already: the
+    /// caller reads both again.
+    pub async fn advance_profile(
+        &self,
+        dataset: &DatasetName,
+        expected: Option<u64>,
+        key: &str,
+        id: IngestId,
+    ) -> Result<bool, StoreError> {
+        let invalid = |err| StoreError::new("DynamoDB", "TransactWriteItems", err);
+        let pointer = HashMap::from([
+            ("pk".to_owned(), dataset_pk(dataset)),
+            ("sk".to_owned(), s(PROFILE_SK)),
+            ("entity".to_owned(), s("profile")),
+            ("key".to_owned(), s(key)),
+            ("version".to_owned(), n(expected.map_or(1, |v| v + 1))),
+        ]);
+        let mut move_pointer = Put::builder().table_name(&self.table).set_item(Some(pointer));
+        move_pointer = match expected {
+            None => move_pointer.condition_expression("attribute_not_exists(pk)"),
+            Some(version) => move_pointer
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(version)),
+        };
+        let marker = HashMap::from([
+            ("pk".to_owned(), dataset_pk(dataset)),
+            ("sk".to_owned(), profiled_sk(id)),
+            ("entity".to_owned(), s("profiled")),
+        ]);
+        let mark = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(marker))
+            .condition_expression("attribute_not_exists(pk)");
+        let result = self
+            .dynamodb
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(move_pointer.build().map_err(invalid)?).build())
+            .transact_items(TransactWriteItem::builder().put(mark.build().map_err(invalid)?).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(err)) if err.err().is_transaction_canceled_exception() => Ok(false),
+            Err(err) => Err(StoreError::new("DynamoDB", "TransactWriteItems", err)),
+        }
     }
 
     async fn dataset_item(

@@ -113,14 +113,11 @@ pub struct CuratedKeys {
     pub profile: String,
 }
 
-/// Prefix under which every per-object profile of a dataset lies.
-pub fn object_profiles_prefix(dataset: &DatasetName) -> String {
-    format!("profiles/{dataset}/ingest_date=")
-}
-
-/// The merged profile of a whole dataset.
-pub fn dataset_profile_key(dataset: &DatasetName) -> String {
-    format!("profiles/{dataset}/dataset.json")
+/// A version of the merged profile of a whole dataset, as written by the ETL run that merged
+/// `ingest_id` into it; the catalog's profile pointer says which version is current. Named
+/// by both, so writers racing for the same version never overwrite each other.
+pub fn dataset_profile_key(dataset: &DatasetName, version: u64, ingest_id: IngestId) -> String {
+    format!("profiles/{dataset}/dataset/v{version:012}-{ingest_id}.json")
 }
 
 #[cfg(test)]

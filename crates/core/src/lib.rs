@@ -20,6 +20,4 @@ pub use catalog::{CatalogEntry, IngestSource, IngestStatus, Processing};
 pub use checksum::Sha256Digest;
 pub use dataset::{DatasetName, InvalidName, ModelName};
 pub use encoding::percent_decode;
-pub use ingest::{
-    CuratedKeys, IngestId, InvalidIngestId, RawKey, dataset_profile_key, object_profiles_prefix, raw_object_key,
-};
+pub use ingest::{CuratedKeys, IngestId, InvalidIngestId, RawKey, dataset_profile_key, raw_object_key};

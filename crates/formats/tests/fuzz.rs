@@ -98,6 +98,47 @@ fn table_shaped_text_never_panics_a_reader() {
         .unwrap();
 }
 
+/// Hands out its bytes a few at a time, so every buffer boundary falls somewhere new.
+struct Trickle<'a> {
+    bytes: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buffer.len()).min(self.bytes.len());
+        buffer[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+fn rows_of(
+    kind: ContentKind,
+    input: impl std::io::Read,
+) -> Result<Vec<(Vec<String>, u64, Vec<Option<String>>)>, String> {
+    let mut rows = Vec::new();
+    read_table(kind, input, &tight(), &mut |header, number, cells| {
+        rows.push((header.to_vec(), number, cells.iter().map(|c| c.map(str::to_owned)).collect()));
+        ControlFlow::Continue(())
+    })
+    .map_err(|err| err.to_string())?;
+    Ok(rows)
+}
+
+#[test]
+fn a_stream_read_in_small_pieces_gives_the_same_rows_or_error_as_one_buffer() {
+    runner()
+        .run(&(tabular_text(), 1..7usize), |(text, step)| {
+            for kind in [ContentKind::Csv, ContentKind::Json, ContentKind::Ndjson] {
+                let body = text.as_bytes();
+                prop_assert_eq!(rows_of(kind, body), rows_of(kind, Trickle { bytes: body, step }), "{:?}", kind);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[test]
 fn damaged_workbooks_and_images_never_panic() {
     let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples");

@@ -15,8 +15,8 @@ use sluice_aws::{AwsClients, Catalog, CuratedZone, OnFailureRecord, RawZone, Sto
 use sluice_core::metrics::{Metric, Unit, publish};
 use sluice_core::options::DatasetOptions;
 use sluice_core::{
-    CatalogEntry, DatasetName, IngestSource, IngestStatus, Processing, RawKey, Sha256Digest, dataset_profile_key,
-    object_profiles_prefix, percent_decode,
+    CatalogEntry, DatasetName, IngestId, IngestSource, IngestStatus, Processing, RawKey, Sha256Digest,
+    dataset_profile_key, percent_decode,
 };
 use sluice_etl::{EtlError, Outcome, process_image, process_table};
 use sluice_formats::ContentKind;
@@ -34,6 +34,10 @@ pub enum EtlFailure {
     Store(#[from] StoreError),
     #[error("the schema of dataset {0} changed under every one of {SCHEMA_ATTEMPTS} attempts")]
     SchemaContention(DatasetName),
+    #[error("the dataset profile {0} does not parse: {1}")]
+    CorruptProfile(String, String),
+    #[error("the profile of dataset {0} changed under every one of {PROFILE_ATTEMPTS} attempts")]
+    ProfileContention(DatasetName),
     #[error("the event is neither an S3 notification nor an SQS batch of on-failure records: {0}")]
     UnexpectedEvent(String),
 }
@@ -156,7 +160,7 @@ impl Etl {
         };
         let profile = serde_json::to_vec(&outcome.profile).expect("profiles serialise");
         self.curated.put(&keys.profile, profile, "application/json").await?;
-        self.merge_dataset_profile(&dataset).await?;
+        self.merge_into_dataset_profile(&dataset, raw_key.ingest_id, &outcome.profile).await?;
 
         let rows_rejected = outcome.rejected.len() as u64;
         if !kind.is_image() {
@@ -226,7 +230,11 @@ impl Etl {
         for key in [&keys.data, &keys.rejected, &keys.profile] {
             self.curated.delete(key).await?;
         }
-        self.merge_dataset_profile(&raw_key.dataset).await?;
+        if self.catalog.is_profiled(&raw_key.dataset, entry.ingest_id).await? {
+            // Only a replay that fails where an earlier run succeeded gets here (the dataset's
+            // schema changed in between); merged counts cannot be taken back out.
+            tracing::warn!(dataset = %raw_key.dataset, ingest_id = %entry.ingest_id, "the failed object stays counted in the dataset profile");
+        }
         tracing::warn!(dataset = %raw_key.dataset, ingest_id = %entry.ingest_id, %reason, "object failed");
         entry.status = IngestStatus::Failed;
         entry.processing = Some(Processing {
@@ -248,34 +256,62 @@ impl Etl {
         Ok(())
     }
 
-    /// Rebuilds the dataset profile from every object profile. Recomputing, rather than
-    /// adding this object's profile to the last result, keeps replays from counting an
-    /// object twice; it costs one read per object of the dataset.
-    async fn merge_dataset_profile(&self, dataset: &DatasetName) -> Result<(), EtlFailure> {
-        let mut merged: Option<Profile> = None;
-        for key in self.curated.list(&object_profiles_prefix(dataset)).await? {
-            let Some(bytes) = self.curated.get(&key).await? else { continue };
-            let profile: Profile = match serde_json::from_slice(&bytes) {
-                Ok(profile) => profile,
-                Err(err) => {
-                    tracing::warn!(%key, error = %err, "skipping an unreadable object profile");
-                    continue;
-                }
-            };
-            merged = Some(match merged {
-                Some(so_far) => so_far.merge(&profile),
-                None => profile,
-            });
-        }
-        let key = dataset_profile_key(dataset);
-        match merged {
-            Some(profile) => {
-                self.curated.put(&key, serde_json::to_vec(&profile).expect("serialises"), "application/json").await?
+    /// Adds this object's profile to the dataset's merged profile: read the current
+    /// version, merge, write the next version under a key no other writer uses, then move
+    /// the catalog's pointer to it and mark the object merged in one conditional
+    /// transaction. A writer that lost the race to another object reads again and retries;
+    /// a replayed object finds its marker and stops. One object costs one profile read and
+    /// one write, whatever the dataset's size.
+    async fn merge_into_dataset_profile(
+        &self,
+        dataset: &DatasetName,
+        ingest_id: IngestId,
+        profile: &Profile,
+    ) -> Result<(), EtlFailure> {
+        for attempt in 0..PROFILE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
             }
-            None => self.curated.delete(&key).await?,
+            if self.catalog.is_profiled(dataset, ingest_id).await? {
+                return Ok(());
+            }
+            let pointer = self.catalog.profile_pointer(dataset).await?;
+            let merged = match &pointer {
+                None => profile.clone(),
+                Some(current) => match self.curated.get(&current.key).await? {
+                    Some(bytes) => serde_json::from_slice::<Profile>(&bytes)
+                        .map_err(|err| EtlFailure::CorruptProfile(current.key.clone(), err.to_string()))?
+                        .merge(profile),
+                    // Replaced and removed since the pointer was read: read again.
+                    None => continue,
+                },
+            };
+            let version = pointer.as_ref().map_or(1, |p| p.version + 1);
+            let key = dataset_profile_key(dataset, version, ingest_id);
+            self.curated
+                .put(&key, serde_json::to_vec(&merged).expect("profiles serialise"), "application/json")
+                .await?;
+            if self.catalog.advance_profile(dataset, pointer.as_ref().map(|p| p.version), &key, ingest_id).await? {
+                if let Some(previous) = pointer {
+                    self.curated.delete(&previous.key).await?;
+                }
+                return Ok(());
+            }
+            self.curated.delete(&key).await?;
         }
-        Ok(())
+        Err(EtlFailure::ProfileContention(dataset.clone()))
     }
+}
+
+/// How often the ETL tries to add an object to its dataset's profile while other objects
+/// of the dataset are being added at the same moment.
+const PROFILE_ATTEMPTS: u32 = 60;
+
+/// A random wait that grows with the attempt, so writers that collided spread out.
+fn backoff(attempt: u32) -> std::time::Duration {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    std::time::Duration::from_millis(5 + random % (25 * u64::from(attempt.min(8))))
 }
 
 /// The entry of an object that arrived in the raw zone without going through the API.

@@ -60,6 +60,13 @@ impl Fixture {
         self.catalog().ingest(&raw.dataset, raw.ingest_id).await.unwrap().expect("catalogued")
     }
 
+    /// The dataset's current merged profile, through the catalog's pointer.
+    async fn dataset_profile(&self, dataset: &str) -> Value {
+        let dataset = DatasetName::parse(dataset).unwrap();
+        let pointer = self.catalog().profile_pointer(&dataset).await.unwrap().expect("a merged profile");
+        serde_json::from_slice(&self.curated_bytes(&pointer.key).await).unwrap()
+    }
+
     async fn curated_bytes(&self, key: &str) -> Vec<u8> {
         self.curated().get(key).await.unwrap().unwrap_or_else(|| panic!("{key} is missing"))
     }
@@ -100,8 +107,7 @@ async fn a_csv_object_becomes_typed_parquet_a_profile_and_a_processed_entry() {
     let profile: Value =
         serde_json::from_slice(&fixture.curated_bytes(processing.profile_key.as_deref().unwrap()).await).unwrap();
     assert_eq!(profile["rows"], 12);
-    let merged: Value = serde_json::from_slice(&fixture.curated_bytes("profiles/iris/dataset.json").await).unwrap();
-    assert_eq!(merged, profile, "one object: the dataset profile is its profile");
+    assert_eq!(fixture.dataset_profile("iris").await, profile, "one object: the dataset profile is its profile");
 }
 
 #[tokio::test]
@@ -117,8 +123,7 @@ async fn replaying_the_same_event_changes_nothing() {
     fixture.run(KEY).await.unwrap();
     assert_eq!(object_keys(&fixture.stack.clients, curated_bucket).await, keys_before, "one Parquet object, no more");
     assert_eq!(fixture.curated_bytes(&data_key).await, data_before, "byte for byte the same");
-    let merged: Value = serde_json::from_slice(&fixture.curated_bytes("profiles/iris/dataset.json").await).unwrap();
-    assert_eq!(merged["rows"], 12, "the replayed object is not counted twice");
+    assert_eq!(fixture.dataset_profile("iris").await["rows"], 12, "the replayed object is not counted twice");
 }
 
 #[tokio::test]
@@ -281,4 +286,50 @@ async fn an_object_the_function_gave_up_on_is_marked_failed_with_lambdas_reason(
         serde_json::json!({"Records": [{"messageId": "2", "body": late.to_string(), "eventSource": "aws:sqs"}]});
     fixture.etl.handle_event(batch).await.unwrap();
     assert_eq!(fixture.entry(&processed).await.status, IngestStatus::Processed);
+}
+
+#[tokio::test]
+async fn twenty_objects_of_one_dataset_processed_at_once_are_all_counted_in_its_profile() {
+    let fixture = std::sync::Arc::new(Fixture::new().await);
+    let mut keys = Vec::new();
+    let mut expected_rows = 0;
+    for object in 0..20 {
+        let key = raw_key("busy", "csv");
+        let rows = 3 + object;
+        let body: String = std::iter::once("n,colour\n".to_owned())
+            .chain((0..rows).map(|row| format!("{},{}\n", object * 100 + row, ["red", "blue"][row % 2])))
+            .collect();
+        fixture.put_raw(&key, body.into_bytes(), None).await;
+        keys.push(key);
+        expected_rows += rows;
+    }
+    run_all_at_once(&fixture, &keys).await;
+    let profile = fixture.dataset_profile("busy").await;
+    assert_eq!(profile["rows"], expected_rows, "no object's rows lost to a concurrent update");
+    let colour = profile["columns"].as_array().unwrap().iter().find(|c| c["name"] == "colour").unwrap();
+    assert_eq!(colour["count"], expected_rows);
+    let versions = object_keys(&fixture.stack.clients, fixture.stack.bucket("CuratedBucket"))
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("profiles/busy/dataset/"))
+        .count();
+    assert_eq!(versions, 1, "earlier versions and lost attempts are removed");
+
+    // Replaying all of them at once changes nothing.
+    run_all_at_once(&fixture, &keys).await;
+    assert_eq!(fixture.dataset_profile("busy").await["rows"], expected_rows);
+}
+
+/// One ETL run per key, all in flight together.
+async fn run_all_at_once(fixture: &std::sync::Arc<Fixture>, keys: &[String]) {
+    let runs: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let (fixture, key) = (fixture.clone(), key.clone());
+            tokio::spawn(async move { fixture.run(&key).await })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
 }

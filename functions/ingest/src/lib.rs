@@ -24,9 +24,7 @@ use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
 use sluice_aws::{AwsClients, Catalog, Claim, CuratedZone, IdempotencyRecord, RawZone, StoreError, StoredResponse};
 use sluice_core::metrics::{Metric, Unit, publish};
 use sluice_core::options::DatasetOptions;
-use sluice_core::{
-    CatalogEntry, DatasetName, IngestId, IngestSource, IngestStatus, Sha256Digest, dataset_profile_key, raw_object_key,
-};
+use sluice_core::{CatalogEntry, DatasetName, IngestId, IngestSource, IngestStatus, Sha256Digest, raw_object_key};
 use sluice_formats::{ContentKind, ReadOptions, inspect};
 use time::OffsetDateTime;
 
@@ -227,12 +225,11 @@ impl Ingest {
 
     async fn get_dataset(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let dataset = dataset(request)?;
-        let profile_key = dataset_profile_key(&dataset);
         let (ingests, schema, options, profile) = tokio::try_join!(
             self.catalog.ingests(&dataset),
             self.catalog.schema(&dataset),
             self.catalog.options(&dataset),
-            self.curated.get(&profile_key),
+            self.dataset_profile(&dataset),
         )?;
         if ingests.is_empty() && schema.is_none() {
             return Err(ApiError::NotFound(format!("dataset {dataset} has no data yet")));
@@ -267,6 +264,18 @@ impl Ingest {
             "profile": profile,
         });
         Ok(json_response(200, &body))
+    }
+
+    /// The current merged profile. The ETL removes a version once the next one is current,
+    /// so a version that vanished between the two reads means reading the pointer again.
+    async fn dataset_profile(&self, dataset: &DatasetName) -> Result<Option<Vec<u8>>, StoreError> {
+        for _ in 0..3 {
+            let Some(pointer) = self.catalog.profile_pointer(dataset).await? else { return Ok(None) };
+            if let Some(bytes) = self.curated.get(&pointer.key).await? {
+                return Ok(Some(bytes));
+            }
+        }
+        Ok(None)
     }
 
     async fn put_options(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
