@@ -113,10 +113,10 @@ impl std::io::Read for Trickle<'_> {
     }
 }
 
-fn rows_of(
-    kind: ContentKind,
-    input: impl std::io::Read,
-) -> Result<Vec<(Vec<String>, u64, Vec<Option<String>>)>, String> {
+/// A row as the callback saw it: the header then, its number, its cells.
+type SeenRow = (Vec<String>, u64, Vec<Option<String>>);
+
+fn rows_of(kind: ContentKind, input: impl std::io::Read) -> Result<Vec<SeenRow>, String> {
     let mut rows = Vec::new();
     read_table(kind, input, &tight(), &mut |header, number, cells| {
         rows.push((header.to_vec(), number, cells.iter().map(|c| c.map(str::to_owned)).collect()));
