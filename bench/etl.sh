@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # ETL benchmark: the same mixed-type CSVs converted to Snappy Parquet by Sluice's ETL code
 # path (type inference, cleaning, dedup, rejected rows, profile included), by pandas
-# (read_csv + to_parquet) and by pyarrow (csv + parquet, one thread), in one run. Each
-# conversion runs in a fresh process; the best of RUNS is reported, with peak memory.
+# (read_csv + to_parquet), pyarrow (csv + parquet), polars and DuckDB, every engine on one
+# thread, in one run. Each conversion runs in a fresh process; the best of RUNS is
+# reported, with peak memory and the ratios to each other engine.
 #
-#   bench/etl.sh            # 10 MB and 200 MB
-#   SIZES="10" RUNS=1 bench/etl.sh
+#   bench/etl.sh                  # 10 MB and 200 MB
+#   SIZES="10 200 1000" RUNS=1 bench/etl.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${SIZES:-"10 200"}
@@ -18,6 +19,9 @@ if [ ! -x .venv-bench/bin/python ]; then
   python3 -m venv .venv-bench
   .venv-bench/bin/pip install --quiet --disable-pip-version-check pandas==3.1.1 pyarrow==26.0.1
 fi
+# Added later than the venv may be: installed into an existing one too.
+.venv-bench/bin/python -c 'import polars, duckdb' 2>/dev/null ||
+  .venv-bench/bin/pip install --quiet --disable-pip-version-check polars duckdb
 cargo build --quiet --release --package sluice-etl --example csv_to_parquet
 
 best() {  # best() <command...>: the JSON line of the fastest of $runs runs
@@ -32,25 +36,31 @@ best() {  # best() <command...>: the JSON line of the fastest of $runs runs
   echo "$best_line"
 }
 
+engines="sluice pyarrow pandas polars duckdb"
 results=()
 for size in $sizes; do
   csv="$data/mixed-${size}mb.csv"
   [ -f "$csv" ] || { echo "bench: generating $csv..." >&2; python3 bench/make_csv.py "$csv" "$size"; }
-  results+=("$(best target/release/examples/csv_to_parquet "$csv" "$data/sluice.parquet")")
-  results+=("$(best .venv-bench/bin/python bench/etl_python.py pyarrow "$csv" "$data/pyarrow.parquet")")
-  results+=("$(best .venv-bench/bin/python bench/etl_python.py pandas "$csv" "$data/pandas.parquet")")
+  for engine in $engines; do
+    if [ "$engine" = sluice ]; then
+      results+=("$(best target/release/examples/csv_to_parquet "$csv" "$data/sluice.parquet")")
+    else
+      results+=("$(best env POLARS_MAX_THREADS=1 .venv-bench/bin/python bench/etl_python.py "$engine" "$csv" "$data/$engine.parquet")")
+    fi
+  done
 done
 
-python3 - "${results[@]}" <<'PY'
+python3 - $(echo $engines | wc -w) "${results[@]}" <<'PY'
 import json, sys
-rows = [json.loads(line) for line in sys.argv[1:]]
-print(f"{'input':>8} {'engine':>8} {'MB/s':>8} {'peak MB':>8} {'peak/input':>10} {'vs pandas':>10} {'vs pyarrow':>11}")
-for start in range(0, len(rows), 3):
-    group = rows[start:start + 3]
+per_size = int(sys.argv[1])
+rows = [json.loads(line) for line in sys.argv[2:]]
+others = [r["engine"] for r in rows[:per_size] if r["engine"] != "sluice"]
+print(f"{'input':>8} {'engine':>8} {'MB/s':>8} {'peak MB':>8} " + " ".join(f"{'vs ' + o:>11}" for o in others))
+for start in range(0, len(rows), per_size):
+    group = rows[start:start + per_size]
     speed = {r["engine"]: r["input_bytes"] / 1e6 / r["seconds"] for r in group}
     for r in group:
         mb = r["input_bytes"] / 1e6
-        print(f"{mb:>6.0f}MB {r['engine']:>8} {speed[r['engine']]:>8.1f} {r['peak_rss_bytes'] / 1e6:>8.0f} "
-              f"{r['peak_rss_bytes'] / r['input_bytes']:>10.2f} {speed[r['engine']] / speed['pandas']:>9.2f}x "
-              f"{speed[r['engine']] / speed['pyarrow']:>10.2f}x")
+        ratios = " ".join(f"{speed[r['engine']] / speed[o]:>10.2f}x" for o in others)
+        print(f"{mb:>6.0f}MB {r['engine']:>8} {speed[r['engine']]:>8.1f} {r['peak_rss_bytes'] / 1e6:>8.0f} {ratios}")
 PY

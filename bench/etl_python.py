@@ -1,4 +1,5 @@
-"""The Python baselines for the ETL bench: CSV -> Parquet (Snappy) with pandas or pyarrow.
+"""The baselines for the ETL bench: CSV -> Parquet (Snappy) with pandas, pyarrow, polars or
+DuckDB, each on one thread.
 
 Prints one JSON line like the Rust side: engine, seconds (read + convert + write, after the
 interpreter and the library have loaded), input bytes, rows, peak RSS of the process.
@@ -32,6 +33,24 @@ def main() -> None:
         table = csv.read_csv(source, read_options=csv.ReadOptions(use_threads=False))
         pq.write_table(table, target, compression="snappy")
         rows = table.num_rows
+    elif engine == "polars":
+        # POLARS_MAX_THREADS=1 is set by the caller: it must be set before the import.
+        import polars as pl
+
+        started = time.perf_counter()
+        frame = pl.read_csv(source, try_parse_dates=True)
+        frame.write_parquet(target, compression="snappy")
+        rows = frame.height
+    elif engine == "duckdb":
+        import duckdb
+
+        connection = duckdb.connect()
+        connection.execute("SET threads=1")
+        started = time.perf_counter()
+        connection.execute(
+            f"COPY (SELECT * FROM read_csv_auto('{source}')) TO '{target}' (FORMAT parquet, COMPRESSION snappy)"
+        )
+        rows = connection.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()[0]
     else:
         raise SystemExit(f"unknown engine {engine}")
     seconds = time.perf_counter() - started

@@ -7,6 +7,7 @@ mod local_cloud;
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use http::Method;
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -187,27 +188,33 @@ async fn schema_changes_are_refused_unless_the_dataset_evolves() {
 }
 
 #[tokio::test]
-async fn a_poison_object_ends_in_the_dead_letter_queue_after_the_retries() {
+async fn an_object_the_etl_gives_up_on_is_marked_failed_with_lambdas_reason() {
     let pipeline = Pipeline::start().await;
     let clients = &pipeline.cloud.clients;
+    // Options the ETL cannot read make every attempt fail, as a crash or a timeout would.
+    let table = pipeline.cloud.resource_name("CatalogTable").unwrap();
+    clients
+        .dynamodb
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S("DATASET#poison".into()))
+        .item("sk", AttributeValue::S("OPTIONS".into()))
+        .item("entity", AttributeValue::S("options".into()))
+        .item("options", AttributeValue::S("{not json".into()))
+        .send()
+        .await
+        .unwrap();
+    let id = sluice_core::IngestId::generate().to_string();
     let raw = pipeline.cloud.resource_name("RawBucket").unwrap();
-    clients.s3.put_object().bucket(raw).key("stray/notes.txt").body(b"hello".to_vec().into()).send().await.unwrap();
+    let key = format!("poison/ingest_date=2026-11-22/{id}.csv");
+    clients.s3.put_object().bucket(raw).key(&key).body(b"a\n1\n".to_vec().into()).send().await.unwrap();
 
-    let dlq = pipeline.cloud.resource_name("EtlDeadLetterQueue").unwrap();
-    let url = clients.sqs.get_queue_url().queue_name(dlq).send().await.unwrap().queue_url.unwrap();
-    let mut record = None;
-    for _ in 0..30 {
-        let received = clients.sqs.receive_message().queue_url(&url).wait_time_seconds(1).send().await.unwrap();
-        if let Some(message) = received.messages.unwrap_or_default().into_iter().next() {
-            record = Some(serde_json::from_str::<Value>(message.body().unwrap()).unwrap());
-            break;
-        }
-    }
-    let record = record.expect("the failed event reaches the dead-letter queue within 30 s");
-    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
-    assert_eq!(record["requestContext"]["approximateInvokeCount"], 3, "the first try and two retries");
-    assert!(record["responsePayload"]["errorMessage"].as_str().unwrap().contains("stray/notes.txt"), "{record}");
-    assert_eq!(record["requestPayload"]["Records"][0]["s3"]["bucket"]["name"], raw);
+    // First try and two retries, the on-failure record to the queue, the ETL reading it back.
+    let entry = pipeline.processed("poison", &id).await;
+    assert_eq!(entry["status"], "FAILED", "{entry}");
+    let reason = entry["processing"]["failure_reason"].as_str().unwrap();
+    assert!(reason.starts_with("the ETL gave up after 3 attempt(s) (RetriesExhausted): EtlFailure:"), "{reason}");
+    assert!(reason.contains("read catalog item"), "the last error is kept: {reason}");
 }
 
 #[tokio::test]

@@ -43,6 +43,16 @@ impl CuratedZone {
         }
     }
 
+    /// A writer that uploads `key` in parts from a blocking thread (see [`crate::blocking`]).
+    pub fn multipart_writer(
+        &self,
+        key: &str,
+        content_type: &str,
+        handle: tokio::runtime::Handle,
+    ) -> crate::blocking::MultipartWriter {
+        crate::blocking::MultipartWriter::new(self.s3.clone(), &self.bucket, key, content_type, handle)
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         crate::delete_object(&self.s3, &self.bucket, key).await
     }

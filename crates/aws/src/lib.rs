@@ -2,6 +2,7 @@
 //! `AWS_ENDPOINT_URL`, so the same code talks to AWS, moto or LocalStack. Each store wraps
 //! one resource and speaks domain types; no SDK type leaks out of this crate.
 
+pub mod blocking;
 mod catalog;
 mod clients;
 mod curated_zone;
@@ -16,7 +17,7 @@ pub use clients::AwsClients;
 pub use curated_zone::CuratedZone;
 pub use model_records::{EpisodeState, MonitorState, ProductionRecord, TrainingJobRecord};
 pub use on_failure::{FailureContext, OnFailureRecord};
-pub use raw_zone::{PresignedPut, RawObject, RawZone};
+pub use raw_zone::{PresignedPut, RawObjectInfo, RawZone};
 
 /// A failed call to an AWS service, with the SDK's full error chain in the message.
 #[derive(Debug, thiserror::Error)]

@@ -17,11 +17,9 @@ pub struct RawZone {
 /// Object metadata key carrying an image's ground-truth label (`x-amz-meta-label`).
 pub const LABEL_METADATA: &str = "label";
 
-/// An object read back from the raw zone.
+/// What an object in the raw zone is, as its metadata says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawObject {
-    /// The bytes, or `None` when the object is larger than the reader asked for (not read).
-    pub body: Option<Vec<u8>>,
+pub struct RawObjectInfo {
     pub size: u64,
     pub content_type: Option<String>,
     pub label: Option<String>,
@@ -68,8 +66,25 @@ impl RawZone {
         Ok(())
     }
 
-    /// The object, its body read only if it is at most `max_bytes`.
-    pub async fn get(&self, key: &str, max_bytes: u64) -> Result<RawObject, StoreError> {
+    /// What the object is, without its bytes.
+    pub async fn head(&self, key: &str) -> Result<RawObjectInfo, StoreError> {
+        let output = self
+            .s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| StoreError::new("S3", "HeadObject", err))?;
+        Ok(RawObjectInfo {
+            size: output.content_length().unwrap_or_default().max(0) as u64,
+            content_type: output.content_type().map(str::to_owned),
+            label: output.metadata().and_then(|m| m.get(LABEL_METADATA)).cloned(),
+        })
+    }
+
+    /// The whole object, for what is decoded in memory (images, capped by the caller).
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let output = self
             .s3
             .get_object()
@@ -78,15 +93,16 @@ impl RawZone {
             .send()
             .await
             .map_err(|err| StoreError::new("S3", "GetObject", err))?;
-        let content_type = output.content_type().map(str::to_owned);
-        let label = output.metadata().and_then(|m| m.get(LABEL_METADATA)).cloned();
-        let size = output.content_length().unwrap_or_default().max(0) as u64;
-        let body = if size > max_bytes {
-            None
-        } else {
-            Some(output.body.collect().await.map_err(|err| StoreError::new("S3", "GetObject", err))?.to_vec())
-        };
-        Ok(RawObject { body, size, content_type, label })
+        Ok(output.body.collect().await.map_err(|err| StoreError::new("S3", "GetObject", err))?.to_vec())
+    }
+
+    /// The object's bytes as they download, for a blocking thread (see [`crate::blocking`]).
+    pub fn blocking_reader(
+        &self,
+        key: &str,
+        handle: &tokio::runtime::Handle,
+    ) -> Result<impl std::io::Read + Send + use<>, StoreError> {
+        crate::blocking::object_reader(&self.s3, &self.bucket, key, handle)
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -127,17 +127,14 @@ impl Functions for LocalFunctions {
                     let request: ApiGatewayV2httpRequest = serde_json::from_value(event).map_err(bad_event)?;
                     serde_json::to_value(ingest.handle(request).await).map_err(bad_event)
                 }
-                Some(Handler::Etl(etl)) => {
-                    let event: S3Event = serde_json::from_value(event).map_err(bad_event)?;
-                    match etl.handle(event).await {
-                        Ok(()) => Ok(serde_json::Value::Null),
-                        Err(err) => Err(InvokeError::Failed {
-                            function: function.clone(),
-                            error_type: "EtlFailure".into(),
-                            message: err.to_string(),
-                        }),
-                    }
-                }
+                Some(Handler::Etl(etl)) => match etl.handle_event(event).await {
+                    Ok(()) => Ok(serde_json::Value::Null),
+                    Err(err) => Err(InvokeError::Failed {
+                        function: function.clone(),
+                        error_type: "EtlFailure".into(),
+                        message: err.to_string(),
+                    }),
+                },
                 Some(Handler::Models(models)) => models.handle_event(event).await.map_err(|err| InvokeError::Failed {
                     function: function.clone(),
                     error_type: "ModelsFailure".into(),

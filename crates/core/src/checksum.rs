@@ -11,7 +11,17 @@ pub struct Sha256Digest {
 
 impl Sha256Digest {
     pub fn of(bytes: &[u8]) -> Self {
-        let digest = Sha256::digest(bytes);
+        Self::from_digest(&Sha256::digest(bytes))
+    }
+
+    /// The digest of everything `reader` yields, read in pieces.
+    pub fn of_reader(mut reader: impl std::io::Read) -> std::io::Result<Self> {
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut reader, &mut hasher)?;
+        Ok(Self::from_digest(&hasher.finalize()))
+    }
+
+    fn from_digest(digest: &[u8]) -> Self {
         Self {
             hex: digest.iter().map(|b| format!("{b:02x}")).collect(),
             base64: base64::engine::general_purpose::STANDARD.encode(digest),
@@ -28,5 +38,6 @@ mod tests {
         let digest = Sha256Digest::of(b"abc");
         assert_eq!(digest.hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(digest.base64, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+        assert_eq!(Sha256Digest::of_reader(&b"abc"[..]).unwrap(), digest);
     }
 }

@@ -11,8 +11,10 @@
 mod image_rows;
 mod parquet_out;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 use sluice_formats::{ContentKind, ReadOptions, read_table};
@@ -67,6 +69,9 @@ pub enum EtlError {
     Parquet(String),
     #[error("image: {0}")]
     Image(String),
+    /// Reading the object or writing an output failed: worth a retry, unlike the others.
+    #[error("{0}")]
+    Output(String),
 }
 
 /// A row that did not make it into the curated data, and why.
@@ -79,7 +84,7 @@ pub struct RejectedRow {
     pub values: serde_json::Map<String, serde_json::Value>,
 }
 
-/// What processing one object produced.
+/// What processing one object produced, in memory (images, tests, the bench).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// The dataset schema after this object (new, unchanged, or evolved).
@@ -91,16 +96,59 @@ pub struct Outcome {
     pub rows_out: u64,
 }
 
-/// Converts a tabular object (CSV, xlsx, JSON, NDJSON) to Parquet under the dataset's
-/// schema, or under the schema inferred from it when the dataset has none yet.
+/// What converting a table produced, its rows having gone to the writers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSummary {
+    /// The dataset schema after this object (new, unchanged, or evolved).
+    pub schema: Schema,
+    pub profile: Profile,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_rejected: u64,
+}
+
+/// Opens the object from its start, each time it is called: the ETL reads a table twice.
+pub type Open<'a> = dyn FnMut() -> std::io::Result<Box<dyn Read + 'a>> + 'a;
+
+/// Converts a tabular object held in memory; see [`convert_table`].
 pub fn process_table(
     kind: ContentKind,
     body: &[u8],
     dataset_schema: Option<&Schema>,
     options: &DatasetOptions,
 ) -> Result<Outcome, EtlError> {
+    let mut open = || Ok(Box::new(body) as Box<dyn Read>);
+    let mut rejected_lines = Vec::new();
+    let (summary, parquet) = convert_table(kind, &mut open, dataset_schema, options, Vec::new(), &mut rejected_lines)?;
+    let rejected = rejected_lines
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).expect("rejected rows are written as JSON lines"))
+        .collect();
+    Ok(Outcome {
+        schema: summary.schema,
+        parquet,
+        rejected,
+        profile: summary.profile,
+        rows_in: summary.rows_in,
+        rows_out: summary.rows_out,
+    })
+}
+
+/// Converts a tabular object (CSV, xlsx, JSON, NDJSON) under the dataset's schema, or under
+/// the schema inferred from it when the dataset has none yet. The object is read as a
+/// stream twice (`open`); Parquet row groups go to `parquet` as they fill and rejected rows
+/// to `rejected` as JSON lines, so memory holds a row group, not the object.
+pub fn convert_table<P: Write + Send>(
+    kind: ContentKind,
+    open: &mut Open<'_>,
+    dataset_schema: Option<&Schema>,
+    options: &DatasetOptions,
+    parquet: P,
+    rejected: &mut dyn Write,
+) -> Result<(TableSummary, P), EtlError> {
     let read_options = ReadOptions::from(options);
-    let table = Table { kind, body, options: &read_options };
+    let table = Table { kind, open: RefCell::new(open), options: &read_options };
     let (header, votes, rows) = type_votes(&table, options.decimal_separator)?;
     let schema = match dataset_schema {
         None => Schema {
@@ -127,7 +175,7 @@ pub fn process_table(
         }
     };
     schema.to_stored_json().map_err(EtlError::Schema)?;
-    convert(&table, &header, schema, options.decimal_separator, rows)
+    convert(&table, &header, schema, options.decimal_separator, rows, parquet, rejected)
 }
 
 /// The type this object's column is converted to, given the dataset's type for it. A type
@@ -148,20 +196,26 @@ fn field_type(existing: ColumnType, decided: ColumnType, vote: &TypeVotes, evolv
 }
 
 /// An object to read, as often as the ETL needs to.
-struct Table<'a> {
+struct Table<'o, 'a> {
     kind: ContentKind,
-    body: &'a [u8],
-    options: &'a ReadOptions,
+    open: RefCell<&'o mut Open<'a>>,
+    options: &'o ReadOptions,
 }
 
-impl Table<'_> {
+impl Table<'_, '_> {
     /// Calls `row` with the header so far, each data row's number and its cells.
     fn for_each_row(&self, mut row: impl FnMut(&[String], u64, &[Option<&str>])) -> Result<(), EtlError> {
-        read_table(self.kind, self.body, self.options, &mut |header, number, cells| {
+        let input =
+            (self.open.borrow_mut())().map_err(|err| EtlError::Output(format!("cannot read the object: {err}")))?;
+        read_table(self.kind, input, self.options, &mut |header, number, cells| {
             row(header, number, cells);
             std::ops::ControlFlow::Continue(())
         })
-        .map_err(|err| EtlError::Parse(err.to_string()))
+        .map_err(|err| match err {
+            // The source failing mid-read is infrastructure, not the data.
+            sluice_formats::FormatError::Read(reason) => EtlError::Output(format!("cannot read the object: {reason}")),
+            other => EtlError::Parse(other.to_string()),
+        })
     }
 }
 
@@ -217,7 +271,10 @@ impl TypeVotes {
 }
 
 /// The object's header; per column, how its values parse; and how many rows there are.
-fn type_votes(table: &Table<'_>, decimal: DecimalSeparator) -> Result<(Vec<String>, Vec<TypeVotes>, usize), EtlError> {
+fn type_votes(
+    table: &Table<'_, '_>,
+    decimal: DecimalSeparator,
+) -> Result<(Vec<String>, Vec<TypeVotes>, usize), EtlError> {
     let mut votes: Vec<TypeVotes> = Vec::new();
     let mut final_header = Vec::new();
     let mut rows = 0;
@@ -282,25 +339,32 @@ fn rejected(header: &[String], row: u64, reason: String, cells: &[Option<&str>])
     RejectedRow { row, reason, values }
 }
 
-fn convert(
-    table: &Table<'_>,
+fn convert<P: Write + Send>(
+    table: &Table<'_, '_>,
     header: &[String],
     schema: Schema,
     decimal: DecimalSeparator,
     rows: usize,
-) -> Result<Outcome, EtlError> {
+    parquet: P,
+    rejected_out: &mut dyn Write,
+) -> Result<(TableSummary, P), EtlError> {
     // For each schema column, where it is in this object (absent columns are all null).
     let positions: Vec<Option<usize>> =
         schema.fields.iter().map(|f| header.iter().position(|h| *h == f.name)).collect();
-    let mut sink = ParquetSink::new(&schema)?;
+    let mut sink = ParquetSink::new(&schema, parquet)?;
     let mut columns = Columns::new(&schema);
     let mut profiler = Profiler::new(&schema);
     // Sized once: growing a map of millions of rows would briefly need twice the memory.
     let mut seen: FastMap<u128, u64> = FastMap::with_capacity_and_hasher(rows, Default::default());
     let mut fingerprint_buffer = Vec::new();
-    let mut rejects = Vec::new();
-    let (mut rows_in, mut rows_out) = (0, 0);
+    let (mut rows_in, mut rows_out, mut rows_rejected) = (0, 0, 0);
     let mut failure = None;
+    let mut reject = |row: RejectedRow| -> Result<(), EtlError> {
+        rows_rejected += 1;
+        let mut line = serde_json::to_vec(&row).expect("rejected rows serialise");
+        line.push(b'\n');
+        rejected_out.write_all(&line).map_err(|err| EtlError::Output(format!("cannot write rejected rows: {err}")))
+    };
 
     table.for_each_row(|_, number, raw| {
         if failure.is_some() {
@@ -311,14 +375,14 @@ fn convert(
         let padded = table.kind != ContentKind::Csv && raw.len() < header.len();
         if raw.len() != header.len() && !padded {
             let reason = format!("expected {} fields (as many as the header), found {}", header.len(), raw.len());
-            rejects.push(rejected(header, number, reason, raw));
+            failure = reject(rejected(header, number, reason, raw)).err();
             return;
         }
         let mut normalised: Vec<Option<&str>> = raw.iter().map(|c| c.and_then(normalise)).collect();
         normalised.resize(header.len(), None);
         let fingerprint = row_fingerprint(&normalised, &mut fingerprint_buffer);
         if let Some(first) = seen.get(&fingerprint) {
-            rejects.push(rejected(header, number, format!("exact duplicate of row {first}"), &normalised));
+            failure = reject(rejected(header, number, format!("exact duplicate of row {first}"), &normalised)).err();
             return;
         }
         let mut cells = Vec::with_capacity(schema.fields.len());
@@ -331,7 +395,7 @@ fn convert(
                     None => {
                         let reason =
                             format!("column {:?}: {text:?} is not a valid {}", field.name, field.column_type.as_str());
-                        rejects.push(rejected(header, number, reason, &normalised));
+                        failure = reject(rejected(header, number, reason, &normalised)).err();
                         return;
                     }
                 },
@@ -354,7 +418,8 @@ fn convert(
         return Err(err);
     }
     sink.write_row_group(&mut columns)?;
-    Ok(Outcome { profile: profiler.finish(), schema, parquet: sink.finish()?, rejected: rejects, rows_in, rows_out })
+    let summary = TableSummary { profile: profiler.finish(), schema, rows_in, rows_out, rows_rejected };
+    Ok((summary, sink.finish()?))
 }
 
 /// Builds the profile a row group at a time and merges the groups.

@@ -1,6 +1,7 @@
 //! Typed column buffers and the Parquet file they become (Snappy, one row group per
 //! buffer flush, every column optional).
 
+use std::io::Write;
 use std::sync::Arc;
 
 use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as PhysicalType};
@@ -147,16 +148,17 @@ fn vector_type(name: &str) -> parquet::errors::Result<Arc<Type>> {
     Ok(Arc::new(group))
 }
 
-pub struct ParquetSink {
-    writer: SerializedFileWriter<Vec<u8>>,
+/// The Parquet file being written to `W`, a row group at a time.
+pub struct ParquetSink<W: Write + Send> {
+    writer: SerializedFileWriter<W>,
 }
 
 fn failed(err: parquet::errors::ParquetError) -> EtlError {
     EtlError::Parquet(err.to_string())
 }
 
-impl ParquetSink {
-    pub fn new(schema: &Schema) -> Result<Self, EtlError> {
+impl<W: Write + Send> ParquetSink<W> {
+    pub fn new(schema: &Schema, output: W) -> Result<Self, EtlError> {
         let fields = schema
             .fields
             .iter()
@@ -184,7 +186,7 @@ impl ParquetSink {
             .set_compression(Compression::SNAPPY)
             .set_created_by(format!("sluice-etl {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let writer = SerializedFileWriter::new(Vec::new(), Arc::new(schema), Arc::new(properties)).map_err(failed)?;
+        let writer = SerializedFileWriter::new(output, Arc::new(schema), Arc::new(properties)).map_err(failed)?;
         Ok(Self { writer })
     }
 
@@ -214,7 +216,7 @@ impl ParquetSink {
         Ok(())
     }
 
-    pub fn finish(self) -> Result<Vec<u8>, EtlError> {
+    pub fn finish(self) -> Result<W, EtlError> {
         self.writer.into_inner().map_err(failed)
     }
 }

@@ -10,15 +10,17 @@
 
 use aws_lambda_events::s3::S3Event;
 use aws_lambda_events::sqs::SqsEvent;
+use sluice_aws::blocking::MultipartWriter;
 use sluice_aws::settings::{SettingsError, Vars, required};
 use sluice_aws::{AwsClients, Catalog, CuratedZone, OnFailureRecord, RawZone, StoreError};
 use sluice_core::metrics::{Metric, Unit, publish};
 use sluice_core::options::DatasetOptions;
+use sluice_core::schema::Schema;
 use sluice_core::{
-    CatalogEntry, DatasetName, IngestId, IngestSource, IngestStatus, Processing, RawKey, Sha256Digest,
+    CatalogEntry, CuratedKeys, DatasetName, IngestId, IngestSource, IngestStatus, Processing, RawKey, Sha256Digest,
     dataset_profile_key, percent_decode,
 };
-use sluice_etl::{EtlError, Outcome, process_image, process_table};
+use sluice_etl::{EtlError, TableSummary, convert_table, process_image};
 use sluice_formats::ContentKind;
 use sluice_profile::Profile;
 use time::OffsetDateTime;
@@ -38,6 +40,8 @@ pub enum EtlFailure {
     CorruptProfile(String, String),
     #[error("the profile of dataset {0} changed under every one of {PROFILE_ATTEMPTS} attempts")]
     ProfileContention(DatasetName),
+    #[error("cannot read the object or write its outputs: {0}")]
+    Output(String),
     #[error("the event is neither an S3 notification nor an SQS batch of on-failure records: {0}")]
     UnexpectedEvent(String),
 }
@@ -123,101 +127,141 @@ impl Etl {
         let raw_key = RawKey::parse(key).ok_or_else(|| EtlFailure::UnexpectedKey(key.to_owned()))?;
         let dataset = raw_key.dataset.clone();
         let options = self.catalog.options(&dataset).await?;
-        let max_bytes = options.limits.max_object_bytes;
-        let object = RawZone::new(self.clients.s3.clone(), bucket).get(key, max_bytes).await?;
-        let kind = ContentKind::from_extension(&raw_key.extension);
+        let raw_zone = RawZone::new(self.clients.s3.clone(), bucket);
+        let object = raw_zone.head(key).await?;
         let mut entry = match self.catalog.ingest(&dataset, raw_key.ingest_id).await? {
             Some(entry) => entry,
             None => new_entry(&raw_key, bucket, key, object.content_type.as_deref()),
         };
         entry.size_bytes = Some(object.size);
-        entry.label = entry.label.or(object.label.clone());
-        let keys = raw_key.curated();
-
-        let Some(body) = object.body else {
+        entry.label = entry.label.or(object.label);
+        let max_bytes = options.limits.max_object_bytes;
+        if object.size > max_bytes {
             let reason =
                 format!("the object is {} bytes, over the dataset limit max_object_bytes = {max_bytes}", object.size);
             return self.fail(entry, &raw_key, reason).await;
-        };
-        entry.sha256 = Some(Sha256Digest::of(&body).hex);
-        let Some(kind) = kind else {
+        }
+        let Some(kind) = ContentKind::from_extension(&raw_key.extension) else {
             return self.fail(entry, &raw_key, format!("unsupported file extension {:?}", raw_key.extension)).await;
         };
-        let outcome = match self.transform(&dataset, kind, &body, entry.label.as_deref(), &options).await? {
-            Ok(outcome) => outcome,
+        let keys = raw_key.curated();
+        let source = Source { raw_zone, key: key.to_owned(), kind, keys: keys.clone() };
+        let converted = if kind.is_image() {
+            self.convert_image(&dataset, &source, entry.label.as_deref(), &options).await?
+        } else {
+            self.convert_table(&dataset, &source, entry.sha256.is_none(), &options).await?
+        };
+        let converted = match converted {
+            Ok(converted) => converted,
             Err(err) => return self.fail(entry, &raw_key, err.to_string()).await,
         };
-
-        self.curated.put(&keys.data, outcome.parquet, "application/vnd.apache.parquet").await?;
-        let rejected_key = if outcome.rejected.is_empty() {
-            self.curated.delete(&keys.rejected).await?;
-            None
-        } else {
-            let lines: String =
-                outcome.rejected.iter().map(|r| serde_json::to_string(r).expect("serialises") + "\n").collect();
-            self.curated.put(&keys.rejected, lines.into_bytes(), "application/x-ndjson").await?;
-            Some(keys.rejected.clone())
-        };
-        let profile = serde_json::to_vec(&outcome.profile).expect("profiles serialise");
+        if let Some(digest) = converted.sha256 {
+            entry.sha256 = Some(digest.hex);
+        }
+        let summary = converted.summary;
+        let profile = serde_json::to_vec(&summary.profile).expect("profiles serialise");
         self.curated.put(&keys.profile, profile, "application/json").await?;
-        self.merge_into_dataset_profile(&dataset, raw_key.ingest_id, &outcome.profile).await?;
+        self.merge_into_dataset_profile(&dataset, raw_key.ingest_id, &summary.profile).await?;
 
-        let rows_rejected = outcome.rejected.len() as u64;
         if !kind.is_image() {
-            entry.row_count = Some(outcome.rows_in);
+            entry.row_count = Some(summary.rows_in);
         }
         entry.status = IngestStatus::Processed;
         entry.processing = Some(Processing {
             processed_at: OffsetDateTime::now_utc(),
-            rows_in: Some(outcome.rows_in),
-            rows_out: Some(outcome.rows_out),
-            rows_rejected: Some(rows_rejected),
+            rows_in: Some(summary.rows_in),
+            rows_out: Some(summary.rows_out),
+            rows_rejected: Some(summary.rows_rejected),
             curated_key: Some(keys.data),
-            rejected_key,
+            rejected_key: (summary.rows_rejected > 0).then_some(keys.rejected),
             profile_key: Some(keys.profile),
             failure_reason: None,
         });
         self.catalog.put_entry(&entry).await?;
-        tracing::info!(%dataset, ingest_id = %entry.ingest_id, rows_in = outcome.rows_in, rows_out = outcome.rows_out, rows_rejected, "processed");
+        let (rows_in, rows_out, rows_rejected) = (summary.rows_in, summary.rows_out, summary.rows_rejected);
+        tracing::info!(%dataset, ingest_id = %entry.ingest_id, rows_in, rows_out, rows_rejected, "processed");
         publish(
             "Sluice",
             &[("Function", "etl"), ("Dataset", dataset.as_str())],
             &[
                 Metric { name: "ObjectsProcessed".into(), unit: Unit::Count, value: 1.0 },
-                Metric { name: "RowsIn".into(), unit: Unit::Count, value: outcome.rows_in as f64 },
-                Metric { name: "RowsOut".into(), unit: Unit::Count, value: outcome.rows_out as f64 },
+                Metric { name: "RowsIn".into(), unit: Unit::Count, value: rows_in as f64 },
+                Metric { name: "RowsOut".into(), unit: Unit::Count, value: rows_out as f64 },
                 Metric { name: "RowsRejected".into(), unit: Unit::Count, value: rows_rejected as f64 },
             ],
         );
         Ok(())
     }
 
-    /// Converts the object under the dataset's schema, storing the schema first if this
-    /// object creates or evolves it. A concurrent change to the schema means converting again.
-    async fn transform(
+    /// Streams a table from the raw zone into the curated zone on a blocking thread: the
+    /// object is read twice as it downloads (types, then conversion), Parquet and rejected
+    /// rows go out as multipart uploads, so memory holds a row group, not the object. The
+    /// uploads are completed only once the schema they were written under is stored; a
+    /// concurrent change to the schema aborts them and converts again.
+    async fn convert_table(
         &self,
         dataset: &DatasetName,
-        kind: ContentKind,
-        body: &[u8],
+        source: &Source,
+        with_sha256: bool,
+        options: &DatasetOptions,
+    ) -> Result<Result<Converted, EtlError>, EtlFailure> {
+        let handle = tokio::runtime::Handle::current();
+        for _ in 0..SCHEMA_ATTEMPTS {
+            let stored = self.catalog.schema(dataset).await?;
+            let current = stored.as_ref().map(|s| s.schema.clone());
+            let (source_copy, curated, options, handle) =
+                (source.clone(), self.curated.clone(), options.clone(), handle.clone());
+            let streamed = tokio::task::spawn_blocking(move || {
+                stream_table(&source_copy, &curated, current.as_ref(), &options, with_sha256, &handle)
+            })
+            .await
+            .expect("the conversion thread does not panic");
+            let streamed = match streamed {
+                Ok(streamed) => streamed,
+                Err(EtlError::Output(reason) | EtlError::Parquet(reason)) => return Err(EtlFailure::Output(reason)),
+                Err(err) => return Ok(Err(err)),
+            };
+            let schema_stored = stored.as_ref().map(|s| &s.schema) == Some(&streamed.summary.schema)
+                || self.catalog.save_schema(dataset, &streamed.summary.schema, stored.map(|s| s.version)).await?;
+            let finished = tokio::task::spawn_blocking(move || streamed.settle(schema_stored))
+                .await
+                .expect("the upload thread does not panic")?;
+            if let Some(converted) = finished {
+                return Ok(Ok(converted));
+            }
+        }
+        Err(EtlFailure::SchemaContention(dataset.clone()))
+    }
+
+    /// An image is decoded in memory (its size is capped), then written as one row.
+    async fn convert_image(
+        &self,
+        dataset: &DatasetName,
+        source: &Source,
         label: Option<&str>,
         options: &DatasetOptions,
-    ) -> Result<Result<Outcome, EtlError>, EtlFailure> {
+    ) -> Result<Result<Converted, EtlError>, EtlFailure> {
+        let body = source.raw_zone.get(&source.key).await?;
         for _ in 0..SCHEMA_ATTEMPTS {
             let stored = self.catalog.schema(dataset).await?;
             let current = stored.as_ref().map(|s| &s.schema);
-            let result = if kind.is_image() {
-                process_image(kind, body, label, current, options)
-            } else {
-                process_table(kind, body, current, options)
-            };
-            let outcome = match result {
+            let outcome = match process_image(source.kind, &body, label, current, options) {
                 Ok(outcome) => outcome,
                 Err(err) => return Ok(Err(err)),
             };
             if current == Some(&outcome.schema)
                 || self.catalog.save_schema(dataset, &outcome.schema, stored.map(|s| s.version)).await?
             {
-                return Ok(Ok(outcome));
+                self.curated.put(&source.keys.data, outcome.parquet, PARQUET).await?;
+                self.curated.delete(&source.keys.rejected).await?;
+                let summary = TableSummary {
+                    schema: outcome.schema,
+                    profile: outcome.profile,
+                    rows_in: outcome.rows_in,
+                    rows_out: outcome.rows_out,
+                    rows_rejected: 0,
+                };
+                return Ok(Ok(Converted { summary, sha256: Some(Sha256Digest::of(&body)) }));
             }
         }
         Err(EtlFailure::SchemaContention(dataset.clone()))
@@ -312,6 +356,91 @@ fn backoff(attempt: u32) -> std::time::Duration {
     use std::hash::BuildHasher;
     let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
     std::time::Duration::from_millis(5 + random % (25 * u64::from(attempt.min(8))))
+}
+
+const PARQUET: &str = "application/vnd.apache.parquet";
+const NDJSON: &str = "application/x-ndjson";
+
+/// The raw object being processed and where its outputs go.
+#[derive(Clone)]
+struct Source {
+    raw_zone: RawZone,
+    key: String,
+    kind: ContentKind,
+    keys: CuratedKeys,
+}
+
+/// A converted object whose data and rejected rows are in the curated zone.
+struct Converted {
+    summary: TableSummary,
+    /// Computed when the catalog entry had none (objects that did not come through the API).
+    sha256: Option<Sha256Digest>,
+}
+
+/// A table converted into uploads that are not visible yet.
+struct Streamed {
+    summary: TableSummary,
+    parquet: MultipartWriter,
+    rejected: MultipartWriter,
+    sha256: Option<Sha256Digest>,
+}
+
+impl Streamed {
+    /// Completes the uploads if the schema was stored (and removes a rejected-rows object an
+    /// earlier run left when there are none now), or aborts them. Blocks.
+    fn settle(self, schema_stored: bool) -> Result<Option<Converted>, EtlFailure> {
+        if !schema_stored {
+            self.parquet.abort()?;
+            self.rejected.abort()?;
+            return Ok(None);
+        }
+        self.parquet.finish()?;
+        if self.summary.rows_rejected > 0 {
+            self.rejected.finish()?;
+        } else {
+            self.rejected.remove()?;
+        }
+        Ok(Some(Converted { summary: self.summary, sha256: self.sha256 }))
+    }
+}
+
+/// One conversion attempt on the blocking thread.
+fn stream_table(
+    source: &Source,
+    curated: &CuratedZone,
+    schema: Option<&Schema>,
+    options: &DatasetOptions,
+    with_sha256: bool,
+    handle: &tokio::runtime::Handle,
+) -> Result<Streamed, EtlError> {
+    let unreadable = |err: StoreError| EtlError::Output(err.to_string());
+    let sha256 = if with_sha256 {
+        let reader = source.raw_zone.blocking_reader(&source.key, handle).map_err(unreadable)?;
+        Some(
+            Sha256Digest::of_reader(reader)
+                .map_err(|err| EtlError::Output(format!("cannot read the object: {err}")))?,
+        )
+    } else {
+        None
+    };
+    let mut open = || {
+        source
+            .raw_zone
+            .blocking_reader(&source.key, handle)
+            .map(|reader| Box::new(reader) as Box<dyn std::io::Read>)
+            .map_err(std::io::Error::other)
+    };
+    let parquet = curated.multipart_writer(&source.keys.data, PARQUET, handle.clone());
+    let mut rejected = curated.multipart_writer(&source.keys.rejected, NDJSON, handle.clone());
+    match convert_table(source.kind, &mut open, schema, options, parquet, &mut rejected) {
+        Ok((summary, parquet)) => Ok(Streamed { summary, parquet, rejected, sha256 }),
+        Err(err) => {
+            // The Parquet writer went down with the conversion; its parts, if any, are
+            // removed by the bucket's lifecycle rule for incomplete uploads.
+            let _ = rejected.abort();
+            Err(err)
+        }
+    }
 }
 
 /// The entry of an object that arrived in the raw zone without going through the API.

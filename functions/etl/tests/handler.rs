@@ -333,3 +333,37 @@ async fn run_all_at_once(fixture: &std::sync::Arc<Fixture>, keys: &[String]) {
         run.await.unwrap().unwrap();
     }
 }
+
+#[tokio::test]
+async fn outputs_larger_than_a_part_are_uploaded_in_parts_and_appear_only_when_finished() {
+    use std::io::Write;
+    let fixture = Fixture::new().await;
+    let curated = fixture.curated();
+    let handle = tokio::runtime::Handle::current();
+    let body: Vec<u8> = (0..2 * sluice_aws::blocking::PART_BYTES + 1_000).map(|i| (i % 251) as u8).collect();
+    let key = "data/big/object.bin";
+
+    let (zone, bytes, runtime) = (curated.clone(), body.clone(), handle.clone());
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut writer = zone.multipart_writer(key, "application/octet-stream", runtime);
+        writer.write_all(&bytes).unwrap();
+        writer
+    })
+    .await
+    .unwrap();
+    assert_eq!(curated.get(key).await.unwrap(), None, "nothing is visible before the upload completes");
+    let size = tokio::task::spawn_blocking(move || writer.finish()).await.unwrap().unwrap();
+    assert_eq!(size, body.len() as u64);
+    assert_eq!(curated.get(key).await.unwrap().unwrap(), body);
+
+    // An aborted rewrite leaves the object as it was.
+    let (zone, runtime) = (curated.clone(), handle.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut writer = zone.multipart_writer(key, "application/octet-stream", runtime);
+        writer.write_all(&vec![0; sluice_aws::blocking::PART_BYTES + 1]).unwrap();
+        writer.abort().unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(curated.get(key).await.unwrap().unwrap(), body);
+}
