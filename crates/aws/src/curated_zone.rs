@@ -56,19 +56,4 @@ impl CuratedZone {
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         crate::delete_object(&self.s3, &self.bucket, key).await
     }
-
-    /// Every key under `prefix`, in key order.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|err| StoreError::new("S3", "ListObjectsV2", err))?;
-        Ok(pages.iter().flat_map(|page| page.contents()).filter_map(|o| o.key().map(str::to_owned)).collect())
-    }
 }

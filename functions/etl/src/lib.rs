@@ -12,7 +12,7 @@ use aws_lambda_events::s3::S3Event;
 use aws_lambda_events::sqs::SqsEvent;
 use sluice_aws::blocking::MultipartWriter;
 use sluice_aws::settings::{SettingsError, Vars, required};
-use sluice_aws::{AwsClients, Catalog, CuratedZone, OnFailureRecord, RawZone, StoreError};
+use sluice_aws::{AwsClients, Catalog, CuratedZone, OnFailureRecord, RawZone, StoreError, VersionedSchema};
 use sluice_core::metrics::{Metric, Unit, publish};
 use sluice_core::options::DatasetOptions;
 use sluice_core::schema::Schema;
@@ -221,8 +221,7 @@ impl Etl {
                 Err(EtlError::Output(reason) | EtlError::Parquet(reason)) => return Err(EtlFailure::Output(reason)),
                 Err(err) => return Ok(Err(err)),
             };
-            let schema_stored = stored.as_ref().map(|s| &s.schema) == Some(&streamed.summary.schema)
-                || self.catalog.save_schema(dataset, &streamed.summary.schema, stored.map(|s| s.version)).await?;
+            let schema_stored = self.store_schema(dataset, stored, &streamed.summary.schema).await?;
             let finished = tokio::task::spawn_blocking(move || streamed.settle(schema_stored))
                 .await
                 .expect("the upload thread does not panic")?;
@@ -231,6 +230,21 @@ impl Etl {
             }
         }
         Err(EtlFailure::SchemaContention(dataset.clone()))
+    }
+
+    /// Whether `schema`, which an object was converted under, is the dataset's: it is if it
+    /// is the stored one or if storing it over `stored` succeeds. False when another object
+    /// changed the schema meanwhile: the object is converted again.
+    async fn store_schema(
+        &self,
+        dataset: &DatasetName,
+        stored: Option<VersionedSchema>,
+        schema: &Schema,
+    ) -> Result<bool, EtlFailure> {
+        if stored.as_ref().map(|s| &s.schema) == Some(schema) {
+            return Ok(true);
+        }
+        Ok(self.catalog.save_schema(dataset, schema, stored.map(|s| s.version)).await?)
     }
 
     /// An image is decoded in memory (its size is capped), then written as one row.
@@ -244,14 +258,11 @@ impl Etl {
         let body = source.raw_zone.get(&source.key).await?;
         for _ in 0..SCHEMA_ATTEMPTS {
             let stored = self.catalog.schema(dataset).await?;
-            let current = stored.as_ref().map(|s| &s.schema);
-            let outcome = match process_image(source.kind, &body, label, current, options) {
+            let outcome = match process_image(source.kind, &body, label, stored.as_ref().map(|s| &s.schema), options) {
                 Ok(outcome) => outcome,
                 Err(err) => return Ok(Err(err)),
             };
-            if current == Some(&outcome.schema)
-                || self.catalog.save_schema(dataset, &outcome.schema, stored.map(|s| s.version)).await?
-            {
+            if self.store_schema(dataset, stored, &outcome.schema).await? {
                 self.curated.put(&source.keys.data, outcome.parquet, PARQUET).await?;
                 self.curated.delete(&source.keys.rejected).await?;
                 let summary = TableSummary {
