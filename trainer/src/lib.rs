@@ -11,7 +11,10 @@ pub mod onnx;
 pub mod rng;
 pub mod train;
 
-/// Largest difference allowed between the exported graph and the trained network.
+/// Largest difference allowed between the exported graph and the trained network, relative
+/// to the scale of the network's outputs (see [`onnx::ExportCheck`]): f32 arithmetic in a
+/// different order differs by a few parts in a million of the values it works on, whether
+/// they are probabilities, prices in the hundred thousands or rates in the ten-thousandths.
 pub const ONNX_TOLERANCE: f32 = 1e-4;
 
 /// Why a run failed; the message goes to `/opt/ml/output/failure`.

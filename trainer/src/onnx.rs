@@ -131,10 +131,48 @@ pub fn run_with_tract(model: &[u8], features: &[f32], rows: usize, columns: usiz
 
 /// The largest absolute difference between the exported graph (run by tract) and the
 /// in-memory network on the same features.
-pub fn max_abs_difference(network: &Network, model: &[u8], features: &[f32], rows: usize) -> TractResult<f32> {
+/// How far the exported graph's outputs are from the trained network's on the same rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExportCheck {
+    /// The largest absolute difference between two outputs.
+    pub max_abs_difference: f32,
+    /// The outputs' scale: the largest magnitude among the network's outputs (at least the
+    /// smallest normal f32, so that an all-zero output is not divided by zero).
+    pub scale: f32,
+}
+
+impl ExportCheck {
+    pub fn of(expected: &[f32], exported: &[f32]) -> Self {
+        // `f32::max` would skip a NaN; a NaN output must fail the check instead.
+        let max_abs_difference = exported
+            .iter()
+            .zip(expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0_f32, |worst, d| if worst.is_nan() || d.is_nan() { f32::NAN } else { worst.max(d) });
+        let scale = expected.iter().map(|v| v.abs()).fold(f32::MIN_POSITIVE, f32::max);
+        Self { max_abs_difference, scale }
+    }
+
+    /// The difference as a share of the scale: what the tolerance is compared with. A NaN
+    /// anywhere makes it NaN, which no tolerance accepts.
+    pub fn relative_difference(&self) -> f32 {
+        self.max_abs_difference / self.scale
+    }
+
+    pub fn within(&self, tolerance: f32) -> bool {
+        self.relative_difference() <= tolerance
+    }
+}
+
+/// Runs the exported graph in tract on `features` and compares it with the network.
+pub fn check_export(network: &Network, model: &[u8], features: &[f32], rows: usize) -> TractResult<ExportCheck> {
     let exported = run_with_tract(model, features, rows, network.inputs())?;
     let expected = network.predict(features, rows);
-    Ok(exported.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max))
+    if exported.len() != expected.len() {
+        let message = format!("the graph gives {} values, the network {}", exported.len(), expected.len());
+        return Err(TractError::msg(message));
+    }
+    Ok(ExportCheck::of(&expected, &exported))
 }
 
 #[cfg(test)]
@@ -165,9 +203,34 @@ mod tests {
         for (hidden, head) in cases {
             let (network, features) = random_network(&hidden, head);
             let model = export(&network, "test");
-            let difference = max_abs_difference(&network, &model, &features, 25).unwrap();
-            assert!(difference <= 1e-4, "{hidden:?} {head:?}: {difference}");
+            let check = check_export(&network, &model, &features, 25).unwrap();
+            assert!(check.within(crate::ONNX_TOLERANCE), "{hidden:?} {head:?}: {check:?}");
         }
+    }
+
+    #[test]
+    fn regressions_at_any_scale_pass_the_export_check() {
+        for (mean, std) in [(250_000.0, 80_000.0), (3e-4, 1e-4), (0.0, 1.0), (-1e6, 5e5)] {
+            let (network, features) = random_network(&[8], Head::Regression { mean, std });
+            let model = export(&network, "test");
+            let check = check_export(&network, &model, &features, 25).unwrap();
+            assert!(check.within(crate::ONNX_TOLERANCE), "mean {mean}, std {std}: {check:?}");
+        }
+    }
+
+    #[test]
+    fn the_check_is_relative_to_the_outputs_scale() {
+        // f32 rounding at 10^5: a difference of 0.0078 is one unit in the last place.
+        let large = ExportCheck::of(&[123_456.0, -98_765.4], &[123_456.01, -98_765.4]);
+        assert!(large.within(1e-4), "{large:?}");
+        let small = ExportCheck::of(&[2e-4, 1e-4], &[2.00001e-4, 1e-4]);
+        assert!(small.within(1e-4), "{small:?}");
+        let wrong_small = ExportCheck::of(&[2e-4, 1e-4], &[3e-4, 1e-4]);
+        assert!(!wrong_small.within(1e-4), "an absolute tolerance would have let 1e-4 through: {wrong_small:?}");
+        let wrong_large = ExportCheck::of(&[123_456.0], &[123_500.0]);
+        assert!(!wrong_large.within(1e-4), "{wrong_large:?}");
+        assert!(ExportCheck::of(&[0.0, 0.0], &[0.0, 0.0]).within(1e-4));
+        assert!(!ExportCheck::of(&[1.0], &[f32::NAN]).within(1e-4));
     }
 
     #[test]

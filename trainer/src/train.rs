@@ -214,20 +214,27 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         Task::Regression => ("rmse", false),
     };
     let primary_value = validation_metrics.get(primary).copied().unwrap_or(f64::NAN);
-    // The lines SageMaker metric definitions read, e.g. `validation:accuracy=([0-9.]+)`.
+    // The lines SageMaker metric definitions read, e.g. `validation:rmse=([-0-9.eE+]+)`. In
+    // full (shortest round-trip) rather than to fixed decimals: an RMSE of targets in the
+    // ten-thousandths would otherwise print as 0.000000 and give tuning nothing to compare.
     for (split, metrics) in [("train", &train_metrics), ("validation", &validation_metrics)] {
         for (name, value) in metrics {
-            println!("{split}:{name}={value:.6}");
+            println!("{split}:{name}={value}");
         }
     }
-    println!("train:loss={:.6}", report.final_loss);
+    println!("train:loss={}", report.final_loss);
     println!("train:epochs={}", report.epochs);
 
     let model = onnx::export(&network, env!("CARGO_PKG_VERSION"));
-    let difference = onnx::max_abs_difference(&network, &model, &x_validation, validation_index.len())
+    let check = onnx::check_export(&network, &model, &x_validation, validation_index.len())
         .map_err(|e| TrainError::Export(format!("tract cannot run the exported model: {e}")))?;
-    if difference > ONNX_TOLERANCE {
-        return Err(TrainError::Export(format!("the exported model differs from the trained one by {difference}")));
+    if !check.within(ONNX_TOLERANCE) {
+        return Err(TrainError::Export(format!(
+            "the exported model differs from the trained one by {} ({:.2e} of the outputs' scale {}, more than {ONNX_TOLERANCE:e})",
+            check.max_abs_difference,
+            check.relative_difference(),
+            check.scale
+        )));
     }
 
     let production = hp.production_version.map(|version| {
@@ -237,7 +244,7 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         };
         let score = score_production(&contract.channel("production"), &validation_frame, &class_labels, &truth);
         match &score {
-            Ok(metrics) => println!("production:{primary}={:.6}", metrics.get(primary).copied().unwrap_or(f64::NAN)),
+            Ok(metrics) => println!("production:{primary}={}", metrics.get(primary).copied().unwrap_or(f64::NAN)),
             Err(error) => println!("production: version {version} could not be scored: {error}"),
         }
         match score {
@@ -259,7 +266,7 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
             converged: report.converged,
             final_loss: report.final_loss,
         }),
-        onnx_max_abs_difference: Some(f64::from(difference)),
+        onnx_max_abs_difference: Some(f64::from(check.max_abs_difference)),
         production,
     };
     let predictions = match task {

@@ -146,6 +146,35 @@ fn failure(ml: &OptMl) -> String {
     std::fs::read_to_string(ml.path("output/failure")).expect("the failure file is written")
 }
 
+/// `regression_csv` with its target multiplied by `scale`.
+fn scaled_regression_csv(rows: usize, scale: f64) -> String {
+    let mut csv = String::from("a,b,y\n");
+    for r in 0..rows {
+        let (a, b) = (r as f64 / rows as f64, ((r * 7) % 13) as f64);
+        csv.push_str(&format!("{a:.5},{b},{:e}\n", (3.0 * a - 0.5 * b + 10.0) * scale));
+    }
+    csv
+}
+
+#[test]
+fn regressions_train_and_export_whatever_the_targets_scale() {
+    for (scale, name) in [(1e4, "targets-1e5"), (1e-5, "targets-1e-4")] {
+        for algorithm in ["linear", "mlp"] {
+            let ml = OptMl::new(&format!("{name}-{algorithm}"));
+            ml.hyperparameters(&[("target", "y"), ("algorithm", algorithm), ("epochs", "200"), ("seed", "3")]).channel(
+                "train",
+                "a.parquet",
+                &scaled_regression_csv(300, scale),
+            );
+            let output = ml.train();
+            assert!(output.status.success(), "{name} {algorithm}: {}", String::from_utf8_lossy(&output.stderr));
+            let metrics: Value =
+                serde_json::from_slice(&std::fs::read(ml.path("model/metrics.json")).unwrap()).unwrap();
+            assert!(metrics["validation"]["r2"].as_f64().unwrap() > 0.9, "{name} {algorithm}: {metrics}");
+        }
+    }
+}
+
 #[test]
 fn bad_input_fails_with_the_reason_in_the_failure_file() {
     let missing_target = OptMl::new("no-target");
