@@ -101,16 +101,6 @@ impl Versioned for VersionSummary {
     }
 }
 
-impl Versioned for ModelVersion {
-    fn version(&self) -> i64 {
-        self.version
-    }
-
-    fn approval(&self) -> Approval {
-        self.approval
-    }
-}
-
 impl ModelVersion {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.metadata.get(name).map(String::as_str)

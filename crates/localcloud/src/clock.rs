@@ -37,23 +37,6 @@ impl Clock {
         }
     }
 
-    /// The speed set by `SLUICE_CLOCK_SPEED`; real time when it is not set.
-    pub fn from_env() -> Result<Self, ClockError> {
-        match std::env::var(SPEED_VARIABLE) {
-            Err(std::env::VarError::NotPresent) => Ok(Self::default()),
-            Err(std::env::VarError::NotUnicode(value)) => {
-                Err(ClockError { value: value.to_string_lossy().into_owned() })
-            }
-            Ok(text) => Self::parse(&text),
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, ClockError> {
-        let invalid = || ClockError { value: text.to_owned() };
-        let speed = text.trim().parse().map_err(|_| invalid())?;
-        Self::new(speed).map_err(|_| invalid())
-    }
-
     pub fn speed(&self) -> f64 {
         self.speed
     }
@@ -76,16 +59,6 @@ mod tests {
         assert_eq!(clock.real(Duration::from_secs(60)), Duration::from_secs(1));
         assert_eq!(clock.real(Duration::ZERO), Duration::from_millis(1), "never a zero-length timer");
         assert_eq!(Clock::default().real(Duration::from_secs(60)), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn the_variable_is_read_as_a_number() {
-        assert_eq!(Clock::parse(" 60 ").unwrap().speed(), 60.0);
-        assert_eq!(Clock::parse("2.5").unwrap().speed(), 2.5);
-        for text in ["fast", "", "0.5", "inf"] {
-            let err = Clock::parse(text).unwrap_err().to_string();
-            assert!(err.contains(SPEED_VARIABLE) && err.contains(&format!("{text:?}")), "{err}");
-        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use sluice_core::ModelName;
 use sluice_core::capture::{CaptureRecord, CapturedPrediction, PredictionId};
 use sluice_core::metrics::{Metric, Unit, publish};
+use sluice_core::monitoring::{MODEL_DIMENSION, SERVER_ERRORS};
 use sluice_formats::{ContentKind, image_pixels};
 use sluice_model::pipeline::FeatureStep;
 use time::OffsetDateTime;
@@ -148,8 +149,8 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
         };
         publish(
             &self.settings.metrics_namespace,
-            &[("Model", model.as_str())],
-            &[Metric { name: "ServerErrors".into(), unit: Unit::Count, value: f64::from(u8::from(server_error)) }],
+            &[(MODEL_DIMENSION, model.as_str())],
+            &[Metric { name: SERVER_ERRORS.into(), unit: Unit::Count, value: f64::from(u8::from(server_error)) }],
         );
         result
     }
@@ -247,7 +248,7 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
         let version = version.to_string();
         publish(
             &self.settings.metrics_namespace,
-            &[("Function", "predict"), ("Model", model.as_str()), ("Version", &version)],
+            &[("Function", "predict"), (MODEL_DIMENSION, model.as_str()), ("Version", &version)],
             &metrics,
         );
     }

@@ -173,11 +173,13 @@ impl Predict {
     }
 
     async fn feedback(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
-        let body: Value = serde_json::from_str(request.body.as_deref().unwrap_or_default())
-            .map_err(|e| ApiError::InvalidRequest(format!("the body is not JSON: {e}")))?;
-        if request.body.as_deref().unwrap_or_default().len() > MAX_FEEDBACK_BYTES {
+        // Sized before it is parsed: a few kilobytes is all feedback needs.
+        let text = request.body.as_deref().unwrap_or_default();
+        if text.len() > MAX_FEEDBACK_BYTES {
             return Err(ApiError::PayloadTooLarge(format!("feedback is at most {MAX_FEEDBACK_BYTES} bytes")));
         }
+        let body: Value =
+            serde_json::from_str(text).map_err(|e| ApiError::InvalidRequest(format!("the body is not JSON: {e}")))?;
         let truth = match &body["truth"] {
             truth @ (Value::String(_) | Value::Number(_) | Value::Bool(_)) => truth.clone(),
             Value::Null => {
