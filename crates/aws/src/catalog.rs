@@ -400,16 +400,7 @@ impl Catalog {
     }
 
     pub async fn ingest(&self, dataset: &DatasetName, id: IngestId) -> Result<Option<CatalogEntry>, StoreError> {
-        let output = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", dataset_pk(dataset))
-            .key("sk", ingest_sk(id))
-            .send()
-            .await
-            .map_err(|err| StoreError::new("DynamoDB", "GetItem", err))?;
-        output.item.as_ref().map(entry_from_item).transpose()
+        self.item(dataset_pk(dataset), ingest_sk(id)).await?.as_ref().map(entry_from_item).transpose()
     }
 }
 

@@ -1,17 +1,16 @@
 //! The ETL's domain logic, free of AWS: an object's bytes in, typed Parquet, rejected rows
 //! and a profile out.
 //!
-//! Tables are read twice with the streaming readers of `sluice-formats` (which cap every
+//! Tables are streamed twice through the readers of `sluice-formats` (which cap every
 //! dimension of the object as they parse, under the dataset's limits): once to infer column
-//! types, once to convert, deduplicate and write row groups, so memory holds the input plus
-//! one row group and one row of cells. Nothing is dropped
+//! types, once to convert, deduplicate and write row groups to the caller's writer, so
+//! memory holds one row group and a fingerprint per row, not the object. Nothing is dropped
 //! silently: a row that fails conversion, or repeats an earlier row exactly, goes to the
-//! rejected list with its row number and reason, and `rows_in = rows_out + rejected`.
+//! rejected rows with its row number and reason, and `rows_in = rows_out + rejected`.
 
 mod image_rows;
 mod parquet_out;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{Read, Write};
@@ -148,8 +147,8 @@ pub fn convert_table<P: Write + Send>(
     rejected: &mut dyn Write,
 ) -> Result<(TableSummary, P), EtlError> {
     let read_options = ReadOptions::from(options);
-    let table = Table { kind, open: RefCell::new(open), options: &read_options };
-    let (header, votes, rows) = type_votes(&table, options.decimal_separator)?;
+    let mut table = Table { kind, open, options: &read_options };
+    let (header, votes, rows) = type_votes(&mut table, options.decimal_separator)?;
     let schema = match dataset_schema {
         None => Schema {
             fields: header
@@ -175,7 +174,7 @@ pub fn convert_table<P: Write + Send>(
         }
     };
     schema.to_stored_json().map_err(EtlError::Schema)?;
-    convert(&table, &header, schema, options.decimal_separator, rows, parquet, rejected)
+    convert(&mut table, &header, schema, options.decimal_separator, rows, parquet, rejected)
 }
 
 /// The type this object's column is converted to, given the dataset's type for it. A type
@@ -198,15 +197,14 @@ fn field_type(existing: ColumnType, decided: ColumnType, vote: &TypeVotes, evolv
 /// An object to read, as often as the ETL needs to.
 struct Table<'o, 'a> {
     kind: ContentKind,
-    open: RefCell<&'o mut Open<'a>>,
+    open: &'o mut Open<'a>,
     options: &'o ReadOptions,
 }
 
 impl Table<'_, '_> {
     /// Calls `row` with the header so far, each data row's number and its cells.
-    fn for_each_row(&self, mut row: impl FnMut(&[String], u64, &[Option<&str>])) -> Result<(), EtlError> {
-        let input =
-            (self.open.borrow_mut())().map_err(|err| EtlError::Output(format!("cannot read the object: {err}")))?;
+    fn for_each_row(&mut self, mut row: impl FnMut(&[String], u64, &[Option<&str>])) -> Result<(), EtlError> {
+        let input = (self.open)().map_err(|err| EtlError::Output(format!("cannot read the object: {err}")))?;
         read_table(self.kind, input, self.options, &mut |header, number, cells| {
             row(header, number, cells);
             std::ops::ControlFlow::Continue(())
@@ -272,9 +270,10 @@ impl TypeVotes {
 
 /// The object's header; per column, how its values parse; and how many rows there are.
 fn type_votes(
-    table: &Table<'_, '_>,
+    table: &mut Table<'_, '_>,
     decimal: DecimalSeparator,
 ) -> Result<(Vec<String>, Vec<TypeVotes>, usize), EtlError> {
+    let kind = table.kind;
     let mut votes: Vec<TypeVotes> = Vec::new();
     let mut final_header = Vec::new();
     let mut rows = 0;
@@ -285,7 +284,7 @@ fn type_votes(
             votes.resize(header.len(), TypeVotes::default());
         }
         // A ragged CSV row is a rejected row; its cells say nothing about the columns' types.
-        if table.kind == ContentKind::Csv && cells.len() != header.len() {
+        if kind == ContentKind::Csv && cells.len() != header.len() {
             return;
         }
         for (vote, cell) in votes.iter_mut().zip(cells) {
@@ -340,7 +339,7 @@ fn rejected(header: &[String], row: u64, reason: String, cells: &[Option<&str>])
 }
 
 fn convert<P: Write + Send>(
-    table: &Table<'_, '_>,
+    table: &mut Table<'_, '_>,
     header: &[String],
     schema: Schema,
     decimal: DecimalSeparator,
@@ -349,6 +348,7 @@ fn convert<P: Write + Send>(
     rejected_out: &mut dyn Write,
 ) -> Result<(TableSummary, P), EtlError> {
     // For each schema column, where it is in this object (absent columns are all null).
+    let kind = table.kind;
     let positions: Vec<Option<usize>> =
         schema.fields.iter().map(|f| header.iter().position(|h| *h == f.name)).collect();
     let mut sink = ParquetSink::new(&schema, parquet)?;
@@ -372,7 +372,7 @@ fn convert<P: Write + Send>(
         }
         rows_in += 1;
         // JSON records read before a key first appeared lack its cell: null, like a missing key.
-        let padded = table.kind != ContentKind::Csv && raw.len() < header.len();
+        let padded = kind != ContentKind::Csv && raw.len() < header.len();
         if raw.len() != header.len() && !padded {
             let reason = format!("expected {} fields (as many as the header), found {}", header.len(), raw.len());
             failure = reject(rejected(header, number, reason, raw)).err();

@@ -22,7 +22,7 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use calamine::{Data, Reader, Xlsx};
-use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde::de::{SeqAccess, Visitor};
 use serde_json::Value;
 use sluice_core::options::{DatasetOptions, MAX_COLUMN_NAME_BYTES, TableLimits};
 
@@ -86,7 +86,7 @@ fn over(what: &str, limit: u64, at: String) -> FormatError {
 }
 
 /// Column names become Parquet columns and schema entries: present, unique, short, printable.
-pub fn check_header(names: &[String]) -> Result<(), FormatError> {
+fn check_header(names: &[String]) -> Result<(), FormatError> {
     if names.is_empty() {
         return Err(FormatError::NoColumns);
     }
@@ -286,7 +286,7 @@ fn read_ndjson(mut input: impl BufRead, limits: &TableLimits, row: &mut RowFn<'_
 }
 
 /// serde_json appends " at line L column C" to its messages; the error already says where.
-pub(crate) fn json_message(err: &serde_json::Error) -> String {
+fn json_message(err: &serde_json::Error) -> String {
     let full = err.to_string();
     match full.rfind(" at line ") {
         Some(cut) => full[..cut].to_owned(),
@@ -330,7 +330,8 @@ fn read_json(mut input: impl BufRead, limits: &TableLimits, row: &mut RowFn<'_>)
         }
     };
     let used = Rc::new(Cell::new(0));
-    // The budget is per record; the reader's own buffering reads ahead up to 8 KiB of the next.
+    // The budget is per record; the separators and whitespace between records count toward
+    // the next one, hence the slack.
     let limit = limits.max_row_bytes as u64 + 8 * 1024;
     let budget = RecordBudget { inner: input, used: used.clone(), limit };
     // serde_json refuses values nested deeper than 128 while parsing, whatever the limit;
@@ -405,20 +406,10 @@ impl<'de> Visitor<'de> for &mut JsonState<'_, '_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut records: A) -> Result<(), A::Error> {
         self.used.set(0);
-        while let Some(value) = records.next_element_seed(RecordSeed)? {
+        while let Some(value) = records.next_element::<Value>()? {
             self.record(value).map_err(serde::de::Error::custom)?;
         }
         Ok(())
-    }
-}
-
-struct RecordSeed;
-
-impl<'de> DeserializeSeed<'de> for RecordSeed {
-    type Value = Value;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        serde::Deserialize::deserialize(deserializer)
     }
 }
 

@@ -424,16 +424,6 @@ fn stream_table(
     with_sha256: bool,
     handle: &tokio::runtime::Handle,
 ) -> Result<Streamed, EtlError> {
-    let unreadable = |err: StoreError| EtlError::Output(err.to_string());
-    let sha256 = if with_sha256 {
-        let reader = source.raw_zone.blocking_reader(&source.key, handle).map_err(unreadable)?;
-        Some(
-            Sha256Digest::of_reader(reader)
-                .map_err(|err| EtlError::Output(format!("cannot read the object: {err}")))?,
-        )
-    } else {
-        None
-    };
     let mut open = || {
         source
             .raw_zone
@@ -441,6 +431,10 @@ fn stream_table(
             .map(|reader| Box::new(reader) as Box<dyn std::io::Read>)
             .map_err(std::io::Error::other)
     };
+    let sha256 = with_sha256
+        .then(|| open().and_then(Sha256Digest::of_reader))
+        .transpose()
+        .map_err(|err| EtlError::Output(format!("cannot read the object: {err}")))?;
     let parquet = curated.multipart_writer(&source.keys.data, PARQUET, handle.clone());
     let mut rejected = curated.multipart_writer(&source.keys.rejected, NDJSON, handle.clone());
     match convert_table(source.kind, &mut open, schema, options, parquet, &mut rejected) {
