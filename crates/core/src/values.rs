@@ -10,8 +10,16 @@ const NULL_TOKENS: [&str; 5] = ["", "na", "n/a", "null", "nan"];
 
 /// The trimmed cell, or `None` for a null token.
 pub fn normalise(cell: &str) -> Option<&str> {
-    let trimmed = cell.trim();
-    if NULL_TOKENS.iter().any(|token| trimmed.eq_ignore_ascii_case(token)) { None } else { Some(trimmed) }
+    // Most cells start and end with a visible ASCII character: nothing to trim.
+    let visible = |byte: Option<&u8>| byte.is_some_and(|&b| b.is_ascii_graphic());
+    let bytes = cell.as_bytes();
+    let trimmed = if visible(bytes.first()) && visible(bytes.last()) { cell } else { cell.trim() };
+    // Every null token is at most 4 bytes: longer cells, the most, skip the comparisons.
+    if trimmed.len() <= 4 && NULL_TOKENS.iter().any(|token| trimmed.eq_ignore_ascii_case(token)) {
+        None
+    } else {
+        Some(trimmed)
+    }
 }
 
 pub fn parse_bool(text: &str) -> Option<bool> {

@@ -1,48 +1,48 @@
 //! The ETL's domain logic, free of AWS: an object's bytes in, typed Parquet, rejected rows
 //! and a profile out.
 //!
-//! Tables are streamed twice through the readers of `sluice-formats` (which cap every
-//! dimension of the object as they parse, under the dataset's limits): once to infer column
-//! types, once to convert, deduplicate and write row groups to the caller's writer, so
-//! memory holds one row group and a fingerprint per row, not the object. Nothing is dropped
+//! Tables are streamed through the readers of `sluice-formats` (which cap every dimension of
+//! the object as they parse, under the dataset's limits): first the inference prefix, to
+//! infer column types (see [`INFERENCE_ROWS`]), then the whole object, each cell parsed once
+//! into typed column buffers that are profiled and written as a row group when full, so
+//! memory holds one row group and 12–17 bytes per row for duplicate detection
+//! ([`seen_rows`]), not the object. Nothing is dropped
 //! silently: a row that fails conversion, or repeats an earlier row exactly, goes to the
 //! rejected rows with its row number and reason, and `rows_in = rows_out + rejected`.
 
 mod image_rows;
 mod parquet_out;
+mod seen_rows;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{Read, Write};
+use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 use sluice_formats::{ContentKind, ReadOptions, read_table};
-use sluice_profile::{ColumnProfile, Profile};
+use sluice_profile::Profile;
 
 pub use image_rows::process_image;
 pub use parquet_out::ROW_GROUP_ROWS;
 use parquet_out::{Cell, Columns, ParquetSink};
+use seen_rows::SeenRows;
 use sluice_core::options::{DatasetOptions, DecimalSeparator};
 use sluice_core::schema::{ColumnType, Field, Schema};
-use sluice_core::values::{normalise, parse_bool, parse_float, parse_integer, parse_timestamp, timestamp_feature};
+use sluice_core::values::{normalise, parse_bool, parse_float, parse_integer, parse_timestamp};
 use xxhash_rust::xxh3::{xxh3_64_with_seed, xxh3_128};
 
-/// Hash maps on the per-row path. One-shot xxh3 is several times faster than the default
+/// Hash maps on the per-value path. One-shot xxh3 is several times faster than the default
 /// SipHash on short keys; these maps are per object and hold no keys chosen to collide
 /// that could matter beyond that object's own processing time.
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<OneShotHasher>>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<OneShotHasher>>;
 
 #[derive(Default)]
-struct OneShotHasher(u64);
+pub(crate) struct OneShotHasher(u64);
 
 impl Hasher for OneShotHasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0 = xxh3_64_with_seed(bytes, self.0);
-    }
-
-    /// Row fingerprints are xxh3 output already: folding the halves is enough.
-    fn write_u128(&mut self, value: u128) {
-        self.0 ^= (value as u64) ^ ((value >> 64) as u64);
     }
 
     fn finish(&self) -> u64 {
@@ -53,6 +53,11 @@ impl Hasher for OneShotHasher {
 /// Distinct values counted per column and row group; further new values are counted as
 /// "other", so a column of unique ids costs bounded time and memory.
 const MAX_TRACKED_DISTINCT: usize = 10_000;
+
+/// Rows of a CSV or xlsx table its column types are inferred from (DuckDB samples about as
+/// many): enough for a confident vote, and the inference reads no further. A later value a
+/// column's type does not take is a rejected row with the reason.
+const INFERENCE_ROWS: u64 = 20_000;
 
 /// Share of a column's non-null values that must parse as a type for it to be inferred;
 /// the rest become rejected rows rather than turning the column into text.
@@ -106,7 +111,8 @@ pub struct TableSummary {
     pub rows_rejected: u64,
 }
 
-/// Opens the object from its start, each time it is called: the ETL reads a table twice.
+/// Opens the object from its start, each time it is called: the ETL reads a table's
+/// inference prefix (a JSON table's records) twice.
 pub type Open<'a> = dyn FnMut() -> std::io::Result<Box<dyn Read + 'a>> + 'a;
 
 /// Converts a tabular object held in memory; see [`convert_table`].
@@ -136,7 +142,7 @@ pub fn process_table(
 
 /// Converts a tabular object (CSV, xlsx, JSON, NDJSON) under the dataset's schema, or under
 /// the schema inferred from it when the dataset has none yet. The object is read as a
-/// stream twice (`open`); Parquet row groups go to `parquet` as they fill and rejected rows
+/// stream (`open`), its inference prefix twice; Parquet row groups go to `parquet` as they fill and rejected rows
 /// to `rejected` as JSON lines, so memory holds a row group, not the object.
 pub fn convert_table<P: Write + Send>(
     kind: ContentKind,
@@ -148,7 +154,7 @@ pub fn convert_table<P: Write + Send>(
 ) -> Result<(TableSummary, P), EtlError> {
     let read_options = ReadOptions::from(options);
     let mut table = Table { kind, open, options: &read_options };
-    let (header, votes, rows) = type_votes(&mut table, options.decimal_separator)?;
+    let (header, votes) = type_votes(&mut table, options.decimal_separator)?;
     let schema = match dataset_schema {
         None => Schema {
             fields: header
@@ -174,7 +180,7 @@ pub fn convert_table<P: Write + Send>(
         }
     };
     schema.to_stored_json().map_err(EtlError::Schema)?;
-    convert(&mut table, &header, schema, options.decimal_separator, rows, parquet, rejected)
+    convert(&mut table, &header, schema, options.decimal_separator, parquet, rejected)
 }
 
 /// The type this object's column is converted to, given the dataset's type for it. A type
@@ -203,13 +209,14 @@ struct Table<'o, 'a> {
 
 impl Table<'_, '_> {
     /// Calls `row` with the header so far, each data row's number and its cells.
-    fn for_each_row(&mut self, mut row: impl FnMut(&[String], u64, &[Option<&str>])) -> Result<(), EtlError> {
+    /// Calls `row` with the header so far, each data row's number and its cells, until the
+    /// table ends or `row` breaks.
+    fn for_each_row(
+        &mut self,
+        mut row: impl FnMut(&[String], u64, &[Option<&str>]) -> ControlFlow<()>,
+    ) -> Result<(), EtlError> {
         let input = (self.open)().map_err(|err| EtlError::Output(format!("cannot read the object: {err}")))?;
-        read_table(self.kind, input, self.options, &mut |header, number, cells| {
-            row(header, number, cells);
-            std::ops::ControlFlow::Continue(())
-        })
-        .map_err(|err| match err {
+        read_table(self.kind, input, self.options, &mut row).map_err(|err| match err {
             // The source failing mid-read is infrastructure, not the data.
             sluice_formats::FormatError::Read(reason) => EtlError::Output(format!("cannot read the object: {reason}")),
             other => EtlError::Parse(other.to_string()),
@@ -268,12 +275,15 @@ impl TypeVotes {
     }
 }
 
-/// The object's header; per column, how its values parse; and how many rows there are.
-fn type_votes(
-    table: &mut Table<'_, '_>,
-    decimal: DecimalSeparator,
-) -> Result<(Vec<String>, Vec<TypeVotes>, usize), EtlError> {
+/// The object's header, and per column how the values of its inference prefix parse.
+///
+/// CSV and xlsx tables have their columns in their first row, so types are inferred from
+/// the first [`INFERENCE_ROWS`] rows and the read stops there. JSON records can bring a new
+/// key in their last record, so those are read to the end for their columns, and every
+/// record votes.
+fn type_votes(table: &mut Table<'_, '_>, decimal: DecimalSeparator) -> Result<(Vec<String>, Vec<TypeVotes>), EtlError> {
     let kind = table.kind;
+    let columns_in_first_row = matches!(kind, ContentKind::Csv | ContentKind::Xlsx);
     let mut votes: Vec<TypeVotes> = Vec::new();
     let mut final_header = Vec::new();
     let mut rows = 0;
@@ -284,19 +294,19 @@ fn type_votes(
             votes.resize(header.len(), TypeVotes::default());
         }
         // A ragged CSV row is a rejected row; its cells say nothing about the columns' types.
-        if kind == ContentKind::Csv && cells.len() != header.len() {
-            return;
-        }
-        for (vote, cell) in votes.iter_mut().zip(cells) {
-            if let Some(text) = cell.and_then(normalise) {
-                vote.add(text, decimal);
+        if kind != ContentKind::Csv || cells.len() == header.len() {
+            for (vote, cell) in votes.iter_mut().zip(cells) {
+                if let Some(text) = cell.and_then(normalise) {
+                    vote.add(text, decimal);
+                }
             }
         }
+        if columns_in_first_row && rows >= INFERENCE_ROWS { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     })?;
     if final_header.is_empty() {
         return Err(EtlError::Parse("the table has no columns".into()));
     }
-    Ok((final_header, votes, rows))
+    Ok((final_header, votes))
 }
 
 fn convert_cell<'a>(text: &'a str, column_type: ColumnType, decimal: DecimalSeparator) -> Option<Cell<'a>> {
@@ -314,7 +324,7 @@ fn convert_cell<'a>(text: &'a str, column_type: ColumnType, decimal: DecimalSepa
 /// A 128-bit xxh3 of the row's cells, each written with its null marker and length so
 /// that no two different rows serialise alike. At 128 bits, collisions among even billions
 /// of rows are negligible: a row is only called a duplicate when it is one.
-fn row_fingerprint(cells: &[Option<&str>], buffer: &mut Vec<u8>) -> u128 {
+fn row_fingerprint<'a>(cells: impl Iterator<Item = Option<&'a str>>, buffer: &mut Vec<u8>) -> u128 {
     buffer.clear();
     for cell in cells {
         match cell {
@@ -343,7 +353,6 @@ fn convert<P: Write + Send>(
     header: &[String],
     schema: Schema,
     decimal: DecimalSeparator,
-    rows: usize,
     parquet: P,
     rejected_out: &mut dyn Write,
 ) -> Result<(TableSummary, P), EtlError> {
@@ -353,9 +362,8 @@ fn convert<P: Write + Send>(
         schema.fields.iter().map(|f| header.iter().position(|h| *h == f.name)).collect();
     let mut sink = ParquetSink::new(&schema, parquet)?;
     let mut columns = Columns::new(&schema);
-    let mut profiler = Profiler::new(&schema);
-    // Sized once: growing a map of millions of rows would briefly need twice the memory.
-    let mut seen: FastMap<u128, u64> = FastMap::with_capacity_and_hasher(rows, Default::default());
+    let mut profile: Option<Profile> = None;
+    let mut seen = SeenRows::default();
     let mut fingerprint_buffer = Vec::new();
     let (mut rows_in, mut rows_out, mut rows_rejected) = (0, 0, 0);
     let mut failure = None;
@@ -365,149 +373,75 @@ fn convert<P: Write + Send>(
         line.push(b'\n');
         rejected_out.write_all(&line).map_err(|err| EtlError::Output(format!("cannot write rejected rows: {err}")))
     };
+    let mut flush = |columns: &mut Columns, profile: &mut Option<Profile>| -> Result<(), EtlError> {
+        let part = columns.profile(&schema.fields, MAX_TRACKED_DISTINCT);
+        *profile = Some(match profile.take() {
+            Some(merged) => merged.merge(&part),
+            None => part,
+        });
+        sink.write_row_group(columns)
+    };
 
     table.for_each_row(|_, number, raw| {
-        if failure.is_some() {
-            return;
-        }
         rows_in += 1;
         // JSON records read before a key first appeared lack its cell: null, like a missing key.
         let padded = kind != ContentKind::Csv && raw.len() < header.len();
         if raw.len() != header.len() && !padded {
             let reason = format!("expected {} fields (as many as the header), found {}", header.len(), raw.len());
             failure = reject(rejected(header, number, reason, raw)).err();
-            return;
+            return failure_stops(&failure);
         }
-        let mut normalised: Vec<Option<&str>> = raw.iter().map(|c| c.and_then(normalise)).collect();
-        normalised.resize(header.len(), None);
-        let fingerprint = row_fingerprint(&normalised, &mut fingerprint_buffer);
-        if let Some(first) = seen.get(&fingerprint) {
-            failure = reject(rejected(header, number, format!("exact duplicate of row {first}"), &normalised)).err();
-            return;
+        let cell = |position: usize| raw.get(position).copied().flatten().and_then(normalise);
+        let fingerprint = row_fingerprint((0..header.len()).map(cell), &mut fingerprint_buffer);
+        if let Some(first) = seen.first(fingerprint) {
+            let reason = format!("exact duplicate of row {first}");
+            failure = reject(rejected(header, number, reason, &normalised(raw, header.len()))).err();
+            return failure_stops(&failure);
         }
-        let mut cells = Vec::with_capacity(schema.fields.len());
-        for (field, position) in schema.fields.iter().zip(&positions) {
-            let text = position.and_then(|p| normalised[p]);
-            match text {
-                None => cells.push(Cell::Null),
-                Some(text) => match convert_cell(text, field.column_type, decimal) {
-                    Some(cell) => cells.push(cell),
-                    None => {
-                        let reason =
-                            format!("column {:?}: {text:?} is not a valid {}", field.name, field.column_type.as_str());
-                        failure = reject(rejected(header, number, reason, &normalised)).err();
-                        return;
-                    }
-                },
+        for (index, (field, position)) in schema.fields.iter().zip(&positions).enumerate() {
+            let Some(text) = position.and_then(cell) else {
+                columns.push(index, Cell::Null);
+                continue;
+            };
+            match convert_cell(text, field.column_type, decimal) {
+                Some(value) => columns.push(index, value),
+                None => {
+                    columns.abandon_row();
+                    let reason =
+                        format!("column {:?}: {text:?} is not a valid {}", field.name, field.column_type.as_str());
+                    failure = reject(rejected(header, number, reason, &normalised(raw, header.len()))).err();
+                    return failure_stops(&failure);
+                }
             }
         }
-        seen.insert(fingerprint, number);
-        profiler.add(&cells);
-        columns.push_row(&cells);
+        // Past u32::MAX rows an object would be over 8 GB, beyond `max_object_bytes`' ceiling.
+        seen.insert(fingerprint, number as u32);
+        columns.end_row();
         rows_out += 1;
-        if columns.rows() >= ROW_GROUP_ROWS
-            && let Err(err) = sink.write_row_group(&mut columns)
-        {
-            failure = Some(err);
+        if columns.rows() >= ROW_GROUP_ROWS {
+            failure = flush(&mut columns, &mut profile).err();
         }
-        if profiler.rows >= ROW_GROUP_ROWS as u64 {
-            profiler.flush();
-        }
+        failure_stops(&failure)
     })?;
     if let Some(err) = failure {
         return Err(err);
     }
-    sink.write_row_group(&mut columns)?;
-    let summary = TableSummary { profile: profiler.finish(), schema, rows_in, rows_out, rows_rejected };
+    if columns.rows() > 0 || profile.is_none() {
+        flush(&mut columns, &mut profile)?;
+    }
+    let profile = profile.expect("flushed at least once");
+    let summary = TableSummary { profile, schema, rows_in, rows_out, rows_rejected };
     Ok((summary, sink.finish()?))
 }
 
-/// Builds the profile a row group at a time and merges the groups.
-struct Profiler {
-    fields: Vec<Field>,
-    rows: u64,
-    numbers: Vec<Vec<f64>>,
-    frequencies: Vec<FastMap<String, u64>>,
-    /// Values not counted individually (see [`MAX_TRACKED_DISTINCT`]).
-    untracked: Vec<u64>,
-    nulls: Vec<u64>,
-    merged: Option<Profile>,
+/// Stops reading the table once writing a row or a rejected row has failed.
+fn failure_stops(failure: &Option<EtlError>) -> ControlFlow<()> {
+    if failure.is_some() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
 }
 
-impl Profiler {
-    fn new(schema: &Schema) -> Self {
-        let n = schema.fields.len();
-        Self {
-            fields: schema.fields.clone(),
-            rows: 0,
-            numbers: vec![Vec::new(); n],
-            frequencies: vec![FastMap::default(); n],
-            untracked: vec![0; n],
-            nulls: vec![0; n],
-            merged: None,
-        }
-    }
-
-    fn add(&mut self, cells: &[Cell<'_>]) {
-        self.rows += 1;
-        for (index, cell) in cells.iter().enumerate() {
-            let frequencies = &mut self.frequencies[index];
-            let untracked = &mut self.untracked[index];
-            let mut count = |text: &str| {
-                if let Some(n) = frequencies.get_mut(text) {
-                    *n += 1;
-                } else if frequencies.len() < MAX_TRACKED_DISTINCT {
-                    frequencies.insert(text.to_owned(), 1);
-                } else {
-                    *untracked += 1;
-                }
-            };
-            match *cell {
-                Cell::Null => self.nulls[index] += 1,
-                Cell::Integer(v) => self.numbers[index].push(v as f64),
-                Cell::Float(v) => self.numbers[index].push(v),
-                // Timestamps are profiled in seconds since the epoch.
-                Cell::Timestamp(v) => self.numbers[index].push(timestamp_feature(v)),
-                Cell::Boolean(v) => count(if v { "true" } else { "false" }),
-                Cell::String(v) => count(v),
-                // Images profile their pixels themselves (see `process_image`).
-                Cell::Vector(_) => {}
-            }
-        }
-    }
-
-    fn flush(&mut self) {
-        let columns = self
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(index, field)| {
-                let nulls = std::mem::take(&mut self.nulls[index]);
-                let untracked = std::mem::take(&mut self.untracked[index]);
-                let name = field.name.as_str();
-                let kind = field.column_type.as_str();
-                match field.column_type {
-                    ColumnType::Boolean | ColumnType::String | ColumnType::Vector => {
-                        let frequencies = std::mem::take(&mut self.frequencies[index]).into_iter().collect();
-                        ColumnProfile::categorical(name, kind, frequencies, untracked, nulls)
-                    }
-                    _ => ColumnProfile::numeric(name, kind, &std::mem::take(&mut self.numbers[index]), nulls),
-                }
-            })
-            .collect();
-        let part = Profile { rows: std::mem::take(&mut self.rows), columns };
-        self.merged = Some(match self.merged.take() {
-            Some(merged) => merged.merge(&part),
-            None => part,
-        });
-    }
-
-    fn finish(mut self) -> Profile {
-        if self.rows > 0 || self.merged.is_none() {
-            self.flush();
-        }
-        self.merged.expect("flushed at least once")
-    }
+/// The row's cells trimmed, nulls as `None`, as many as the header has.
+fn normalised<'a>(raw: &[Option<&'a str>], columns: usize) -> Vec<Option<&'a str>> {
+    (0..columns).map(|position| raw.get(position).copied().flatten().and_then(normalise)).collect()
 }
 
 #[cfg(test)]

@@ -1,17 +1,22 @@
 //! Typed column buffers and the Parquet file they become (Snappy, one row group per
 //! buffer flush, every column optional).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as PhysicalType};
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, FloatType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::Type;
+use parquet::schema::types::{ColumnPath, Type};
 
-use crate::EtlError;
-use sluice_core::schema::{ColumnType, Schema};
+use crate::{EtlError, FastMap};
+use sluice_core::schema::{ColumnType, Field, Schema};
+use sluice_core::values::timestamp_feature;
+use sluice_profile::{ColumnProfile, Profile};
 
 /// Rows per row group: large enough for good compression and fast scans, small enough
 /// that one group's buffers stay a fraction of a Lambda's memory.
@@ -34,7 +39,12 @@ enum Values {
     Integer(Vec<i64>),
     Float(Vec<f64>),
     Timestamp(Vec<i64>),
-    String(Vec<ByteArray>),
+    /// Every value's bytes one after the other, and where each ends: one allocation per
+    /// row group, not one per value.
+    String {
+        bytes: Vec<u8>,
+        ends: Vec<usize>,
+    },
     /// Every row's elements one after the other; `repetition_levels` marks where rows start.
     Vector {
         elements: Vec<f32>,
@@ -65,7 +75,7 @@ impl Columns {
                     ColumnType::Integer => Values::Integer(Vec::new()),
                     ColumnType::Float => Values::Float(Vec::new()),
                     ColumnType::Timestamp => Values::Timestamp(Vec::new()),
-                    ColumnType::String => Values::String(Vec::new()),
+                    ColumnType::String => Values::String { bytes: Vec::new(), ends: Vec::new() },
                     ColumnType::Vector => Values::Vector { elements: Vec::new(), repetition_levels: Vec::new() },
                 },
                 definition_levels: Vec::new(),
@@ -76,41 +86,130 @@ impl Columns {
 
     /// Appends a row whose cells were converted to the schema's types.
     pub fn push_row(&mut self, cells: &[Cell<'_>]) {
-        self.rows += 1;
-        for (column, cell) in self.columns.iter_mut().zip(cells) {
-            if let (Values::Vector { elements, repetition_levels }, Cell::Vector(values)) = (&mut column.values, *cell)
-            {
-                elements.extend_from_slice(values);
-                repetition_levels.extend((0..values.len()).map(|i| i16::from(i > 0)));
-                column.definition_levels.extend(std::iter::repeat_n(1, values.len()));
+        for (index, cell) in cells.iter().enumerate() {
+            self.push(index, *cell);
+        }
+        self.end_row();
+    }
+
+    /// Appends the current row's cell of column `index`, converted to the column's type.
+    pub fn push(&mut self, index: usize, cell: Cell<'_>) {
+        let column = &mut self.columns[index];
+        if let (Values::Vector { elements, repetition_levels }, Cell::Vector(values)) = (&mut column.values, cell) {
+            elements.extend_from_slice(values);
+            repetition_levels.extend((0..values.len()).map(|i| i16::from(i > 0)));
+            column.definition_levels.extend(std::iter::repeat_n(1, values.len()));
+            return;
+        }
+        let present = match (&mut column.values, cell) {
+            (_, Cell::Null) => false,
+            (Values::Boolean(v), Cell::Boolean(x)) => {
+                v.push(x);
+                true
+            }
+            (Values::Integer(v), Cell::Integer(x)) | (Values::Timestamp(v), Cell::Timestamp(x)) => {
+                v.push(x);
+                true
+            }
+            (Values::Float(v), Cell::Float(x)) => {
+                v.push(x);
+                true
+            }
+            (Values::String { bytes, ends }, Cell::String(x)) => {
+                bytes.extend_from_slice(x.as_bytes());
+                ends.push(bytes.len());
+                true
+            }
+            (_, other) => unreachable!("cell {other:?} does not match its column; conversion guarantees it does"),
+        };
+        column.definition_levels.push(i16::from(present));
+    }
+
+    /// Takes back the cells pushed for a row that is not ending (one of its cells failed).
+    pub fn abandon_row(&mut self) {
+        for column in &mut self.columns {
+            if column.definition_levels.len() == self.rows {
                 continue;
             }
-            let present = match (&mut column.values, *cell) {
-                (_, Cell::Null) => false,
-                (Values::Boolean(v), Cell::Boolean(x)) => {
-                    v.push(x);
-                    true
+            if column.definition_levels.pop() == Some(1) {
+                match &mut column.values {
+                    Values::Boolean(v) => drop(v.pop()),
+                    Values::Integer(v) | Values::Timestamp(v) => drop(v.pop()),
+                    Values::Float(v) => drop(v.pop()),
+                    Values::String { bytes, ends } => {
+                        ends.pop();
+                        bytes.truncate(ends.last().copied().unwrap_or(0));
+                    }
+                    Values::Vector { .. } => unreachable!("vectors come whole, from images"),
                 }
-                (Values::Integer(v), Cell::Integer(x)) | (Values::Timestamp(v), Cell::Timestamp(x)) => {
-                    v.push(x);
-                    true
-                }
-                (Values::Float(v), Cell::Float(x)) => {
-                    v.push(x);
-                    true
-                }
-                (Values::String(v), Cell::String(x)) => {
-                    v.push(ByteArray::from(x.as_bytes().to_vec()));
-                    true
-                }
-                (_, other) => unreachable!("cell {other:?} does not match its column; conversion guarantees it does"),
-            };
-            column.definition_levels.push(i16::from(present));
+            }
         }
+    }
+
+    /// Ends the row whose cells were [`push`](Self::push)ed, one per column.
+    pub fn end_row(&mut self) {
+        self.rows += 1;
     }
 
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Profiles the buffered rows: numbers (timestamps in seconds since the epoch) by their
+    /// distribution, booleans and strings by their most frequent values, counting at most
+    /// `max_distinct` different values per column (the rest go to "other").
+    pub fn profile(&self, fields: &[Field], max_distinct: usize) -> Profile {
+        let mut numbers = Vec::new();
+        let columns = fields
+            .iter()
+            .zip(&self.columns)
+            .map(|(field, column)| {
+                let (name, kind) = (field.name.as_str(), field.column_type.as_str());
+                let nulls = column.definition_levels.iter().filter(|&&level| level == 0).count() as u64;
+                let categorical = |frequencies: BTreeMap<String, u64>, untracked| {
+                    ColumnProfile::categorical(name, kind, frequencies, untracked, nulls)
+                };
+                match &column.values {
+                    Values::Float(values) => ColumnProfile::numeric(name, kind, values, nulls),
+                    Values::Integer(values) | Values::Timestamp(values) => {
+                        let as_number: fn(i64) -> f64 =
+                            if field.column_type == ColumnType::Timestamp { timestamp_feature } else { |v| v as f64 };
+                        numbers.clear();
+                        numbers.extend(values.iter().map(|&v| as_number(v)));
+                        ColumnProfile::numeric(name, kind, &numbers, nulls)
+                    }
+                    Values::Boolean(values) => {
+                        let trues = values.iter().filter(|&&v| v).count() as u64;
+                        let counts = [("true", trues), ("false", values.len() as u64 - trues)];
+                        categorical(counts.iter().filter(|(_, n)| *n > 0).map(|&(v, n)| (v.to_owned(), n)).collect(), 0)
+                    }
+                    Values::String { bytes, ends } => {
+                        let mut frequencies: FastMap<&[u8], u64> = FastMap::default();
+                        let mut untracked = 0;
+                        let mut start = 0;
+                        for &end in ends {
+                            let value = &bytes[start..end];
+                            start = end;
+                            if let Some(n) = frequencies.get_mut(value) {
+                                *n += 1;
+                            } else if frequencies.len() < max_distinct {
+                                frequencies.insert(value, 1);
+                            } else {
+                                untracked += 1;
+                            }
+                        }
+                        let frequencies = frequencies
+                            .into_iter()
+                            .map(|(value, n)| (String::from_utf8_lossy(value).into_owned(), n))
+                            .collect();
+                        categorical(frequencies, untracked)
+                    }
+                    // Images profile their pixels themselves (see `process_image`).
+                    Values::Vector { .. } => categorical(BTreeMap::new(), 0),
+                }
+            })
+            .collect();
+        Profile { rows: self.rows as u64, columns }
     }
 
     fn clear(&mut self) {
@@ -121,7 +220,10 @@ impl Columns {
                 Values::Boolean(v) => v.clear(),
                 Values::Integer(v) | Values::Timestamp(v) => v.clear(),
                 Values::Float(v) => v.clear(),
-                Values::String(v) => v.clear(),
+                Values::String { bytes, ends } => {
+                    bytes.clear();
+                    ends.clear();
+                }
                 Values::Vector { elements, repetition_levels } => {
                     elements.clear();
                     repetition_levels.clear();
@@ -181,12 +283,21 @@ impl<W: Write + Send> ParquetSink<W> {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(failed)?;
-        let schema = Type::group_type_builder("schema").with_fields(fields).build().map_err(failed)?;
-        let properties = WriterProperties::builder()
+        let root = Type::group_type_builder("schema").with_fields(fields).build().map_err(failed)?;
+        // Dictionaries pay off for repeated values; floats and timestamps rarely repeat, and
+        // encoding them twice (dictionary first, plain when it overflows) costs time for
+        // nothing.
+        let properties = schema
+            .fields
+            .iter()
+            .filter(|field| matches!(field.column_type, ColumnType::Float | ColumnType::Timestamp))
+            .fold(WriterProperties::builder(), |builder, field| {
+                builder.set_column_dictionary_enabled(ColumnPath::from(field.name.as_str()), false)
+            })
             .set_compression(Compression::SNAPPY)
             .set_created_by(format!("sluice-etl {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let writer = SerializedFileWriter::new(output, Arc::new(schema), Arc::new(properties)).map_err(failed)?;
+        let writer = SerializedFileWriter::new(output, Arc::new(root), Arc::new(properties)).map_err(failed)?;
         Ok(Self { writer })
     }
 
@@ -203,7 +314,20 @@ impl<W: Write + Send> ParquetSink<W> {
                 Values::Boolean(v) => writer.typed::<BoolType>().write_batch(v, levels, None),
                 Values::Integer(v) | Values::Timestamp(v) => writer.typed::<Int64Type>().write_batch(v, levels, None),
                 Values::Float(v) => writer.typed::<DoubleType>().write_batch(v, levels, None),
-                Values::String(v) => writer.typed::<ByteArrayType>().write_batch(v, levels, None),
+                Values::String { bytes, ends } => {
+                    // Each value a slice of one shared buffer: no copy, no allocation per value.
+                    let shared = Bytes::copy_from_slice(bytes);
+                    let mut start = 0;
+                    let values: Vec<ByteArray> = ends
+                        .iter()
+                        .map(|&end| {
+                            let value = ByteArray::from(shared.slice(start..end));
+                            start = end;
+                            value
+                        })
+                        .collect();
+                    writer.typed::<ByteArrayType>().write_batch(&values, levels, None)
+                }
                 Values::Vector { elements, repetition_levels } => {
                     writer.typed::<FloatType>().write_batch(elements, levels, Some(repetition_levels))
                 }

@@ -219,6 +219,34 @@ fn large_objects_are_written_in_several_row_groups() {
 }
 
 #[test]
+fn a_table_is_typed_by_its_prefix_and_later_misfits_are_rejected_rows() {
+    let mut body = String::from("n,label\n");
+    for i in 0..INFERENCE_ROWS {
+        body.push_str(&format!("{i},a\n"));
+    }
+    body.push_str("2.5,b\n7,c\n");
+    let outcome = csv(&body).unwrap();
+    assert_eq!(types(&outcome.schema), vec![("n", ColumnType::Integer), ("label", ColumnType::String)]);
+    assert_eq!((outcome.rows_in, outcome.rows_out), (INFERENCE_ROWS + 2, INFERENCE_ROWS + 1));
+    let [rejected] = outcome.rejected.as_slice() else { panic!("{:?}", outcome.rejected) };
+    assert_eq!(rejected.row, INFERENCE_ROWS + 1);
+    assert_eq!(rejected.reason, "column \"n\": \"2.5\" is not a valid integer");
+    assert_eq!(outcome.profile.column("label").unwrap().count, INFERENCE_ROWS + 1);
+}
+
+#[test]
+fn a_json_key_first_seen_in_the_last_record_is_typed_by_its_values() {
+    let mut body = String::new();
+    for i in 0..INFERENCE_ROWS + 5 {
+        body.push_str(&format!("{{\"id\":{i}}}\n"));
+    }
+    body.push_str("{\"id\":-1,\"late\":2.5}\n");
+    let outcome = process_table(ContentKind::Ndjson, body.as_bytes(), None, &DatasetOptions::default()).unwrap();
+    assert_eq!(types(&outcome.schema), vec![("id", ColumnType::Integer), ("late", ColumnType::Float)]);
+    assert_eq!(outcome.rows_out, INFERENCE_ROWS + 6);
+}
+
+#[test]
 fn profiles_describe_the_written_rows() {
     let outcome = csv("x,c\n1,a\n2,a\n3,b\nNA,\n").unwrap();
     assert_eq!(outcome.profile.rows, 4);

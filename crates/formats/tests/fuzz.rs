@@ -139,6 +139,33 @@ fn a_stream_read_in_small_pieces_gives_the_same_rows_or_error_as_one_buffer() {
         .unwrap();
 }
 
+/// Plain CSV lines are split by a byte search, everything else by csv-core; a stream handed
+/// out a few bytes at a time has no whole line in its buffer and goes through csv-core
+/// alone, so the two must agree on every row, number and error.
+#[test]
+fn csv_lines_split_by_byte_search_read_as_csv_core_reads_them() {
+    let token = prop_oneof![
+        Just(","),
+        Just("\n"),
+        Just("\r\n"),
+        Just("\r"),
+        Just("\""),
+        Just("a"),
+        Just("é"),
+        Just(" "),
+        Just("12"),
+        Just("\u{0}"),
+    ];
+    runner()
+        .run(&(proptest::collection::vec(token, 0..300), 1..4usize), |(tokens, step)| {
+            let body = format!("h1,h2,h3\n{}", tokens.concat());
+            let body = body.as_bytes();
+            prop_assert_eq!(rows_of(ContentKind::Csv, body), rows_of(ContentKind::Csv, Trickle { bytes: body, step }));
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[test]
 fn damaged_workbooks_and_images_never_panic() {
     let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples");
