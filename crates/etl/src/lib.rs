@@ -142,8 +142,9 @@ pub fn process_table(
 
 /// Converts a tabular object (CSV, xlsx, JSON, NDJSON) under the dataset's schema, or under
 /// the schema inferred from it when the dataset has none yet. The object is read as a
-/// stream (`open`), its inference prefix twice; Parquet row groups go to `parquet` as they fill and rejected rows
-/// to `rejected` as JSON lines, so memory holds a row group, not the object.
+/// stream (`open`), its inference prefix twice; Parquet row groups go to `parquet` as they
+/// fill and rejected rows to `rejected` as JSON lines, so memory holds a row group, not the
+/// object.
 pub fn convert_table<P: Write + Send>(
     kind: ContentKind,
     open: &mut Open<'_>,
