@@ -5,8 +5,12 @@
 # thread, in one run. Each conversion runs in a fresh process; the best of RUNS is
 # reported, with peak memory and the ratios to each other engine.
 #
+# Then Sluice alone on the first size's rows written as NDJSON and as xlsx (FORMATS), MB/s of
+# each file's own bytes.
+#
 #   bench/etl.sh                  # 10 MB and 200 MB
 #   SIZES="10 200 1000" RUNS=1 bench/etl.sh
+#   FORMATS= bench/etl.sh         # CSV only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${SIZES:-"10 200"}
@@ -20,8 +24,8 @@ if [ ! -x .venv-bench/bin/python ]; then
   .venv-bench/bin/pip install --quiet --disable-pip-version-check pandas==3.1.1 pyarrow==26.0.1
 fi
 # Added later than the venv may be: installed into an existing one too.
-.venv-bench/bin/python -c 'import polars, duckdb' 2>/dev/null ||
-  .venv-bench/bin/pip install --quiet --disable-pip-version-check polars duckdb
+.venv-bench/bin/python -c 'import polars, duckdb, openpyxl' 2>/dev/null ||
+  .venv-bench/bin/pip install --quiet --disable-pip-version-check polars duckdb openpyxl
 cargo build --quiet --release --package sluice-etl --example csv_to_parquet
 
 best() {  # best() <command...>: the JSON line of the fastest of $runs runs
@@ -64,3 +68,14 @@ for start in range(0, len(rows), per_size):
         ratios = " ".join(f"{speed[r['engine']] / speed[o]:>10.2f}x" for o in others)
         print(f"{mb:>6.0f}MB {r['engine']:>8} {speed[r['engine']]:>8.1f} {r['peak_rss_bytes'] / 1e6:>8.0f} {ratios}")
 PY
+
+first=${sizes%% *}
+for format in ${FORMATS-ndjson xlsx}; do
+  file="$data/mixed-${first}mb.$format"
+  [ -f "$file" ] || { echo "bench: writing $file..." >&2; .venv-bench/bin/python bench/make_formats.py "$data/mixed-${first}mb.csv" "$file"; }
+  python3 -c 'import json, sys
+r = json.loads(sys.argv[2]); mb = r["input_bytes"] / 1e6
+print("sluice on %6s: %.0f MB file, %.1f MB/s, peak %.0f MB, %d rows"
+      % (sys.argv[1], mb, mb / r["seconds"], r["peak_rss_bytes"] / 1e6, r["rows_out"]))' \
+    "$format" "$(best target/release/examples/csv_to_parquet "$file" "$data/sluice.parquet")"
+done
