@@ -79,7 +79,6 @@ impl Shard {
     }
 }
 
-#[derive(Clone)]
 pub struct SeenRows {
     shards: Vec<Shard>,
 }
