@@ -4,24 +4,17 @@
 
 use std::ops::ControlFlow;
 
+#[path = "../../../scripts/fuzz_runner.rs"]
+mod fuzz_runner;
+
+use fuzz_runner::runner;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use sluice_core::options::{DecimalSeparator, TableLimits};
 use sluice_core::values;
 use sluice_formats::{ContentKind, ReadOptions, inspect, read_table};
 
 const KINDS: [ContentKind; 6] =
     [ContentKind::Csv, ContentKind::Json, ContentKind::Ndjson, ContentKind::Xlsx, ContentKind::Png, ContentKind::Jpeg];
-
-/// Seeded unless `FUZZ_SEED=random`; `FUZZ_CASES` sets the number of cases (default 300).
-fn runner() -> TestRunner {
-    let cases = std::env::var("FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(300);
-    let config = Config { cases, failure_persistence: None, ..Config::default() };
-    match std::env::var("FUZZ_SEED").as_deref() {
-        Ok("random") => TestRunner::new(config),
-        _ => TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha)),
-    }
-}
 
 /// Small limits, so random input reaches them often.
 fn tight() -> ReadOptions {

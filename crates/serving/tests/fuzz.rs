@@ -3,21 +3,15 @@
 //! model bundle are refused or loaded, never a panic. Short and seeded in the tests;
 //! `scripts/fuzz.sh` runs it long.
 
+#[path = "../../../scripts/fuzz_runner.rs"]
+mod fuzz_runner;
+
+use fuzz_runner::runner;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Value, json};
 use sluice_model::{Bundle, BundleLimits, Contents};
 use sluice_serving::Predictor;
 use sluice_tests::bundle::{flower_bundle, flower_classifier};
-
-fn runner() -> TestRunner {
-    let cases = std::env::var("FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(300);
-    let config = Config { cases, failure_persistence: None, ..Config::default() };
-    match std::env::var("FUZZ_SEED").as_deref() {
-        Ok("random") => TestRunner::new(config),
-        _ => TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha)),
-    }
-}
 
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
