@@ -2,8 +2,7 @@
 //! stores the object, moto notifies the runner's queue, the runner invokes the ETL with the
 //! S3 event, and the results are read back through the API and from the buckets.
 
-#[path = "local_cloud.rs"]
-mod local_cloud;
+use crate::local_cloud;
 
 use std::time::Duration;
 

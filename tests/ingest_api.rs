@@ -3,8 +3,7 @@
 //! and stores into moto. Each test gets its own stack, so listing the bucket and table
 //! afterwards shows exactly what that test wrote.
 
-#[path = "local_cloud.rs"]
-mod local_cloud;
+use crate::local_cloud;
 
 use http::Method;
 use serde_json::Value;

@@ -1,7 +1,5 @@
-//! Shared by the end-to-end tests (included with `#[path]`, as cargo builds each test file
-//! alone): a local cloud on the test binary's moto server, under a stack name of its own.
-
-#![allow(dead_code)]
+//! Shared by the end-to-end tests: a local cloud on the test binary's moto server, under a
+//! stack name of its own.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -3,8 +3,7 @@
 //! verdict, the CloudWatch alarm, SNS, remediation, one retraining on the new data, the
 //! gate comparing both versions on the same rows, the new version promoted and serving.
 
-#[path = "local_cloud.rs"]
-mod local_cloud;
+use crate::local_cloud;
 
 use serde_json::Value;
 use sluice_localcloud::client::HttpClient;

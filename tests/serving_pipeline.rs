@@ -1,8 +1,7 @@
 //! Serving through the local cloud: a registered model answers the prediction queue
 //! (the SQS event source mapping with partial batch failures) and batch files.
 
-#[path = "local_cloud.rs"]
-mod local_cloud;
+use crate::local_cloud;
 
 use std::time::Duration;
 

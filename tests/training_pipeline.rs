@@ -1,8 +1,7 @@
 //! Ingest → ETL → training API → SageMaker job (run locally by the runner) → register →
 //! model registry, end to end through the local runner.
 
-#[path = "local_cloud.rs"]
-mod local_cloud;
+use crate::local_cloud;
 
 use std::time::Duration;
 
