@@ -106,7 +106,7 @@ async fn every_format_and_a_presigned_upload_are_processed() {
             Method::POST,
             "/datasets/iris/uploads",
             &[("content-type", "application/json")],
-            r#"{"content_type":"text/csv"}"#,
+            format!(r#"{{"content_type":"text/csv","size_bytes":{}}}"#, sample("iris.csv").len()),
         )
         .await
         .json();

@@ -274,12 +274,13 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_first_answer() {
 #[tokio::test]
 async fn presigned_upload_url_accepts_the_file_on_the_local_endpoint() {
     let api = Api::start().await;
+    let file = sample("iris.csv");
     let response = api
         .send(
             Method::POST,
             "/datasets/iris/uploads",
             &[("content-type", "application/json")],
-            r#"{"content_type":"text/csv"}"#,
+            format!(r#"{{"content_type":"text/csv","size_bytes":{}}}"#, file.len()),
         )
         .await;
     assert_eq!(response.status, 201, "{}", String::from_utf8_lossy(&response.body));
@@ -288,8 +289,10 @@ async fn presigned_upload_url_accepts_the_file_on_the_local_endpoint() {
     assert_eq!(created["source"], "presigned_upload");
     let url = created["upload"]["url"].as_str().unwrap();
     assert!(url.starts_with(moto_endpoint()), "the URL points at the local endpoint: {url}");
+    // moto does not check signatures; S3 does, and the size is one of the signed headers.
+    assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type"), "{url}");
+    assert_eq!(created["upload"]["headers"]["content-length"], file.len().to_string());
 
-    let file = sample("iris.csv");
     let put = api.client.send(Method::PUT, url, &[("content-type", "text/csv")], file.clone()).await.unwrap();
     assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
     let (stored, content_type) =
@@ -301,11 +304,16 @@ async fn presigned_upload_url_accepts_the_file_on_the_local_endpoint() {
 #[tokio::test]
 async fn bad_upload_requests_are_refused_and_write_nothing() {
     let api = Api::start().await;
-    let cases: [(&str, &str, u16, &str); 4] = [
-        ("iris", r#"{"content_type":"text/plain"}"#, 415, "unsupported_content_type"),
-        ("iris", r#"{"content_type":"text/csv","extra":1}"#, 400, "invalid_upload_request"),
+    let cases: [(&str, &str, u16, &str); 8] = [
+        ("iris", r#"{"content_type":"text/plain","size_bytes":10}"#, 415, "unsupported_content_type"),
+        ("iris", r#"{"content_type":"text/csv","size_bytes":10,"extra":1}"#, 400, "invalid_upload_request"),
+        ("iris", r#"{"content_type":"text/csv"}"#, 400, "invalid_upload_request"),
+        ("iris", r#"{"content_type":"text/csv","size_bytes":0}"#, 400, "invalid_upload_request"),
+        ("iris", r#"{"content_type":"text/csv","size_bytes":-1}"#, 400, "invalid_upload_request"),
+        // One byte over the default limits.max_object_bytes (512 MiB).
+        ("iris", r#"{"content_type":"text/csv","size_bytes":536870913}"#, 413, "payload_too_large"),
         ("iris", "not json", 400, "invalid_upload_request"),
-        ("UP", r#"{"content_type":"text/csv"}"#, 400, "invalid_dataset"),
+        ("UP", r#"{"content_type":"text/csv","size_bytes":10}"#, 400, "invalid_dataset"),
     ];
     for (dataset, body, status, code) in cases {
         let response = api
@@ -315,6 +323,20 @@ async fn bad_upload_requests_are_refused_and_write_nothing() {
         assert_eq!(error_of(&response).0, code, "{body}");
         assert_nothing_written(&api.stack, body).await;
     }
+
+    // A dataset's own limit binds its uploads.
+    let options =
+        api.send(Method::PUT, "/datasets/small/options", &[], r#"{"limits":{"max_object_bytes":1000}}"#).await;
+    assert_eq!(options.status, 200, "{}", String::from_utf8_lossy(&options.body));
+    let body = r#"{"content_type":"text/csv","size_bytes":1001}"#;
+    let response =
+        api.send(Method::POST, "/datasets/small/uploads", &[("content-type", "application/json")], body).await;
+    assert_eq!(response.status, 413);
+    let (code, message) = error_of(&response);
+    assert_eq!(code, "payload_too_large");
+    assert!(message.contains("max_object_bytes = 1000"), "{message}");
+    assert!(object_keys(&api.stack.clients, api.raw_bucket()).await.is_empty());
+    assert_eq!(ingest_entries(&api).await, 0);
 }
 
 #[tokio::test]

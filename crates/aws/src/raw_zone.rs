@@ -109,18 +109,22 @@ impl RawZone {
         crate::delete_object(&self.s3, &self.bucket, key).await
     }
 
-    /// A presigned PUT bound to `key`, `content_type` and the label (sent as object
-    /// metadata); S3 refuses the upload if the client sends other values.
+    /// A presigned PUT bound to `key`, `content_type`, the label (sent as object metadata)
+    /// and the size: each is a signed header, so S3 refuses an upload that sends other
+    /// values, a larger file included.
     pub async fn presign_put(
         &self,
         key: &str,
         content_type: &str,
         label: Option<&str>,
+        size: u64,
         expires_in: Duration,
     ) -> Result<PresignedPut, StoreError> {
         let config =
             PresigningConfig::expires_in(expires_in).map_err(|err| StoreError::new("S3", "PresignPutObject", err))?;
-        let mut request = self.s3.put_object().bucket(&self.bucket).key(key).content_type(content_type);
+        let size = i64::try_from(size).map_err(|err| StoreError::new("S3", "PresignPutObject", err))?;
+        let mut request =
+            self.s3.put_object().bucket(&self.bucket).key(key).content_type(content_type).content_length(size);
         if let Some(label) = label {
             request = request.metadata(LABEL_METADATA, label);
         }

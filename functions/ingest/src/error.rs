@@ -21,6 +21,10 @@ pub enum ApiError {
         "the body is {size} bytes, more than the {max} allowed here; use POST /datasets/{{dataset}}/uploads for large files"
     )]
     PayloadTooLarge { size: usize, max: usize },
+    #[error(
+        "size_bytes is {size}, over this dataset's limits.max_object_bytes = {max} (set with PUT /datasets/{{dataset}}/options)"
+    )]
+    UploadTooLarge { size: u64, max: u64 },
     #[error("the body is marked base64 but does not decode: {0}")]
     InvalidBase64(String),
     #[error("{0}")]
@@ -58,7 +62,7 @@ impl ApiError {
             | Self::InvalidIdempotencyKey => 400,
             Self::NotFound(_) | Self::RouteNotFound(_) => 404,
             Self::RequestInProgress => 409,
-            Self::PayloadTooLarge { .. } => 413,
+            Self::PayloadTooLarge { .. } | Self::UploadTooLarge { .. } => 413,
             Self::MissingContentType | Self::UnsupportedContentType(_) => 415,
             Self::IdempotencyKeyReused => 422,
             Self::Store(_) => 500,
@@ -70,7 +74,7 @@ impl ApiError {
             Self::InvalidDataset(_) => "invalid_dataset",
             Self::InvalidIngestId(_) => "invalid_ingest_id",
             Self::MissingContentType | Self::UnsupportedContentType(_) => "unsupported_content_type",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::PayloadTooLarge { .. } | Self::UploadTooLarge { .. } => "payload_too_large",
             Self::InvalidBase64(_) => "invalid_body",
             Self::InvalidBody(FormatError::Empty) => "empty_body",
             Self::InvalidBody(FormatError::Limit { .. }) => "over_limit",

@@ -58,6 +58,9 @@ pub struct Ingest {
 #[serde(deny_unknown_fields)]
 struct UploadRequest {
     content_type: String,
+    /// The file's exact size: the URL is signed for this `Content-Length`, so S3 refuses
+    /// any other, and a size over the dataset's `max_object_bytes` is refused here.
+    size_bytes: u64,
     /// Ground-truth label of an image.
     #[serde(default)]
     label: Option<String>,
@@ -177,12 +180,20 @@ impl Ingest {
         let kind = ContentKind::from_content_type(&upload.content_type)?;
         let label = label(kind, upload.label.as_deref())?;
         let label_bytes = label.as_deref().unwrap_or_default().as_bytes();
-        let idempotency = idempotency(request, &dataset, &[kind.mime().as_bytes(), label_bytes])?;
+        let size = upload.size_bytes;
+        let idempotency = idempotency(request, &dataset, &[kind.mime().as_bytes(), label_bytes, &size.to_be_bytes()])?;
+        let max = self.catalog.options(&dataset).await?.limits.max_object_bytes;
+        if size == 0 {
+            return Err(ApiError::InvalidUploadRequest("size_bytes is 0: an empty file holds no records".into()));
+        }
+        if size > max {
+            return Err(ApiError::UploadTooLarge { size, max });
+        }
 
         self.idempotently(idempotency, |now| async move {
             let ingest_id = IngestId::generate();
             let key = raw_object_key(&dataset, now, ingest_id, kind.extension());
-            let presigned = self.raw_zone.presign_put(&key, kind.mime(), label.as_deref(), self.upload_url_ttl).await?;
+            let presigned = self.raw_zone.presign_put(&key, kind.mime(), label.as_deref(), size, self.upload_url_ttl).await?;
             let expires_at = now + self.upload_url_ttl;
             let entry = CatalogEntry {
                 dataset: dataset.clone(),

@@ -118,6 +118,8 @@ async fn upload_event_returns_a_presigned_url_and_records_the_wait() {
     assert!(url.contains("X-Amz-Signature="), "{url}");
     let encoded_key = body["key"].as_str().unwrap().replace('=', "%3D");
     assert!(url.contains(&encoded_key), "the URL is bound to the key: {url}");
+    assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type"), "and to the size: {url}");
+    assert_eq!(body["upload"]["headers"]["content-length"], "362");
     assert!(object_keys(&stack.clients, stack.bucket("RawBucket")).await.is_empty(), "nothing uploaded yet");
 }
 
