@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod data;
+pub mod linear;
 pub mod metrics;
 pub mod network;
 pub mod onnx;

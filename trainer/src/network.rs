@@ -1,5 +1,6 @@
-//! Dense networks: a linear model is one layer, an MLP adds hidden ReLU layers. Trained with
-//! Adam on minibatches; stopped when the full training loss stops improving.
+//! Dense networks: a linear model is one layer, an MLP adds hidden ReLU layers. An MLP trains
+//! with Adam on minibatches, stopped when the full training loss stops improving; a linear
+//! model is solved exactly instead (`crate::linear`).
 
 use crate::rng::Rng;
 

@@ -16,6 +16,7 @@ use sluice_serving::{Prediction, Predictor};
 
 use crate::contract::Contract;
 use crate::data::{parquet_files, read_frame};
+use crate::linear;
 use crate::metrics::{classification, regression, stratified_split};
 use crate::network::{Head, Network, TrainOptions};
 use crate::onnx::{self, INPUT};
@@ -172,27 +173,26 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
             (Head::Regression { mean: mean as f32, std: std as f32 }, standardised)
         }
     };
-    let hidden: &[usize] = match hp.algorithm {
-        Algorithm::Linear => &[],
-        Algorithm::Mlp => &hp.hidden_units,
-    };
-    let mut network = Network::new(pipeline.width(), hidden, head, &mut rng);
     let rows = train_index.len();
-    let options = TrainOptions {
-        learning_rate: hp.learning_rate,
-        l2: hp.l2.unwrap_or(match hp.algorithm {
-            Algorithm::Linear => 1.0 / rows as f32,
-            Algorithm::Mlp => 1e-4,
-        }),
-        max_epochs: hp.epochs,
-        batch_size: hp.batch_size.unwrap_or(match hp.algorithm {
-            Algorithm::Linear => rows,
-            Algorithm::Mlp => 32,
-        }),
-        tolerance: hp.tolerance,
-        patience: hp.patience,
+    let (network, report) = match hp.algorithm {
+        Algorithm::Linear => {
+            let l2 = hp.l2.map_or(1.0 / rows as f64, f64::from);
+            linear::fit(&x_train, &y_train, rows, pipeline.width(), head, l2, hp.epochs, hp.tolerance)
+        }
+        Algorithm::Mlp => {
+            let mut network = Network::new(pipeline.width(), &hp.hidden_units, head, &mut rng);
+            let options = TrainOptions {
+                learning_rate: hp.learning_rate,
+                l2: hp.l2.unwrap_or(1e-4),
+                max_epochs: hp.epochs,
+                batch_size: hp.batch_size.unwrap_or(32),
+                tolerance: hp.tolerance,
+                patience: hp.patience,
+            };
+            let report = network.train(&x_train, &y_train, rows, &options, &mut rng);
+            (network, report)
+        }
     };
-    let report = network.train(&x_train, &y_train, train_index.len(), &options, &mut rng);
 
     let evaluate = |predictions: &[f32], index: &[usize]| -> BTreeMap<String, f64> {
         match task {

@@ -22,8 +22,7 @@ pub struct Hyperparameters {
     pub l2: Option<f32>,
     pub learning_rate: f32,
     pub epochs: usize,
-    /// `None`: every row at once for a linear model (a convex problem converges best on the
-    /// full gradient), 32 for an MLP.
+    /// `None`: 32. The MLP's; a linear model is solved on all rows at once.
     pub batch_size: Option<usize>,
     pub hidden_units: Vec<usize>,
     pub tolerance: f64,
@@ -101,8 +100,10 @@ impl Hyperparameters {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| invalid("hidden_units", text, "a comma-separated list of positive whole numbers"))?,
         };
+        // A linear model is solved by L-BFGS: `epochs` bounds its iterations, `tolerance` its
+        // largest gradient component; the learning rate and patience are Adam's (the MLP's).
         let (default_rate, default_epochs, default_tolerance, default_patience) = match algorithm {
-            Algorithm::Linear => (0.05, 5000, 1e-8, 50),
+            Algorithm::Linear => (0.01, 1000, 1e-6, 20),
             Algorithm::Mlp => (0.01, 500, 1e-6, 20),
         };
         let parsed = Self {
