@@ -24,6 +24,15 @@ impl Column {
         self.len() == 0
     }
 
+    /// Appends `rows` missing values.
+    pub fn extend_nulls(&mut self, rows: usize) {
+        match self {
+            Self::Numeric(v) => v.resize(v.len() + rows, None),
+            Self::Categorical(v) => v.resize(v.len() + rows, None),
+            Self::Vector(v) => v.resize(v.len() + rows, None),
+        }
+    }
+
     /// The rows at `indices`, in that order.
     pub fn take(&self, indices: &[usize]) -> Self {
         match self {
