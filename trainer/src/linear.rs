@@ -45,12 +45,16 @@ impl Problem<'_> {
         let mut loss = 0.0;
         let mut z = vec![0.0_f64; outputs];
         for (row, &target) in self.x.chunks_exact(inputs).zip(self.y).take(self.rows) {
-            z.copy_from_slice(bias);
-            for (i, &value) in row.iter().enumerate() {
-                if value != 0.0 {
-                    let value = f64::from(value);
-                    for (zo, &w) in z.iter_mut().zip(&weights[i * outputs..(i + 1) * outputs]) {
-                        *zo += value * w;
+            if outputs == 1 {
+                z[0] = bias[0] + dot(row, weights);
+            } else {
+                z.copy_from_slice(bias);
+                for (i, &value) in row.iter().enumerate() {
+                    if value != 0.0 {
+                        let value = f64::from(value);
+                        for (zo, &w) in z.iter_mut().zip(&weights[i * outputs..(i + 1) * outputs]) {
+                            *zo += value * w;
+                        }
                     }
                 }
             }
@@ -82,11 +86,17 @@ impl Problem<'_> {
             for (gb, &d) in grad_bias.iter_mut().zip(&z) {
                 *gb += d;
             }
-            for (i, &value) in row.iter().enumerate() {
-                if value != 0.0 {
-                    let value = f64::from(value);
-                    for (g, &d) in grad_weights[i * outputs..(i + 1) * outputs].iter_mut().zip(&z) {
-                        *g += value * d;
+            if outputs == 1 {
+                for (g, &value) in grad_weights.iter_mut().zip(row) {
+                    *g += f64::from(value) * z[0];
+                }
+            } else {
+                for (i, &value) in row.iter().enumerate() {
+                    if value != 0.0 {
+                        let value = f64::from(value);
+                        for (g, &d) in grad_weights[i * outputs..(i + 1) * outputs].iter_mut().zip(&z) {
+                            *g += value * d;
+                        }
                     }
                 }
             }
@@ -108,8 +118,18 @@ fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 { 1.0 / (1.0 + (-z).exp()) } else { z.exp() / (1.0 + z.exp()) }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// `Σ aᵢ·bᵢ`, in four independent sums so that the compiler can vectorise it (one running
+/// sum is a chain of dependent additions it must keep in order).
+fn dot<A: Copy + Into<f64>>(a: &[A], b: &[f64]) -> f64 {
+    let mut lanes = [0.0_f64; 4];
+    let (a_chunks, b_chunks) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(&x, y)| x.into() * y).sum();
+    for (xs, ys) in a_chunks.zip(b_chunks) {
+        for lane in 0..4 {
+            lanes[lane] += xs[lane].into() * ys[lane];
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// Fits a linear model of `head` to `x` (`rows × inputs`) and `y` (class indices, or

@@ -101,10 +101,11 @@ impl Hyperparameters {
                 .ok_or_else(|| invalid("hidden_units", text, "a comma-separated list of positive whole numbers"))?,
         };
         // A linear model is solved by L-BFGS: `epochs` bounds its iterations, `tolerance` its
-        // largest gradient component; the learning rate and patience are Adam's (the MLP's).
-        let (default_rate, default_epochs, default_tolerance, default_patience) = match algorithm {
-            Algorithm::Linear => (0.01, 1000, 1e-6, 20),
-            Algorithm::Mlp => (0.01, 500, 1e-6, 20),
+        // largest gradient component. The learning rate, batch size and patience are Adam's,
+        // for the MLP only.
+        let default_epochs = match algorithm {
+            Algorithm::Linear => 1000,
+            Algorithm::Mlp => 500,
         };
         let parsed = Self {
             target: get("target")
@@ -116,14 +117,14 @@ impl Hyperparameters {
             l2: get("l2")
                 .map(|v| v.parse::<f32>().map_err(|_| invalid("l2", v, "a non-negative number")))
                 .transpose()?,
-            learning_rate: number(get("learning_rate"), "learning_rate", default_rate, "a positive number")?,
+            learning_rate: number(get("learning_rate"), "learning_rate", 0.01, "a positive number")?,
             epochs: number(get("epochs"), "epochs", default_epochs, "a whole number")?,
             batch_size: get("batch_size")
                 .map(|v| v.parse::<usize>().map_err(|_| invalid("batch_size", v, "a whole number")))
                 .transpose()?,
             hidden_units,
-            tolerance: number(get("tolerance"), "tolerance", default_tolerance, "a positive number")?,
-            patience: number(get("patience"), "patience", default_patience, "a whole number")?,
+            tolerance: number(get("tolerance"), "tolerance", 1e-6, "a positive number")?,
+            patience: number(get("patience"), "patience", 20, "a whole number")?,
             seed: number(get("seed"), "seed", 42, "a whole number")?,
             validation_fraction: number(get("validation_fraction"), "validation_fraction", 0.2, "a number")?,
             max_categories: number(get("max_categories"), "max_categories", 50, "a whole number")?,
