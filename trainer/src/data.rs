@@ -148,25 +148,32 @@ fn read_leaf(
     Ok(())
 }
 
-/// Every record of the row group at once: values, and the definition level of each (where
-/// the column is optional).
+/// One row group's worth of a leaf column: its values, and the definition level of each
+/// record (where the column is optional) and repetition level (where it is a list).
+struct Leaf<T> {
+    values: Vec<T>,
+    definitions: Vec<i16>,
+    repetitions: Vec<i16>,
+}
+
+/// Every record of the row group at once.
 fn records<T: DataType>(
     mut reader: ColumnReaderImpl<T>,
     leaf: &ColumnDescriptor,
     rows: usize,
-) -> ParquetResult<(Vec<T::T>, Vec<i16>, Vec<i16>)> {
-    let (mut values, mut definitions, mut repetitions) = (Vec::with_capacity(rows), Vec::new(), Vec::new());
-    let mut read = 0;
-    while read < rows {
-        let definitions = (leaf.max_def_level() > 0).then_some(&mut definitions);
-        let repetitions = (leaf.max_rep_level() > 0).then_some(&mut repetitions);
-        let (records, _, _) = reader.read_records(rows - read, definitions, repetitions, &mut values)?;
-        if records == 0 {
-            return Err(ParquetError::General(format!("column {} ends after {read} of {rows} rows", leaf.path())));
+) -> ParquetResult<Leaf<T::T>> {
+    let mut read = Leaf { values: Vec::with_capacity(rows), definitions: Vec::new(), repetitions: Vec::new() };
+    let mut records = 0;
+    while records < rows {
+        let definitions = (leaf.max_def_level() > 0).then_some(&mut read.definitions);
+        let repetitions = (leaf.max_rep_level() > 0).then_some(&mut read.repetitions);
+        let (more, _, _) = reader.read_records(rows - records, definitions, repetitions, &mut read.values)?;
+        if more == 0 {
+            return Err(ParquetError::General(format!("column {} ends after {records} of {rows} rows", leaf.path())));
         }
-        read += records;
+        records += more;
     }
-    Ok((values, definitions, repetitions))
+    Ok(read)
 }
 
 fn scalars<T: DataType, V>(
@@ -176,7 +183,7 @@ fn scalars<T: DataType, V>(
     out: &mut Vec<Option<V>>,
     convert: impl Fn(T::T) -> V,
 ) -> ParquetResult<()> {
-    let (values, definitions, _) = records(reader, leaf, rows)?;
+    let Leaf { values, definitions, .. } = records(reader, leaf, rows)?;
     if definitions.is_empty() {
         out.extend(values.into_iter().map(|v| Some(convert(v))));
     } else {
@@ -198,7 +205,7 @@ fn vectors<T: DataType>(
     out: &mut Vec<Option<Vec<f32>>>,
     convert: impl Fn(T::T) -> f32,
 ) -> ParquetResult<()> {
-    let (values, definitions, repetitions) = records(reader, leaf, rows)?;
+    let Leaf { values, definitions, repetitions } = records(reader, leaf, rows)?;
     let element = leaf.max_def_level();
     let null_element = (leaf.self_type().get_basic_info().repetition() == Repetition::OPTIONAL).then(|| element - 1);
     let mut values = values.into_iter();

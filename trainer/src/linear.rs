@@ -132,13 +132,12 @@ fn dot<A: Copy + Into<f64>>(a: &[A], b: &[f64]) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
-/// Fits a linear model of `head` to `x` (`rows × inputs`) and `y` (class indices, or
-/// standardised targets). Stops when no gradient component exceeds `tolerance`, when a step
+/// Fits a linear model of `head` to `x` (`rows × inputs`) and `y` (one class index, or
+/// standardised target, per row). Stops when no gradient component exceeds `tolerance`, when a step
 /// no longer lowers the objective, or after `max_iterations`.
 pub fn fit(
     x: &[f32],
     y: &[f32],
-    rows: usize,
     inputs: usize,
     head: Head,
     l2: f64,
@@ -150,7 +149,7 @@ pub fn fit(
         Head::Classes(2) => (Kind::Binary, 1),
         Head::Classes(classes) => (Kind::Multinomial, classes),
     };
-    let problem = Problem { x, y, rows, inputs, outputs, kind, l2 };
+    let problem = Problem { x, y, rows: y.len(), inputs, outputs, kind, l2 };
     let (theta, report) = minimise(&problem, max_iterations, tolerance);
     (network(&theta, inputs, head), report)
 }
@@ -246,8 +245,8 @@ fn network(theta: &[f64], inputs: usize, head: Head) -> Network {
             layer.weights[i * outputs + offset + o] = weights[i * solved + o] as f32;
         }
     }
-    for o in 0..solved {
-        layer.bias[offset + o] = bias[o] as f32;
+    for (target, &value) in layer.bias[offset..].iter_mut().zip(bias) {
+        *target = value as f32;
     }
     Network { layers: vec![layer], head }
 }
@@ -296,7 +295,7 @@ mod tests {
         let x = data(rows, inputs, 2);
         let y: Vec<f32> =
             x.chunks(2).enumerate().map(|(r, v)| 3.0 * v[0] - 2.0 * v[1] + 1.0 + (r % 3) as f32 * 0.1).collect();
-        let (network, report) = fit(&x, &y, rows, inputs, Head::Regression { mean: 0.0, std: 1.0 }, l2, 100, 1e-10);
+        let (network, report) = fit(&x, &y, inputs, Head::Regression { mean: 0.0, std: 1.0 }, l2, 100, 1e-10);
         assert!(report.converged, "{report:?}");
 
         let n = rows as f64;
@@ -322,7 +321,7 @@ mod tests {
     fn binary_logistic_regression_matches_scikit_learn() {
         let x: [f32; 16] = [0.0, 1.0, 1.0, 0.5, 2.0, -1.0, -0.5, 0.3, 1.5, 1.5, -1.0, -2.0, 0.2, 0.1, -0.7, 0.9];
         let y = [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
-        let (network, report) = fit(&x, &y, 8, 2, Head::Classes(2), 1.0 / 8.0, 1000, 1e-10);
+        let (network, report) = fit(&x, &y, 2, Head::Classes(2), 1.0 / 8.0, 1000, 1e-10);
         assert!(report.converged, "{report:?}");
         let layer = &network.layers[0];
         assert_eq!(
@@ -359,7 +358,7 @@ mod tests {
             })
             .collect();
         let l2 = 1.0 / rows as f64;
-        let (network, report) = fit(&x, &y, rows, inputs, Head::Classes(3), l2, 1000, 1e-9);
+        let (network, report) = fit(&x, &y, inputs, Head::Classes(3), l2, 1000, 1e-9);
         assert!(report.converged, "{report:?}");
         let loss = network.loss(&x, &y, rows, l2 as f32);
         assert!(

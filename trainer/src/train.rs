@@ -177,7 +177,7 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
     let (network, report) = match hp.algorithm {
         Algorithm::Linear => {
             let l2 = hp.l2.map_or(1.0 / rows as f64, f64::from);
-            linear::fit(&x_train, &y_train, rows, pipeline.width(), head, l2, hp.epochs, hp.tolerance)
+            linear::fit(&x_train, &y_train, pipeline.width(), head, l2, hp.epochs, hp.tolerance)
         }
         Algorithm::Mlp => {
             let mut network = Network::new(pipeline.width(), &hp.hidden_units, head, &mut rng);
