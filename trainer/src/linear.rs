@@ -7,6 +7,8 @@
 //! the same model: `softmax(0, z) = (1 − σ(z), σ(z))`. A two-logit softmax would spread the
 //! penalty over two weight vectors and so halve it.
 
+use std::collections::VecDeque;
+
 use crate::network::{Dense, Head, Network, TrainReport};
 
 /// Past pairs L-BFGS keeps to shape its steps.
@@ -133,8 +135,8 @@ fn dot<A: Copy + Into<f64>>(a: &[A], b: &[f64]) -> f64 {
 }
 
 /// Fits a linear model of `head` to `x` (`rows × inputs`) and `y` (one class index, or
-/// standardised target, per row). Stops when no gradient component exceeds `tolerance`, when a step
-/// no longer lowers the objective, or after `max_iterations`.
+/// standardised target, per row). Stops when no gradient component exceeds `tolerance`,
+/// when a step no longer lowers the objective, or after `max_iterations`.
 pub fn fit(
     x: &[f32],
     y: &[f32],
@@ -162,7 +164,8 @@ fn minimise(problem: &Problem, max_iterations: usize, tolerance: f64) -> (Vec<f6
     let mut theta = vec![0.0; n];
     let mut gradient = vec![0.0; n];
     let mut loss = problem.evaluate(&theta, &mut gradient);
-    let mut history: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = std::collections::VecDeque::new();
+    // (s, y, 1 / sᵀy) of the latest steps: s the change of the parameters, y of the gradient.
+    let mut history: VecDeque<(Vec<f64>, Vec<f64>, f64)> = VecDeque::new();
     let (mut candidate, mut candidate_gradient) = (vec![0.0; n], vec![0.0; n]);
     let largest = |g: &[f64]| g.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
     for iteration in 0..max_iterations {
