@@ -14,7 +14,8 @@ use crate::network::{Dense, Head, Network, TrainReport};
 /// Past pairs L-BFGS keeps to shape its steps.
 const HISTORY: usize = 10;
 
-/// The model the problem describes, its weights as `[input][output]`, the intercepts last.
+/// The model the problem describes. Its parameters are the weights as `[output][input]`
+/// (each output's weights one contiguous row, for dense dot products), the intercepts last.
 struct Problem<'a> {
     x: &'a [f32],
     y: &'a [f32],
@@ -47,18 +48,8 @@ impl Problem<'_> {
         let mut loss = 0.0;
         let mut z = vec![0.0_f64; outputs];
         for (row, &target) in self.x.chunks_exact(inputs).zip(self.y).take(self.rows) {
-            if outputs == 1 {
-                z[0] = bias[0] + dot(row, weights);
-            } else {
-                z.copy_from_slice(bias);
-                for (i, &value) in row.iter().enumerate() {
-                    if value != 0.0 {
-                        let value = f64::from(value);
-                        for (zo, &w) in z.iter_mut().zip(&weights[i * outputs..(i + 1) * outputs]) {
-                            *zo += value * w;
-                        }
-                    }
-                }
+            for ((zo, &b), w) in z.iter_mut().zip(bias).zip(weights.chunks_exact(inputs)) {
+                *zo = b + dot(row, w);
             }
             // z becomes d loss / d z.
             match self.kind {
@@ -85,21 +76,10 @@ impl Problem<'_> {
                     z[class] -= 1.0;
                 }
             }
-            for (gb, &d) in grad_bias.iter_mut().zip(&z) {
+            for ((gb, &d), g) in grad_bias.iter_mut().zip(&z).zip(grad_weights.chunks_exact_mut(inputs)) {
                 *gb += d;
-            }
-            if outputs == 1 {
-                for (g, &value) in grad_weights.iter_mut().zip(row) {
-                    *g += f64::from(value) * z[0];
-                }
-            } else {
-                for (i, &value) in row.iter().enumerate() {
-                    if value != 0.0 {
-                        let value = f64::from(value);
-                        for (g, &d) in grad_weights[i * outputs..(i + 1) * outputs].iter_mut().zip(&z) {
-                            *g += value * d;
-                        }
-                    }
+                for (gi, &value) in g.iter_mut().zip(row) {
+                    *gi += f64::from(value) * d;
                 }
             }
         }
@@ -243,9 +223,9 @@ fn network(theta: &[f64], inputs: usize, head: Head) -> Network {
         Dense { input: inputs, output: outputs, weights: vec![0.0; inputs * outputs], bias: vec![0.0; outputs] };
     // Two classes solved as one logit fill the second output; the first stays zero.
     let offset = outputs - solved;
-    for i in 0..inputs {
-        for o in 0..solved {
-            layer.weights[i * outputs + offset + o] = weights[i * solved + o] as f32;
+    for (o, row) in weights.chunks_exact(inputs).enumerate() {
+        for (i, &w) in row.iter().enumerate() {
+            layer.weights[i * outputs + offset + o] = w as f32;
         }
     }
     for (target, &value) in layer.bias[offset..].iter_mut().zip(bias) {
