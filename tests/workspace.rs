@@ -16,24 +16,34 @@ fn members(root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// `(section, path)` of every `[lib]` or `[[bin]]` section that says `test = false`.
-fn untested_targets(manifest: &str) -> Vec<(String, String)> {
-    let mut targets = Vec::new();
-    for section in manifest.split("\n[").skip(1) {
-        let (header, body) = section.split_once('\n').unwrap_or((section, ""));
-        let value = |key: &str| {
-            body.lines().take_while(|line| !line.starts_with('[')).find_map(|line| {
-                line.strip_prefix(key)?.trim_start().strip_prefix('=').map(|v| v.trim().trim_matches('"'))
+/// A `[lib]` or `[[bin]]` section of a manifest.
+struct Target {
+    section: String,
+    path: String,
+    /// False where the section says `test = false`.
+    tested: bool,
+}
+
+/// The manifest's `[lib]` and `[[bin]]` sections (those name a `path` here).
+fn targets(manifest: &str) -> Vec<Target> {
+    manifest
+        .split("\n[")
+        .skip(1)
+        .filter_map(|section| {
+            let (header, body) = section.split_once('\n').unwrap_or((section, ""));
+            let section = header.trim_end_matches(']').trim_start_matches('[');
+            let value = |key: &str| {
+                body.lines().take_while(|line| !line.starts_with('[')).find_map(|line| {
+                    line.strip_prefix(key)?.trim_start().strip_prefix('=').map(|v| v.trim().trim_matches('"'))
+                })
+            };
+            matches!(section, "lib" | "bin").then(|| Target {
+                section: section.to_owned(),
+                path: value("path").expect("targets name their path").to_owned(),
+                tested: value("test") != Some("false"),
             })
-        };
-        if value("test") == Some("false") {
-            targets.push((
-                header.trim_end_matches(']').trim_start_matches('[').to_owned(),
-                value("path").unwrap().to_owned(),
-            ));
-        }
-    }
-    targets
+        })
+        .collect()
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -52,15 +62,10 @@ fn targets_marked_test_false_hold_no_tests() {
     let mut checked = 0;
     for member in members(&project_root()) {
         let manifest = std::fs::read_to_string(member.join("Cargo.toml")).unwrap();
-        let targets = untested_targets(&manifest);
-        let bins: Vec<PathBuf> = manifest
-            .split("[[bin]]")
-            .skip(1)
-            .filter_map(|s| s.split_once("path = \""))
-            .map(|(_, r)| member.join(r.split_once('"').unwrap().0))
-            .collect();
-        for (section, path) in targets {
-            let file = member.join(&path);
+        let targets = targets(&manifest);
+        let bins: Vec<PathBuf> = targets.iter().filter(|t| t.section == "bin").map(|t| member.join(&t.path)).collect();
+        for Target { section, path, .. } in targets.iter().filter(|t| !t.tested) {
+            let file = member.join(path);
             let mut files = Vec::new();
             if section == "lib" {
                 // The library's module tree: its folder, less the binaries' roots.

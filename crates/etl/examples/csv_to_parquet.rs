@@ -1,8 +1,7 @@
 //! Converts one table file (CSV; NDJSON, JSON or xlsx by extension) to Parquet with the ETL
-//! code path, streaming as the ETL function
-//! does (the inference prefix, then the whole file; Parquet written as it fills), and
-//! reports throughput and peak memory as JSON. `bench/etl.sh` runs it beside pandas, pyarrow,
-//! polars and DuckDB on the same files.
+//! code path, streaming as the ETL function does (the inference prefix, then the whole
+//! file; Parquet written as it fills), and reports throughput and peak memory as JSON.
+//! `bench/etl.sh` runs it beside pandas, pyarrow, polars and DuckDB on the same files.
 //!
 //!   cargo run --release -p sluice-etl --example csv_to_parquet -- input.csv output.parquet
 

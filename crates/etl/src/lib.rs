@@ -209,7 +209,6 @@ struct Table<'o, 'a> {
 }
 
 impl Table<'_, '_> {
-    /// Calls `row` with the header so far, each data row's number and its cells.
     /// Calls `row` with the header so far, each data row's number and its cells, until the
     /// table ends or `row` breaks.
     fn for_each_row(
@@ -392,7 +391,7 @@ fn convert<P: Write + Send>(
             failure = reject(rejected(header, number, reason, raw)).err();
             return failure_stops(&failure);
         }
-        let cell = |position: usize| raw.get(position).copied().flatten().and_then(normalise);
+        let cell = |position: usize| normalised_cell(raw, position);
         let fingerprint = row_fingerprint((0..header.len()).map(cell), &mut fingerprint_buffer);
         if let Some(first) = seen.first(fingerprint) {
             let reason = format!("exact duplicate of row {first}");
@@ -440,9 +439,14 @@ fn failure_stops(failure: &Option<EtlError>) -> ControlFlow<()> {
     if failure.is_some() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
 }
 
+/// The row's cell at `position` trimmed, `None` for a null or a missing cell.
+fn normalised_cell<'a>(raw: &[Option<&'a str>], position: usize) -> Option<&'a str> {
+    raw.get(position).copied().flatten().and_then(normalise)
+}
+
 /// The row's cells trimmed, nulls as `None`, as many as the header has.
 fn normalised<'a>(raw: &[Option<&'a str>], columns: usize) -> Vec<Option<&'a str>> {
-    (0..columns).map(|position| raw.get(position).copied().flatten().and_then(normalise)).collect()
+    (0..columns).map(|position| normalised_cell(raw, position)).collect()
 }
 
 #[cfg(test)]

@@ -315,7 +315,7 @@ impl<W: Write + Send> ParquetSink<W> {
                 Values::Integer(v) | Values::Timestamp(v) => writer.typed::<Int64Type>().write_batch(v, levels, None),
                 Values::Float(v) => writer.typed::<DoubleType>().write_batch(v, levels, None),
                 Values::String { bytes, ends } => {
-                    // Each value a slice of one shared buffer: no copy, no allocation per value.
+                    // Each value a slice of one shared copy of the buffer: no allocation per value.
                     let shared = Bytes::copy_from_slice(bytes);
                     let mut start = 0;
                     let values: Vec<ByteArray> = ends

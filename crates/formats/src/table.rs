@@ -147,10 +147,7 @@ fn read_csv(
                 // csv-core skips blank lines too.
                 if !record.is_empty() {
                     number += 1;
-                    let text = std::str::from_utf8(record).map_err(|err| FormatError::Csv {
-                        line: record_line,
-                        message: format!("not valid UTF-8 ({err})"),
-                    })?;
+                    let text = record_text(record, record_line)?;
                     let mut cells = recycle(std::mem::take(&mut spare_cells));
                     let mut start = 0;
                     for end in memchr::memchr_iter(delimiter, record).chain([record.len()]) {
@@ -163,15 +160,9 @@ fn read_csv(
                     if record.len() - (cells.len() - 1) > limits.max_row_bytes {
                         return Err(over("max_row_bytes", limits.max_row_bytes as u64, format!("row {number}")));
                     }
-                    if record.len() > limits.max_field_bytes {
-                        for cell in cells.iter().flatten() {
-                            check_field_length(cell, limits, number)?;
-                        }
-                    }
-                    if row(names, number, &cells).is_break() {
+                    if emit_row(row, names, number, record.len(), cells, &mut spare_cells, limits)?.is_break() {
                         return Ok(());
                     }
-                    spare_cells = recycle(cells);
                 }
                 input.consume(length);
                 continue;
@@ -199,8 +190,7 @@ fn read_csv(
             }
             csv_core::ReadRecordResult::Record => mid_record = false,
         }
-        let text = std::str::from_utf8(&output[..written])
-            .map_err(|err| FormatError::Csv { line: record_line, message: format!("not valid UTF-8 ({err})") })?;
+        let text = record_text(&output[..written], record_line)?;
         let mut start = 0;
         match &header {
             None => {
@@ -219,22 +209,43 @@ fn read_csv(
                 number += 1;
                 let mut cells = recycle(std::mem::take(&mut spare_cells));
                 for &end in &ends[..fields] {
-                    let field = &text[start..end];
-                    // No field is longer than its record.
-                    if written > limits.max_field_bytes {
-                        check_field_length(field, limits, number)?;
-                    }
-                    cells.push(Some(field));
+                    cells.push(Some(&text[start..end]));
                     start = end;
                 }
-                if row(names, number, &cells).is_break() {
+                if emit_row(row, names, number, written, cells, &mut spare_cells, limits)?.is_break() {
                     return Ok(());
                 }
-                spare_cells = recycle(cells);
             }
         }
         (written, fields) = (0, 0);
     }
+}
+
+/// A record's bytes as text; `line` is where it starts, for the error.
+fn record_text(bytes: &[u8], line: u64) -> Result<&str, FormatError> {
+    std::str::from_utf8(bytes).map_err(|err| FormatError::Csv { line, message: format!("not valid UTF-8 ({err})") })
+}
+
+/// Hands a data row, whichever path split it, to `row`, and keeps the cells' allocation in
+/// `spare` for the next row. A field can only be over `max_field_bytes` when its record of
+/// `record_bytes` is, so only such records have their fields measured.
+fn emit_row(
+    row: &mut RowFn<'_>,
+    names: &[String],
+    number: u64,
+    record_bytes: usize,
+    cells: Vec<Option<&str>>,
+    spare: &mut Vec<Option<&str>>,
+    limits: &TableLimits,
+) -> Result<ControlFlow<()>, FormatError> {
+    if record_bytes > limits.max_field_bytes {
+        for cell in cells.iter().flatten() {
+            check_field_length(cell, limits, number)?;
+        }
+    }
+    let flow = row(names, number, &cells);
+    *spare = recycle(cells);
+    Ok(flow)
 }
 
 /// The record at the start of `buffer` and the bytes its line takes, when it is a plain

@@ -194,10 +194,10 @@ impl Etl {
     }
 
     /// Streams a table from the raw zone into the curated zone on a blocking thread: the
-    /// object is read as it downloads (the inference prefix, then all of it), Parquet and rejected
-    /// rows go out as multipart uploads, so memory holds a row group, not the object. The
-    /// uploads are completed only once the schema they were written under is stored; a
-    /// concurrent change to the schema aborts them and converts again.
+    /// object is read as it downloads (the inference prefix, then all of it), Parquet and
+    /// rejected rows go out as multipart uploads, so memory holds a row group, not the
+    /// object. The uploads are completed only once the schema they were written under is
+    /// stored; a concurrent change to the schema aborts them and converts again.
     async fn convert_table(
         &self,
         dataset: &DatasetName,
