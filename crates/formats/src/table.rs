@@ -399,12 +399,19 @@ const STOPPED: &str = "stopped by the caller";
 
 /// Streams a JSON array of objects (or one object) to the callback a record at a time.
 fn read_json(mut input: impl BufRead, limits: &TableLimits, row: &mut RowFn<'_>) -> Result<(), FormatError> {
+    // Whitespace consumed while looking for the first value, which serde's line and column
+    // count then does not see: newlines, and the columns after the last one.
+    let (mut skipped_lines, mut skipped_columns) = (0, 0);
     let first = loop {
         let buffer = input.fill_buf().map_err(io_error)?;
         match buffer.iter().position(|b| !b.is_ascii_whitespace()) {
             Some(position) => break buffer[position],
             None if buffer.is_empty() => return Err(FormatError::Empty),
             None => {
+                for &byte in buffer {
+                    (skipped_lines, skipped_columns) =
+                        if byte == b'\n' { (skipped_lines + 1, 0) } else { (skipped_lines, skipped_columns + 1) };
+                }
                 let length = buffer.len();
                 input.consume(length);
             }
@@ -439,7 +446,11 @@ fn read_json(mut input: impl BufRead, limits: &TableLimits, row: &mut RowFn<'_>)
         Err(err) if err.is_io() && err.to_string().contains(RECORD_TOO_LARGE) => {
             Err(over("max_row_bytes", limits.max_row_bytes as u64, format!("record {}", state.number + 1)))
         }
-        Err(err) => Err(FormatError::Json { line: err.line(), column: err.column(), message: json_message(&err) }),
+        Err(err) => Err(FormatError::Json {
+            line: err.line() + skipped_lines,
+            column: err.column() + if err.line() == 1 { skipped_columns } else { 0 },
+            message: json_message(&err),
+        }),
     }
 }
 

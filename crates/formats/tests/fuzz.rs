@@ -132,6 +132,16 @@ fn a_stream_read_in_small_pieces_gives_the_same_rows_or_error_as_one_buffer() {
         .unwrap();
 }
 
+/// Found by a long run of the property above: whitespace-only pieces before the first JSON
+/// value were consumed unseen, and the error named line 1 instead of line 3.
+#[test]
+fn a_json_error_after_blank_lines_names_its_line_however_the_stream_is_cut() {
+    let body = b"\r\n\r\n  [,";
+    let whole = rows_of(ContentKind::Json, &body[..]);
+    assert_eq!(whole, Err("JSON line 3, column 4: expected value".to_owned()));
+    assert_eq!(rows_of(ContentKind::Json, Trickle { bytes: body, step: 1 }), whole);
+}
+
 /// Plain CSV lines are split by a byte search, everything else by csv-core; a stream handed
 /// out a few bytes at a time has no whole line in its buffer and goes through csv-core
 /// alone, so the two must agree on every row, number and error.
