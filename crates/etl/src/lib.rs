@@ -393,34 +393,43 @@ fn convert<P: Write + Send>(
         }
         let cell = |position: usize| normalised_cell(raw, position);
         let fingerprint = row_fingerprint((0..header.len()).map(cell), &mut fingerprint_buffer);
-        if let Some(first) = seen.first(fingerprint) {
-            let reason = format!("exact duplicate of row {first}");
-            failure = reject(rejected(header, number, reason, &normalised(raw, header.len()))).err();
-            return failure_stops(&failure);
-        }
-        for (index, (field, position)) in schema.fields.iter().zip(&positions).enumerate() {
+        // The lookup waits for memory: its slot is fetched while the cells convert.
+        seen.prefetch(fingerprint);
+        let invalid = schema.fields.iter().zip(&positions).enumerate().find_map(|(index, (field, position))| {
             let Some(text) = position.and_then(cell) else {
                 columns.push(index, Cell::Null);
-                continue;
+                return None;
             };
             match convert_cell(text, field.column_type, decimal) {
-                Some(value) => columns.push(index, value),
+                Some(value) => {
+                    columns.push(index, value);
+                    None
+                }
                 None => {
-                    columns.abandon_row();
-                    let reason =
-                        format!("column {:?}: {text:?} is not a valid {}", field.name, field.column_type.as_str());
-                    failure = reject(rejected(header, number, reason, &normalised(raw, header.len()))).err();
-                    return failure_stops(&failure);
+                    Some(format!("column {:?}: {text:?} is not a valid {}", field.name, field.column_type.as_str()))
                 }
             }
-        }
-        // Past u32::MAX rows an object would be over 8 GB, beyond `max_object_bytes`' ceiling.
-        seen.insert(fingerprint, number as u32);
-        columns.end_row();
-        rows_out += 1;
-        if columns.rows() >= ROW_GROUP_ROWS {
-            failure = flush(&mut columns, &mut profile).err();
-        }
+        });
+        // A row that repeats an earlier one is rejected as the duplicate it is, even when it
+        // does not convert either.
+        let reason = match seen.first(fingerprint) {
+            Ok(first) => format!("exact duplicate of row {first}"),
+            Err(vacancy) => match invalid {
+                Some(reason) => reason,
+                None => {
+                    // Past u32::MAX rows an object would be over 8 GB, beyond `max_object_bytes`' ceiling.
+                    seen.insert(vacancy, number as u32);
+                    columns.end_row();
+                    rows_out += 1;
+                    if columns.rows() >= ROW_GROUP_ROWS {
+                        failure = flush(&mut columns, &mut profile).err();
+                    }
+                    return failure_stops(&failure);
+                }
+            },
+        };
+        columns.abandon_row();
+        failure = reject(rejected(header, number, reason, &normalised(raw, header.len()))).err();
         failure_stops(&failure)
     })?;
     if let Some(err) = failure {

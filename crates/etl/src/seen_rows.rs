@@ -18,10 +18,27 @@ const EMPTY: u64 = 0;
 /// Slots past the last home slot, where the last clusters run on instead of wrapping.
 const TAIL: usize = 32;
 
+/// A key and its row side by side in 12 bytes, so a probe's cache misses fetch both, and
+/// a cluster moves in one copy.
+#[derive(Default, Clone, Copy)]
+struct Slot {
+    key: [u32; 2],
+    row: u32,
+}
+
+impl Slot {
+    fn new(key: u64, row: u32) -> Self {
+        Self { key: [key as u32, (key >> 32) as u32], row }
+    }
+
+    fn key(self) -> u64 {
+        u64::from(self.key[0]) | (u64::from(self.key[1]) << 32)
+    }
+}
+
 #[derive(Default, Clone)]
 struct Shard {
-    keys: Vec<u64>,
-    rows: Vec<u32>,
+    slots: Vec<Slot>,
     len: usize,
 }
 
@@ -29,24 +46,25 @@ impl Shard {
     /// The slot holding `key`, or the slot it belongs at: the first empty slot or larger
     /// key from its home on.
     fn slot(&self, key: u64) -> usize {
-        let mut slot = Self::home(key, self.keys.len() - TAIL);
-        while slot < self.keys.len() && self.keys[slot] != EMPTY && self.keys[slot] < key {
+        let mut slot = Self::home(key, self.slots.len() - TAIL);
+        while let Some(found) = self.slots.get(slot).map(|slot| slot.key())
+            && found != EMPTY
+            && found < key
+        {
             slot += 1;
         }
         slot
     }
 
-    /// Puts a key not in the shard at its place, moving the larger keys of its cluster one
-    /// slot on. `false` if the cluster would run off the end: the shard must grow.
-    fn place(&mut self, key: u64, row: u32) -> bool {
-        let slot = self.slot(key);
-        let Some(free) = (slot..self.keys.len()).find(|&s| self.keys[s] == EMPTY) else {
+    /// Puts a key not in the shard at `slot`, where it belongs, moving the larger keys of
+    /// its cluster one slot on. `false` if the cluster would run off the end: the shard
+    /// must grow.
+    fn place(&mut self, slot: usize, key: u64, row: u32) -> bool {
+        let Some(free) = (slot..self.slots.len()).find(|&s| self.slots[s].key() == EMPTY) else {
             return false;
         };
-        self.keys.copy_within(slot..free, slot + 1);
-        self.rows.copy_within(slot..free, slot + 1);
-        self.keys[slot] = key;
-        self.rows[slot] = row;
+        self.slots.copy_within(slot..free, slot + 1);
+        self.slots[slot] = Slot::new(key, row);
         true
     }
 
@@ -54,19 +72,18 @@ impl Shard {
     /// with keys, clusters are sorted), so each lands at its home or right after the one
     /// before it: one pass, no search.
     fn grow(&mut self) {
-        let mut homes = self.keys.len().saturating_sub(TAIL);
+        let mut homes = self.slots.len().saturating_sub(TAIL);
         'larger: loop {
             homes = (homes + homes / 4).max(64);
-            let mut grown = Shard { keys: vec![EMPTY; homes + TAIL], rows: vec![0; homes + TAIL], len: self.len };
+            let mut grown = Shard { slots: vec![Slot::default(); homes + TAIL], len: self.len };
             let mut next = 0;
-            for (&key, &row) in self.keys.iter().zip(&self.rows).filter(|(key, _)| **key != EMPTY) {
-                let slot = next.max(Self::home(key, homes));
-                if slot == grown.keys.len() {
+            for slot in self.slots.iter().filter(|slot| slot.key() != EMPTY) {
+                let place = next.max(Self::home(slot.key(), homes));
+                if place == grown.slots.len() {
                     continue 'larger;
                 }
-                grown.keys[slot] = key;
-                grown.rows[slot] = row;
-                next = slot + 1;
+                grown.slots[place] = *slot;
+                next = place + 1;
             }
             *self = grown;
             return;
@@ -89,27 +106,54 @@ impl Default for SeenRows {
     }
 }
 
+/// Where a fingerprint not seen yet goes, found by [`SeenRows::first`]: recording it there
+/// needs no second search, as long as nothing was recorded in between.
+#[must_use]
+pub struct Vacancy {
+    shard: usize,
+    slot: usize,
+    key: u64,
+}
+
 impl SeenRows {
-    /// The number of the row recorded under `fingerprint`, if one was.
-    pub fn first(&self, fingerprint: u128) -> Option<u32> {
-        let (shard, key) = Self::locate(fingerprint);
-        let shard = &self.shards[shard];
-        if shard.keys.is_empty() {
-            return None;
+    /// The number of the row recorded under `fingerprint`, or where to record it.
+    pub fn first(&mut self, fingerprint: u128) -> Result<u32, Vacancy> {
+        let (index, key) = Self::locate(fingerprint);
+        let shard = &mut self.shards[index];
+        // Grown before the search, so the vacancy it finds stays where it is.
+        if (shard.len + 1) * 8 > shard.slots.len().saturating_sub(TAIL) * 7 {
+            shard.grow();
         }
         let slot = shard.slot(key);
-        (shard.keys.get(slot) == Some(&key)).then(|| shard.rows[slot])
+        match shard.slots.get(slot) {
+            Some(found) if found.key() == key => Ok(found.row),
+            _ => Err(Vacancy { shard: index, slot, key }),
+        }
     }
 
-    /// Records `row` under `fingerprint`, which must not be recorded yet.
-    pub fn insert(&mut self, fingerprint: u128, row: u32) {
+    /// Has the processor fetch the slot where the search for `fingerprint` starts, so that
+    /// work done before [`first`](Self::first) hides the wait for memory: the set is far
+    /// larger than the caches and each row's slot is somewhere new.
+    pub fn prefetch(&self, fingerprint: u128) {
         let (shard, key) = Self::locate(fingerprint);
-        let shard = &mut self.shards[shard];
-        if (shard.len + 1) * 8 > shard.keys.len().saturating_sub(TAIL) * 7 {
-            shard.grow();
+        let slots = &self.shards[shard].slots;
+        if let Some(slot) = slots.get(Shard::home(key, slots.len().saturating_sub(TAIL))) {
+            prefetch_read(slot);
         }
-        while !shard.place(key, row) {
-            shard.grow();
+    }
+
+    /// Records `row` at the vacancy [`first`](Self::first) found for its fingerprint.
+    pub fn insert(&mut self, vacancy: Vacancy, row: u32) {
+        let Vacancy { shard, slot, key } = vacancy;
+        let shard = &mut self.shards[shard];
+        if !shard.place(slot, key, row) {
+            // The cluster ran into the tail: rare, and growing moves every slot.
+            loop {
+                shard.grow();
+                if shard.place(shard.slot(key), key, row) {
+                    break;
+                }
+            }
         }
         shard.len += 1;
     }
@@ -121,9 +165,27 @@ impl SeenRows {
     /// Bytes held by the slots.
     #[cfg(test)]
     fn slot_bytes(&self) -> usize {
-        self.shards.iter().map(|shard| shard.keys.len() * 12).sum()
+        self.shards.iter().map(|shard| shard.slots.len() * size_of::<Slot>()).sum()
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+fn prefetch_read<T>(value: &T) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    // SAFETY: a prefetch only hints: it changes nothing the program sees and cannot fault.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast()) }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn prefetch_read<T>(value: &T) {
+    // SAFETY: as on x86_64, `prfm` only hints.
+    unsafe {
+        std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) std::ptr::from_ref(value), options(nostack, readonly, preserves_flags))
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn prefetch_read<T>(_: &T) {}
 
 #[cfg(test)]
 mod tests {
@@ -137,18 +199,18 @@ mod tests {
     fn finds_the_first_row_of_each_repeat() {
         let mut seen = SeenRows::default();
         for row in 1..=50_000 {
-            assert_eq!(seen.first(fingerprint(row)), None);
-            seen.insert(fingerprint(row), row as u32);
+            let vacancy = seen.first(fingerprint(row)).expect_err("not seen yet");
+            seen.insert(vacancy, row as u32);
         }
         for row in 1..=50_000 {
-            assert_eq!(seen.first(fingerprint(row)), Some(row as u32));
+            assert_eq!(seen.first(fingerprint(row)).ok(), Some(row as u32));
         }
         for row in 50_001..=60_000 {
-            assert_eq!(seen.first(fingerprint(row)), None);
+            assert!(seen.first(fingerprint(row)).is_err());
         }
-        assert_eq!(seen.first(0), None, "a zero fingerprint is a key like any other");
-        seen.insert(0, 1);
-        assert_eq!(seen.first(0), Some(1));
+        let vacancy = seen.first(0).expect_err("a zero fingerprint is a key like any other");
+        seen.insert(vacancy, 1);
+        assert_eq!(seen.first(0).ok(), Some(1));
     }
 
     #[test]
@@ -156,7 +218,8 @@ mod tests {
         let mut seen = SeenRows::default();
         let rows = 1_000_000;
         for row in 0..rows {
-            seen.insert(fingerprint(row), row as u32);
+            let vacancy = seen.first(fingerprint(row)).expect_err("not seen yet");
+            seen.insert(vacancy, row as u32);
         }
         let per_row = seen.slot_bytes() as f64 / rows as f64;
         // 12-byte slots, at least 70% full.
