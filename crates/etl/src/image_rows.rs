@@ -42,7 +42,7 @@ pub fn process_image(
     let cells = [label.map_or(Cell::Null, Cell::String), Cell::Vector(&pixels)];
     let mut columns = Columns::new(&schema);
     columns.push_row(&cells);
-    let mut sink = ParquetSink::new(&schema, Vec::new())?;
+    let mut sink = ParquetSink::new(&schema, &[], Vec::new())?;
     sink.write_row_group(&mut columns)?;
 
     // Pixels are profiled as the image's mean intensity: a histogram per pixel would dwarf

@@ -181,7 +181,7 @@ pub fn convert_table<P: Write + Send>(
         }
     };
     schema.to_stored_json().map_err(EtlError::Schema)?;
-    convert(&mut table, &header, schema, options.decimal_separator, parquet, rejected)
+    convert(&mut table, &header, &votes, schema, options.decimal_separator, parquet, rejected)
 }
 
 /// The type this object's column is converted to, given the dataset's type for it. A type
@@ -224,7 +224,12 @@ impl Table<'_, '_> {
     }
 }
 
-/// Counts, per column, how many non-null values parse as each type.
+/// A column's first values sampled to tell whether its values repeat: few enough that
+/// even the widest table's samples are small (2,000 columns: 16 MB).
+const REPETITION_SAMPLE: usize = 1_000;
+
+/// Counts, per column, how many non-null values parse as each type, and samples whether
+/// its values repeat.
 #[derive(Default, Clone)]
 struct TypeVotes {
     values: u64,
@@ -232,6 +237,9 @@ struct TypeVotes {
     integers: u64,
     floats: u64,
     timestamps: u64,
+    sampled: usize,
+    /// The distinct values among the `sampled` first ones, as hashes.
+    distinct: FastMap<u64, ()>,
 }
 
 impl TypeVotes {
@@ -242,6 +250,16 @@ impl TypeVotes {
         self.integers += u64::from(integer);
         self.floats += u64::from(integer || parse_float(text, decimal).is_some());
         self.timestamps += u64::from(!integer && parse_timestamp(text).is_some());
+        if self.sampled < REPETITION_SAMPLE {
+            self.sampled += 1;
+            self.distinct.insert(xxh3_64_with_seed(text.as_bytes(), 0), ());
+        }
+    }
+
+    /// Whether most of the sampled values occur only once (ids, free text, measurements):
+    /// a Parquet dictionary for such a column costs time and saves no space.
+    fn rarely_repeat(&self) -> bool {
+        self.distinct.len() * 2 > self.sampled
     }
 
     /// Whether at least half of the values parse as `column_type`.
@@ -351,6 +369,7 @@ fn rejected(header: &[String], row: u64, reason: String, cells: &[Option<&str>])
 fn convert<P: Write + Send>(
     table: &mut Table<'_, '_>,
     header: &[String],
+    votes: &[TypeVotes],
     schema: Schema,
     decimal: DecimalSeparator,
     parquet: P,
@@ -360,7 +379,8 @@ fn convert<P: Write + Send>(
     let kind = table.kind;
     let positions: Vec<Option<usize>> =
         schema.fields.iter().map(|f| header.iter().position(|h| *h == f.name)).collect();
-    let mut sink = ParquetSink::new(&schema, parquet)?;
+    let rarely_repeat: Vec<bool> = positions.iter().map(|p| p.is_some_and(|i| votes[i].rarely_repeat())).collect();
+    let mut sink = ParquetSink::new(&schema, &rarely_repeat, parquet)?;
     let mut columns = Columns::new(&schema);
     let mut profile: Option<Profile> = None;
     let mut seen = SeenRows::default();

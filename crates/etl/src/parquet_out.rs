@@ -260,7 +260,9 @@ fn failed(err: parquet::errors::ParquetError) -> EtlError {
 }
 
 impl<W: Write + Send> ParquetSink<W> {
-    pub fn new(schema: &Schema, output: W) -> Result<Self, EtlError> {
+    /// A file of `schema`'s columns; `rarely_repeat[i]` says that column `i`'s values mostly
+    /// occur once (columns past its end are assumed to repeat).
+    pub fn new(schema: &Schema, rarely_repeat: &[bool], output: W) -> Result<Self, EtlError> {
         let fields = schema
             .fields
             .iter()
@@ -284,14 +286,15 @@ impl<W: Write + Send> ParquetSink<W> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(failed)?;
         let root = Type::group_type_builder("schema").with_fields(fields).build().map_err(failed)?;
-        // Dictionaries pay off for repeated values; floats and timestamps rarely repeat, and
-        // encoding them twice (dictionary first, plain when it overflows) costs time for
-        // nothing.
+        // Dictionaries pay off for repeated values; floats and timestamps rarely repeat, nor
+        // do the columns `rarely_repeat` names, and encoding them twice (dictionary first,
+        // plain when it overflows) costs time for nothing.
         let properties = schema
             .fields
             .iter()
-            .filter(|field| matches!(field.column_type, ColumnType::Float | ColumnType::Timestamp))
-            .fold(WriterProperties::builder(), |builder, field| {
+            .zip(rarely_repeat.iter().chain(std::iter::repeat(&false)))
+            .filter(|&(field, &rare)| rare || matches!(field.column_type, ColumnType::Float | ColumnType::Timestamp))
+            .fold(WriterProperties::builder(), |builder, (field, _)| {
                 builder.set_column_dictionary_enabled(ColumnPath::from(field.name.as_str()), false)
             })
             .set_compression(Compression::SNAPPY)

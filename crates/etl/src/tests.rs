@@ -355,3 +355,18 @@ fn images_are_resized_to_the_configured_size_and_checked_against_the_dataset() {
         matches!(process_image(ContentKind::Png, &bomb, None, None, &options), Err(EtlError::Image(m)) if m.contains("7000x7000"))
     );
 }
+
+#[test]
+fn only_columns_whose_values_repeat_get_a_parquet_dictionary() {
+    let body: String = std::iter::once("id,colour,comment\n".to_owned())
+        .chain((0..3_000).map(|row| format!("{row},{},note {row}\n", ["red", "green", "blue"][row % 3])))
+        .collect();
+    let outcome = csv(&body).unwrap();
+    let reader = SerializedFileReader::new(Bytes::from(outcome.parquet)).unwrap();
+    let row_group = reader.metadata().row_group(0);
+    let dictionary = |name: &str| {
+        let column = row_group.columns().iter().find(|column| column.column_path().string() == name).unwrap();
+        column.dictionary_page_offset().is_some()
+    };
+    assert_eq!((dictionary("id"), dictionary("colour"), dictionary("comment")), (false, true, false));
+}
