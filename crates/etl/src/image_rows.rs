@@ -10,7 +10,7 @@ use sluice_profile::{ColumnProfile, Profile};
 use sluice_core::options::{DEFAULT_IMAGE_SIZE, DatasetOptions};
 use sluice_core::schema::{ColumnType, Field, Schema};
 
-use crate::parquet_out::{Cell, Columns, ParquetSink};
+use crate::parquet_out::{Columns, ParquetSink};
 use crate::{EtlError, Outcome};
 
 /// The schema of an image dataset: `label`, and `pixels` (row-major, width × height values).
@@ -39,9 +39,13 @@ pub fn process_image(
     }
     let pixels = image_pixels(kind, body, width, height).map_err(|err| EtlError::Image(err.to_string()))?;
 
-    let cells = [label.map_or(Cell::Null, Cell::String), Cell::Vector(&pixels)];
-    let mut columns = Columns::new(&schema);
-    columns.push_row(&cells);
+    let mut columns = Columns::new(&schema, options.decimal_separator);
+    match label {
+        Some(label) => assert!(columns.push_text(0, label), "any text is a string"),
+        None => columns.push_null(0),
+    }
+    columns.push_vector(1, &pixels);
+    columns.end_row();
     let mut sink = ParquetSink::new(&schema, &[], Vec::new())?;
     sink.write_row_group(&mut columns)?;
 

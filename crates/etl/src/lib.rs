@@ -20,12 +20,12 @@ use std::io::{Read, Write};
 use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
-use sluice_formats::{ContentKind, ReadOptions, read_table};
+use sluice_formats::{ContentKind, ReadOptions, read_table, recycle};
 use sluice_profile::Profile;
 
 pub use image_rows::process_image;
 pub use parquet_out::ROW_GROUP_ROWS;
-use parquet_out::{Cell, Columns, ParquetSink};
+use parquet_out::{Columns, ParquetSink};
 use seen_rows::SeenRows;
 use sluice_core::options::{DatasetOptions, DecimalSeparator};
 use sluice_core::schema::{ColumnType, Field, Schema};
@@ -327,24 +327,12 @@ fn type_votes(table: &mut Table<'_, '_>, decimal: DecimalSeparator) -> Result<(V
     Ok((final_header, votes))
 }
 
-fn convert_cell<'a>(text: &'a str, column_type: ColumnType, decimal: DecimalSeparator) -> Option<Cell<'a>> {
-    match column_type {
-        ColumnType::Boolean => parse_bool(text).map(Cell::Boolean),
-        ColumnType::Integer => parse_integer(text).map(Cell::Integer),
-        ColumnType::Float => parse_float(text, decimal).map(Cell::Float),
-        ColumnType::Timestamp => parse_timestamp(text).map(Cell::Timestamp),
-        ColumnType::String => Some(Cell::String(text)),
-        // Vectors come from images, never from text cells.
-        ColumnType::Vector => None,
-    }
-}
-
 /// A 128-bit xxh3 of the row's cells, each written with its null marker and length so
 /// that no two different rows serialise alike. At 128 bits, collisions among even billions
 /// of rows are negligible: a row is only called a duplicate when it is one.
-fn row_fingerprint<'a>(cells: impl Iterator<Item = Option<&'a str>>, buffer: &mut Vec<u8>) -> u128 {
+fn row_fingerprint(cells: &[Option<&str>], buffer: &mut Vec<u8>) -> u128 {
     buffer.clear();
-    for cell in cells {
+    for &cell in cells {
         match cell {
             None => buffer.push(0),
             Some(text) => {
@@ -381,10 +369,12 @@ fn convert<P: Write + Send>(
         schema.fields.iter().map(|f| header.iter().position(|h| *h == f.name)).collect();
     let rarely_repeat: Vec<bool> = positions.iter().map(|p| p.is_some_and(|i| votes[i].rarely_repeat())).collect();
     let mut sink = ParquetSink::new(&schema, &rarely_repeat, parquet)?;
-    let mut columns = Columns::new(&schema);
+    let mut columns = Columns::new(&schema, decimal);
     let mut profile: Option<Profile> = None;
     let mut seen = SeenRows::default();
     let mut fingerprint_buffer = Vec::new();
+    // A row's cells normalised, in an allocation every row reuses.
+    let mut spare_cells = Vec::new();
     let (mut rows_in, mut rows_out, mut rows_rejected) = (0, 0, 0);
     let mut failure = None;
     let mut reject = |row: RejectedRow| -> Result<(), EtlError> {
@@ -411,45 +401,44 @@ fn convert<P: Write + Send>(
             failure = reject(rejected(header, number, reason, raw)).err();
             return failure_stops(&failure);
         }
-        let cell = |position: usize| normalised_cell(raw, position);
-        let fingerprint = row_fingerprint((0..header.len()).map(cell), &mut fingerprint_buffer);
+        let mut cells = recycle(std::mem::take(&mut spare_cells));
+        cells.extend((0..header.len()).map(|position| normalised_cell(raw, position)));
+        let fingerprint = row_fingerprint(&cells, &mut fingerprint_buffer);
         // The lookup waits for memory: its slot is fetched while the cells convert.
         seen.prefetch(fingerprint);
         let invalid = schema.fields.iter().zip(&positions).enumerate().find_map(|(index, (field, position))| {
-            let Some(text) = position.and_then(cell) else {
-                columns.push(index, Cell::Null);
+            let Some(text) = position.and_then(|position| cells[position]) else {
+                columns.push_null(index);
                 return None;
             };
-            match convert_cell(text, field.column_type, decimal) {
-                Some(value) => {
-                    columns.push(index, value);
-                    None
-                }
-                None => {
-                    Some(format!("column {:?}: {text:?} is not a valid {}", field.name, field.column_type.as_str()))
-                }
-            }
+            let invalid = !columns.push_text(index, text);
+            invalid.then(|| format!("column {:?}: {text:?} is not a valid {}", field.name, field.column_type.as_str()))
         });
         // A row that repeats an earlier one is rejected as the duplicate it is, even when it
         // does not convert either.
-        let reason = match seen.first(fingerprint) {
-            Ok(first) => format!("exact duplicate of row {first}"),
-            Err(vacancy) => match invalid {
-                Some(reason) => reason,
-                None => {
-                    // Past u32::MAX rows an object would be over 8 GB, beyond `max_object_bytes`' ceiling.
-                    seen.insert(vacancy, number as u32);
-                    columns.end_row();
-                    rows_out += 1;
-                    if columns.rows() >= ROW_GROUP_ROWS {
-                        failure = flush(&mut columns, &mut profile).err();
-                    }
-                    return failure_stops(&failure);
-                }
-            },
+        let reason = match (seen.first(fingerprint), invalid) {
+            (Ok(first), _) => Some(format!("exact duplicate of row {first}")),
+            (Err(_), Some(reason)) => Some(reason),
+            (Err(vacancy), None) => {
+                // Past u32::MAX rows an object would be over 8 GB, beyond `max_object_bytes`' ceiling.
+                seen.insert(vacancy, number as u32);
+                None
+            }
         };
-        columns.abandon_row();
-        failure = reject(rejected(header, number, reason, &normalised(raw, header.len()))).err();
+        match reason {
+            Some(reason) => {
+                columns.abandon_row();
+                failure = reject(rejected(header, number, reason, &cells)).err();
+            }
+            None => {
+                columns.end_row();
+                rows_out += 1;
+                if columns.rows() >= ROW_GROUP_ROWS {
+                    failure = flush(&mut columns, &mut profile).err();
+                }
+            }
+        }
+        spare_cells = recycle(cells);
         failure_stops(&failure)
     })?;
     if let Some(err) = failure {
@@ -471,11 +460,6 @@ fn failure_stops(failure: &Option<EtlError>) -> ControlFlow<()> {
 /// The row's cell at `position` trimmed, `None` for a null or a missing cell.
 fn normalised_cell<'a>(raw: &[Option<&'a str>], position: usize) -> Option<&'a str> {
     raw.get(position).copied().flatten().and_then(normalise)
-}
-
-/// The row's cells trimmed, nulls as `None`, as many as the header has.
-fn normalised<'a>(raw: &[Option<&'a str>], columns: usize) -> Vec<Option<&'a str>> {
-    (0..columns).map(|position| normalised_cell(raw, position)).collect()
 }
 
 #[cfg(test)]

@@ -14,25 +14,14 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnPath, Type};
 
 use crate::{EtlError, FastMap};
+use sluice_core::options::DecimalSeparator;
 use sluice_core::schema::{ColumnType, Field, Schema};
-use sluice_core::values::timestamp_feature;
+use sluice_core::values::{parse_bool, parse_float, parse_integer, parse_timestamp, timestamp_feature};
 use sluice_profile::{ColumnProfile, Profile};
 
 /// Rows per row group: large enough for good compression and fast scans, small enough
 /// that one group's buffers stay a fraction of a Lambda's memory.
 pub const ROW_GROUP_ROWS: usize = 100_000;
-
-/// One parsed cell.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Cell<'a> {
-    Null,
-    Boolean(bool),
-    Integer(i64),
-    Float(f64),
-    Timestamp(i64),
-    String(&'a str),
-    Vector(&'a [f32]),
-}
 
 enum Values {
     Boolean(Vec<bool>),
@@ -62,10 +51,12 @@ struct Column {
 pub struct Columns {
     columns: Vec<Column>,
     rows: usize,
+    /// How the texts of number cells write their decimals.
+    decimal: DecimalSeparator,
 }
 
 impl Columns {
-    pub fn new(schema: &Schema) -> Self {
+    pub fn new(schema: &Schema, decimal: DecimalSeparator) -> Self {
         let columns = schema
             .fields
             .iter()
@@ -81,48 +72,46 @@ impl Columns {
                 definition_levels: Vec::new(),
             })
             .collect();
-        Self { columns, rows: 0 }
+        Self { columns, rows: 0, decimal }
     }
 
-    /// Appends a row whose cells were converted to the schema's types.
-    pub fn push_row(&mut self, cells: &[Cell<'_>]) {
-        for (index, cell) in cells.iter().enumerate() {
-            self.push(index, *cell);
-        }
-        self.end_row();
-    }
-
-    /// Appends the current row's cell of column `index`, converted to the column's type.
-    pub fn push(&mut self, index: usize, cell: Cell<'_>) {
+    /// Appends the current row's cell of column `index` read from `text`; `false`, and
+    /// nothing appended, when `text` is not a value of the column's type.
+    pub fn push_text(&mut self, index: usize, text: &str) -> bool {
         let column = &mut self.columns[index];
-        if let (Values::Vector { elements, repetition_levels }, Cell::Vector(values)) = (&mut column.values, cell) {
-            elements.extend_from_slice(values);
-            repetition_levels.extend((0..values.len()).map(|i| i16::from(i > 0)));
-            column.definition_levels.extend(std::iter::repeat_n(1, values.len()));
-            return;
-        }
-        let present = match (&mut column.values, cell) {
-            (_, Cell::Null) => false,
-            (Values::Boolean(v), Cell::Boolean(x)) => {
-                v.push(x);
-                true
-            }
-            (Values::Integer(v), Cell::Integer(x)) | (Values::Timestamp(v), Cell::Timestamp(x)) => {
-                v.push(x);
-                true
-            }
-            (Values::Float(v), Cell::Float(x)) => {
-                v.push(x);
-                true
-            }
-            (Values::String { bytes, ends }, Cell::String(x)) => {
-                bytes.extend_from_slice(x.as_bytes());
+        let pushed = match &mut column.values {
+            Values::Boolean(v) => parse_bool(text).map(|x| v.push(x)),
+            Values::Integer(v) => parse_integer(text).map(|x| v.push(x)),
+            Values::Float(v) => parse_float(text, self.decimal).map(|x| v.push(x)),
+            Values::Timestamp(v) => parse_timestamp(text).map(|x| v.push(x)),
+            Values::String { bytes, ends } => {
+                bytes.extend_from_slice(text.as_bytes());
                 ends.push(bytes.len());
-                true
+                Some(())
             }
-            (_, other) => unreachable!("cell {other:?} does not match its column; conversion guarantees it does"),
+            // Vectors come from images, never from text cells.
+            Values::Vector { .. } => None,
         };
-        column.definition_levels.push(i16::from(present));
+        if pushed.is_some() {
+            column.definition_levels.push(1);
+        }
+        pushed.is_some()
+    }
+
+    /// Appends a null as the current row's cell of column `index`.
+    pub fn push_null(&mut self, index: usize) {
+        self.columns[index].definition_levels.push(0);
+    }
+
+    /// Appends `values` as the current row's cell of column `index`, a vector column.
+    pub fn push_vector(&mut self, index: usize, values: &[f32]) {
+        let column = &mut self.columns[index];
+        let Values::Vector { elements, repetition_levels } = &mut column.values else {
+            unreachable!("only images have vectors, and they go to their vector column");
+        };
+        elements.extend_from_slice(values);
+        repetition_levels.extend((0..values.len()).map(|i| i16::from(i > 0)));
+        column.definition_levels.extend(std::iter::repeat_n(1, values.len()));
     }
 
     /// Takes back the cells pushed for a row that is not ending (one of its cells failed).

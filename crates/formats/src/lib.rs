@@ -8,4 +8,4 @@ mod table;
 
 pub use content::{ContentKind, UnsupportedContentType};
 pub use inspect::{FormatError, Inspection, MAX_IMAGE_PIXELS, decode_image, image_pixels, inspect};
-pub use table::{ReadOptions, RowFn, read_table};
+pub use table::{ReadOptions, RowFn, read_table, recycle};

@@ -264,7 +264,7 @@ fn plain_line(buffer: &[u8]) -> Option<(usize, &[u8])> {
 /// which the next record overwrites, so each row needs a new vector, but not a new
 /// allocation (collecting a vector's own iterator into an element type of the same layout
 /// reuses its buffer).
-fn recycle<'b>(mut cells: Vec<Option<&str>>) -> Vec<Option<&'b str>> {
+pub fn recycle<'b>(mut cells: Vec<Option<&str>>) -> Vec<Option<&'b str>> {
     cells.clear();
     cells.into_iter().map(|_| None).collect()
 }
