@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what running and testing Sluice needs beyond Rust: a project virtualenv (.venv)
-# with the pinned moto server, SAM CLI and cfn-lint. Does nothing when it is up to date.
+# with the pinned moto server, SAM CLI and cfn-lint, and checkov in a virtualenv of its own
+# (.venv/checkov: its pins conflict with SAM CLI's). Does nothing when they are up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,12 +10,18 @@ python=${PYTHON:-python3}
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null \
   || { echo "setup: needs Python >= 3.10 as '$python' (set PYTHON=...)" >&2; exit 1; }
 
-stamp=.venv/.requirements.sha256
-wanted=$(sha256sum localstack/requirements.txt | cut -d' ' -f1)
-if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
-  exit 0
-fi
-echo "setup: installing moto, SAM CLI, cfn-lint and cargo-lambda into .venv (once, about a minute)..." >&2
-"$python" -m venv .venv
-.venv/bin/pip install --quiet --disable-pip-version-check -r localstack/requirements.txt
-echo "$wanted" > "$stamp"
+# install_venv DIR REQUIREMENTS WHAT: a virtualenv at DIR with REQUIREMENTS, unless the
+# one there was made from the same file.
+install_venv() {
+  local stamp="$1/.requirements.sha256" wanted
+  wanted=$(sha256sum "$2" | cut -d' ' -f1)
+  if [ -x "$1/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+    return 0
+  fi
+  echo "setup: installing $3 into $1 (once, about a minute)..." >&2
+  "$python" -m venv "$1"
+  "$1/bin/pip" install --quiet --disable-pip-version-check -r "$2"
+  echo "$wanted" > "$stamp"
+}
+install_venv .venv localstack/requirements.txt "moto, SAM CLI, cfn-lint and cargo-lambda"
+install_venv .venv/checkov localstack/requirements-checkov.txt checkov

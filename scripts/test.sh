@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, handler tests fed with real API Gateway events, template
-# linting (cfn-lint, sam validate --lint) and the end-to-end API tests. Each test binary
-# starts its own moto server and it stops with the binary; nothing is left running.
+# Runs every test: the delivery pipeline's and infra templates' checks (Jest, cfn-lint), a
+# `sam build` of one function, unit tests, handler tests fed with real API Gateway events,
+# template linting (cfn-lint, sam validate --lint, checkov) and the end-to-end API tests.
+# Each test binary starts its own moto server and it stops with the binary; nothing is left
+# running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/setup-node.sh
+# The CDK app's tests (the synthesized pipeline; the infra templates against template.yaml
+# and the code; every function's binary), then the infra templates' lint: under a minute,
+# before the long cargo build.
+(cd cdk && npm test --silent)
+.venv/bin/cfn-lint infra/*.yaml
+# `sam build` of one function for arm64, as `sam deploy` would build it.
+scripts/sam-build-check.sh
 # With ONNX Runtime, the optional second engine, built in (one build for everything: a
 # separate `-p sluice-serving` build would resolve features differently and rebuild the
 # SDKs); its library is the one in the onnxruntime wheel (an absolute path: each test binary

@@ -101,6 +101,22 @@ async fn a_training_request_becomes_an_approved_production_version() {
         let message = response.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
         assert!(message.contains(words), "{message:?} should mention {words:?}");
     }
+    // Cost guards: an instance type outside the stack's allow-list, more trials than its budget.
+    let over_limit = [
+        (json!({"dataset": "flowers", "target": "kind", "instance_type": "ml.p4d.24xlarge"}), "ml.p4d.24xlarge"),
+        (
+            json!({"dataset": "flowers", "target": "kind", "task": "classification",
+                   "tuning": {"max_jobs": 100, "ranges": {"l2": {"min": 0, "max": 1}}}}),
+            "MaxTuningJobs",
+        ),
+    ];
+    for (request, words) in over_limit {
+        let response = cloud.send(Method::POST, "/models/flowers/train", request.to_string()).await;
+        assert_eq!(response.status, 400, "{request}");
+        let error = &response.json()["error"];
+        assert_eq!(error["code"], "over_limit", "{error}");
+        assert!(error["message"].as_str().unwrap_or_default().contains(words), "{error} should mention {words:?}");
+    }
     let unknown = cloud.send(Method::GET, "/models/flowers", Vec::new()).await;
     assert_eq!(unknown.status, 404, "nothing was started or registered by the refused requests");
 
@@ -113,6 +129,12 @@ async fn a_training_request_becomes_an_approved_production_version() {
     let started = cloud.send(Method::POST, "/models/flowers/train", request.to_string()).await;
     assert_eq!(started.status, 202, "{}", String::from_utf8_lossy(&started.body));
     let job = started.json()["job_name"].as_str().unwrap().to_owned();
+    // The container has no network, and the job names its stack (the register rule's filter).
+    let sagemaker = aws_sdk_sagemaker::Client::new(&cloud.cloud.clients.config);
+    let described = sagemaker.describe_training_job().training_job_name(&job).send().await.unwrap();
+    assert_eq!(described.enable_network_isolation(), Some(true));
+    let stack = described.hyper_parameters().and_then(|h| h.get(sluice_model::hyperparameters::STACK)).cloned();
+    assert_eq!(stack.as_deref(), Some(cloud.cloud.stack.name.as_str()));
 
     let model = cloud.model_until("flowers", |m| m["production_version"].is_number()).await;
     let version = &model["versions"][0];

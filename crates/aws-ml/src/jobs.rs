@@ -8,7 +8,7 @@ use aws_sdk_sagemaker::types::{
     HyperParameterTuningJobConfig, HyperParameterTuningJobObjective, HyperParameterTuningJobObjectiveType,
     HyperParameterTuningJobStrategyType, IntegerParameterRange, MetricDefinition, OutputDataConfig, ParameterRanges,
     ResourceConfig, ResourceLimits, S3DataDistribution, S3DataSource, S3DataType, StoppingCondition, Tag,
-    TrainingInputMode, TrainingInstanceType,
+    TrainingInputMode, TrainingInstanceType, VpcConfig,
 };
 use sluice_aws::{AwsClients, StoreError};
 use sluice_model::tuning::{Range, TuningPlan};
@@ -39,6 +39,30 @@ pub struct TrainingSpec {
     pub hyperparameters: HashMap<String, String>,
     pub metric_regexes: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
+    /// Encrypts the instance's volume and the job's output (`None`: SageMaker's defaults).
+    pub kms_key_arn: Option<String>,
+    pub network: JobNetwork,
+}
+
+/// Where a job's instances run: SageMaker's own network (no subnets), or the subnets and
+/// security groups given. Either way the container has no network of its own (network
+/// isolation): the trainer reads its channels and writes its model as files, and
+/// SageMaker moves them to and from S3.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobNetwork {
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+}
+
+impl JobNetwork {
+    fn vpc_config(&self) -> Option<VpcConfig> {
+        (!self.subnets.is_empty()).then(|| {
+            VpcConfig::builder()
+                .set_subnets(Some(self.subnets.clone()))
+                .set_security_group_ids(Some(self.security_groups.clone()))
+                .build()
+        })
+    }
 }
 
 impl TrainingSpec {
@@ -75,7 +99,12 @@ impl TrainingSpec {
             .instance_type(TrainingInstanceType::from(self.instance_type.as_str()))
             .instance_count(self.instance_count)
             .volume_size_in_gb(10)
+            .set_volume_kms_key_id(self.kms_key_arn.clone())
             .build()
+    }
+
+    fn output(&self) -> OutputDataConfig {
+        OutputDataConfig::builder().s3_output_path(&self.output_path).set_kms_key_id(self.kms_key_arn.clone()).build()
     }
 
     fn stopping_condition(&self) -> StoppingCondition {
@@ -124,9 +153,11 @@ impl SageMaker {
             .algorithm_specification(algorithm)
             .role_arn(&spec.role_arn)
             .set_input_data_config(Some(spec.channels()))
-            .output_data_config(OutputDataConfig::builder().s3_output_path(&spec.output_path).build())
+            .output_data_config(spec.output())
             .resource_config(spec.resources())
             .stopping_condition(spec.stopping_condition())
+            .enable_network_isolation(true)
+            .set_vpc_config(spec.network.vpc_config())
             .set_hyper_parameters(Some(spec.hyperparameters.clone()))
             .set_tags(Some(spec.tags()))
             .send()
@@ -155,9 +186,11 @@ impl SageMaker {
             .algorithm_specification(algorithm)
             .role_arn(&spec.role_arn)
             .set_input_data_config(Some(spec.channels()))
-            .output_data_config(OutputDataConfig::builder().s3_output_path(&spec.output_path).build())
+            .output_data_config(spec.output())
             .resource_config(spec.resources())
             .stopping_condition(spec.stopping_condition())
+            .enable_network_isolation(true)
+            .set_vpc_config(spec.network.vpc_config())
             .set_static_hyper_parameters(Some(spec.hyperparameters.clone()))
             .build();
         let objective = HyperParameterTuningJobObjective::builder()

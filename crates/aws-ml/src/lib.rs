@@ -8,7 +8,7 @@ mod operators;
 pub mod registry;
 pub mod training;
 
-pub use jobs::{ChannelSource, SageMaker, TrainingJob, TrainingSpec};
+pub use jobs::{ChannelSource, JobNetwork, SageMaker, TrainingJob, TrainingSpec};
 pub use operators::Operators;
 pub use registry::{ModelRegistry, ModelVersion, ProductionChange};
 pub use training::{StartedJob, TrainError, TrainingService, TrainingSettings, Trigger};

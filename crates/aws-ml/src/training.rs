@@ -18,11 +18,11 @@ use sluice_core::model_event::{EventKind, ModelEvent};
 use sluice_core::{DatasetName, IngestStatus, InvalidName, ModelName};
 use sluice_model::hyperparameters::Hyperparameters;
 use sluice_model::monitoring::MonitoringOverrides;
-use sluice_model::tuning::{REPORTED_METRICS, TuningRequest};
+use sluice_model::tuning::{REPORTED_METRICS, TuningBudget, TuningRequest};
 use sluice_profile::drift::DriftPolicy;
 use time::OffsetDateTime;
 
-use crate::jobs::{ChannelSource, SageMaker, TrainingSpec};
+use crate::jobs::{ChannelSource, JobNetwork, SageMaker, TrainingSpec};
 
 /// SageMaker's limits on job names.
 const TRAINING_JOB_NAME_LIMIT: usize = 63;
@@ -80,6 +80,9 @@ pub enum TrainError {
     InvalidName(#[from] InvalidName),
     #[error("invalid training request: {0}")]
     Invalid(String),
+    /// A valid request that asks for more than the stack allows (instance types, trials).
+    #[error("{0}")]
+    OverLimit(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -101,20 +104,70 @@ pub struct TrainingSettings {
     pub artifacts_bucket: String,
     pub trainer_image: String,
     pub role_arn: String,
+    /// The stack that starts the jobs, passed to them as the `stack` hyperparameter.
+    pub stack_name: String,
     pub instance_type: String,
+    /// The instance types a request may ask for (`TrainingInstanceTypes`; the IAM policy
+    /// allows no others).
+    pub allowed_instance_types: Vec<String>,
+    pub tuning_budget: TuningBudget,
     pub max_runtime_seconds: i32,
+    /// Encrypts the training volumes and the model artifacts (`DataKeyArn`).
+    pub kms_key_arn: Option<String>,
+    /// Subnets and security groups to run training in (`TrainingSubnetIds`,
+    /// `TrainingSecurityGroupIds`), or none.
+    pub network: JobNetwork,
+}
+
+/// A comma-separated list, empty entries left out.
+fn list(vars: &dyn Vars, name: &str) -> Vec<String> {
+    vars.var(name).unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 impl TrainingSettings {
     pub fn from_vars(vars: &dyn Vars) -> Result<Self, SettingsError> {
+        let instance_type = parsed_or(vars, "TRAINING_INSTANCE_TYPE", "ml.m5.large".to_owned())?;
+        let mut allowed_instance_types = list(vars, "TRAINING_INSTANCE_TYPES");
+        if allowed_instance_types.is_empty() {
+            allowed_instance_types.push(instance_type.clone());
+        }
+        let (subnets, security_groups) = (list(vars, "TRAINING_SUBNET_IDS"), list(vars, "TRAINING_SECURITY_GROUP_IDS"));
+        // SageMaker needs both or neither; one alone is a configuration mistake.
+        if subnets.is_empty() != security_groups.is_empty() {
+            let missing = if subnets.is_empty() { "TRAINING_SUBNET_IDS" } else { "TRAINING_SECURITY_GROUP_IDS" };
+            return Err(SettingsError::Missing(missing));
+        }
         Ok(Self {
             curated_bucket: required(vars, "CURATED_BUCKET")?,
             artifacts_bucket: required(vars, "ARTIFACTS_BUCKET")?,
             trainer_image: required(vars, "TRAINER_IMAGE")?,
             role_arn: required(vars, "SAGEMAKER_ROLE_ARN")?,
-            instance_type: parsed_or(vars, "TRAINING_INSTANCE_TYPE", "ml.m5.large".to_owned())?,
+            stack_name: required(vars, "STACK_NAME")?,
+            instance_type,
+            allowed_instance_types,
+            tuning_budget: TuningBudget {
+                max_jobs: parsed_or(vars, "MAX_TUNING_JOBS", 20)?,
+                parallel_jobs: parsed_or(vars, "MAX_PARALLEL_TRAINING_JOBS", 4)?,
+            },
             max_runtime_seconds: parsed_or(vars, "TRAINING_MAX_RUNTIME_SECONDS", 3600)?,
+            kms_key_arn: vars.var("TRAINING_KMS_KEY_ARN").filter(|key| !key.is_empty()),
+            network: JobNetwork { subnets, security_groups },
         })
+    }
+
+    /// The instance type a request trains on: the one it asks for, or the stack's default,
+    /// as long as the stack allows it (a fleet of the largest GPUs is the costliest mistake
+    /// a caller could make).
+    fn instance_type(&self, requested: Option<String>) -> Result<String, TrainError> {
+        let instance_type = requested.unwrap_or_else(|| self.instance_type.clone());
+        if self.allowed_instance_types.contains(&instance_type) {
+            Ok(instance_type)
+        } else {
+            Err(TrainError::OverLimit(format!(
+                "instance type {instance_type:?} is not allowed in this stack (allowed: {}; TrainingInstanceTypes)",
+                self.allowed_instance_types.join(", ")
+            )))
+        }
     }
 }
 
@@ -155,6 +208,7 @@ impl TrainingService {
             monitoring.apply(DriftPolicy::default()).map_err(invalid)?;
         }
         let dataset = DatasetName::parse(&training.dataset)?;
+        let instance_type = self.settings.instance_type(training.instance_type)?;
         let schema = self
             .catalog
             .schema(&dataset)
@@ -177,6 +231,7 @@ impl TrainingService {
         hyperparameters.insert("model_name".into(), model.to_string());
         // The registry records it with the version; remediation finds new data by it.
         hyperparameters.insert("dataset".into(), dataset.to_string());
+        hyperparameters.insert(sluice_model::hyperparameters::STACK.into(), self.settings.stack_name.clone());
         for (name, value) in [("task", &training.task), ("algorithm", &training.algorithm)] {
             if let Some(value) = value {
                 hyperparameters.insert(name.into(), value.clone());
@@ -188,7 +243,11 @@ impl TrainingService {
             None => hyperparameters.remove("production_version"),
         };
         Hyperparameters::parse(hyperparameters.clone()).map_err(TrainError::Invalid)?;
-        let plan = training.tuning.map(|tuning| tuning.plan(&hyperparameters)).transpose().map_err(invalid)?;
+        let budget = self.settings.tuning_budget;
+        let plan = training.tuning.map(|tuning| tuning.plan(&hyperparameters, budget)).transpose().map_err(invalid)?;
+        if let Some(plan) = &plan {
+            budget.admits(plan).map_err(TrainError::OverLimit)?;
+        }
 
         let limit = if plan.is_some() { TUNING_JOB_NAME_LIMIT } else { TRAINING_JOB_NAME_LIMIT };
         let job_name = job_name(model, now, limit, key);
@@ -206,7 +265,7 @@ impl TrainingService {
             role_arn: self.settings.role_arn.clone(),
             channels,
             output_path: format!("s3://{}/training/{model}", self.settings.artifacts_bucket),
-            instance_type: training.instance_type.unwrap_or_else(|| self.settings.instance_type.clone()),
+            instance_type,
             instance_count: 1,
             max_runtime_seconds: self.settings.max_runtime_seconds,
             hyperparameters: hyperparameters.into_iter().collect::<HashMap<_, _>>(),
@@ -215,6 +274,8 @@ impl TrainingService {
                 .map(|(metric, _)| ((*metric).to_owned(), format!("{metric}=([-0-9.eE+]+)")))
                 .collect(),
             tags: vec![("sluice:model".into(), model.to_string()), ("sluice:dataset".into(), dataset.to_string())],
+            kms_key_arn: self.settings.kms_key_arn.clone(),
+            network: self.settings.network.clone(),
         };
         let mut answer = json!({ "model": model, "dataset": dataset, "job_name": job_name, "status": "InProgress" });
         let (kind, created) = match &plan {
@@ -326,10 +387,59 @@ fn job_name(model: &ModelName, at: OffsetDateTime, limit: usize, key: Option<&st
 mod tests {
     use super::*;
 
+    fn settings(vars: &[(&str, &str)]) -> Result<TrainingSettings, SettingsError> {
+        let mut env: HashMap<String, String> = [
+            ("CURATED_BUCKET", "curated"),
+            ("ARTIFACTS_BUCKET", "artifacts"),
+            ("TRAINER_IMAGE", "trainer"),
+            ("SAGEMAKER_ROLE_ARN", "arn:aws:iam::123456789012:role/training"),
+            ("STACK_NAME", "sluice"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        env.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        TrainingSettings::from_vars(&env)
+    }
+
+    #[test]
+    fn only_the_stacks_instance_types_are_trained_on() {
+        let settings = settings(&[
+            ("TRAINING_INSTANCE_TYPE", "ml.m5.large"),
+            ("TRAINING_INSTANCE_TYPES", "ml.m5.large, ml.c5.xlarge"),
+        ])
+        .unwrap();
+        assert_eq!(settings.instance_type(None).unwrap(), "ml.m5.large");
+        assert_eq!(settings.instance_type(Some("ml.c5.xlarge".into())).unwrap(), "ml.c5.xlarge");
+        let refused = settings.instance_type(Some("ml.p4d.24xlarge".into())).unwrap_err();
+        assert!(matches!(refused, TrainError::OverLimit(_)));
+        let message = refused.to_string();
+        assert!(message.contains("ml.p4d.24xlarge") && message.contains("ml.m5.large, ml.c5.xlarge"), "{message}");
+    }
+
+    #[test]
+    fn without_an_allow_list_only_the_default_type_is_allowed() {
+        let settings = settings(&[("TRAINING_INSTANCE_TYPE", "ml.c5.xlarge")]).unwrap();
+        assert_eq!(settings.allowed_instance_types, ["ml.c5.xlarge"]);
+        assert!(settings.instance_type(Some("ml.m5.large".into())).is_err());
+    }
+
+    #[test]
+    fn a_vpc_needs_subnets_and_security_groups() {
+        assert_eq!(settings(&[]).unwrap().network, JobNetwork::default());
+        let network =
+            settings(&[("TRAINING_SUBNET_IDS", "subnet-1,subnet-2"), ("TRAINING_SECURITY_GROUP_IDS", "sg-1")])
+                .unwrap()
+                .network;
+        assert_eq!((network.subnets.len(), network.security_groups.len()), (2, 1));
+        assert!(settings(&[("TRAINING_SUBNET_IDS", "subnet-1")]).is_err());
+        assert!(settings(&[("TRAINING_SECURITY_GROUP_IDS", "sg-1")]).is_err());
+    }
+
     #[test]
     fn job_names_fit_sagemaker_rules() {
         let at = time::macros::datetime!(2026-11-22 10:15:01 UTC);
-        let iris = ModelName::parse("iris_species").unwrap();
+        let iris = ModelName::parse("iris-species").unwrap();
         let name = job_name(&iris, at, TRAINING_JOB_NAME_LIMIT, None);
         assert!(name.starts_with("iris-species-20261122-101501-"), "{name}");
         let keyed = job_name(&iris, at, TRAINING_JOB_NAME_LIMIT, Some("alarm@10:15"));

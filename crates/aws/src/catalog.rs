@@ -23,8 +23,18 @@ pub struct Catalog {
     pub(crate) table: String,
 }
 
-/// All retraining plans share one partition, so the schedule reads them with one query.
-const RETRAIN_PK: &str = "RETRAIN";
+/// The catalog's partition keys (`pk`). `template.yaml` limits functions to some of them
+/// (`dynamodb:LeadingKeys`), so these are the names its IAM conditions match.
+pub mod partitions {
+    /// A dataset's items: `DATASET#<dataset>`.
+    pub const DATASET_PREFIX: &str = "DATASET#";
+    /// A model's records and timeline: `MODEL#<model>`.
+    pub const MODEL_PREFIX: &str = "MODEL#";
+    /// Every model's production record.
+    pub const PRODUCTION: &str = "PRODUCTION";
+    /// All retraining plans share one partition, so the schedule reads them with one query.
+    pub const RETRAIN: &str = "RETRAIN";
+}
 
 /// A model retrained every `every_days` days with the same training request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +88,7 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
 }
 
 fn dataset_pk(dataset: &DatasetName) -> AttributeValue {
-    s(format!("DATASET#{dataset}"))
+    s(format!("{}{dataset}", partitions::DATASET_PREFIX))
 }
 
 fn ingest_sk(id: IngestId) -> AttributeValue {
@@ -239,7 +249,7 @@ impl Catalog {
         self.dynamodb
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(RETRAIN_PK))
+            .item("pk", s(partitions::RETRAIN))
             .item("sk", s(format!("MODEL#{}", plan.model)))
             .item("entity", s("retrain_plan"))
             .item("model", s(&plan.model))
@@ -254,7 +264,7 @@ impl Catalog {
 
     /// Every model's retraining plan.
     pub async fn retrain_plans(&self) -> Result<Vec<RetrainPlan>, StoreError> {
-        let items = self.query_range(s(RETRAIN_PK), "MODEL#", None, None, false).await?;
+        let items = self.query_range(s(partitions::RETRAIN), "MODEL#", None, None, false).await?;
         items
             .iter()
             .map(|item| {

@@ -12,7 +12,9 @@ mod on_failure;
 mod raw_zone;
 pub mod settings;
 
-pub use catalog::{Catalog, Claim, IdempotencyRecord, ProfilePointer, RetrainPlan, StoredResponse, VersionedSchema};
+pub use catalog::{
+    Catalog, Claim, IdempotencyRecord, ProfilePointer, RetrainPlan, StoredResponse, VersionedSchema, partitions,
+};
 pub use clients::AwsClients;
 pub use curated_zone::CuratedZone;
 pub use model_records::{EpisodeState, MonitorState, ProductionRecord, TrainingJobRecord};

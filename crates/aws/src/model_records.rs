@@ -19,12 +19,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::StoreError;
-use crate::catalog::{Catalog, corrupt, n, number, optional_string, s, string};
-
-const PRODUCTION_PK: &str = "PRODUCTION";
+use crate::catalog::{Catalog, corrupt, n, number, optional_string, partitions, s, string};
 
 fn model_pk(model: &str) -> AttributeValue {
-    s(format!("MODEL#{model}"))
+    s(format!("{}{model}", partitions::MODEL_PREFIX))
 }
 
 fn production_sk(model: &str) -> AttributeValue {
@@ -199,7 +197,7 @@ impl Catalog {
     // ── Production ─────────────────────────────────────────────────────────────────────
 
     pub async fn production(&self, model: &str) -> Result<Option<ProductionRecord>, StoreError> {
-        match self.item(s(PRODUCTION_PK), production_sk(model)).await? {
+        match self.item(s(partitions::PRODUCTION), production_sk(model)).await? {
             Some(item) => production_from_item(&item),
             None => Ok(None),
         }
@@ -207,7 +205,7 @@ impl Catalog {
 
     /// Every model that has a production version.
     pub async fn productions(&self) -> Result<Vec<ProductionRecord>, StoreError> {
-        let items = self.query_range(s(PRODUCTION_PK), "MODEL#", None, None, false).await?;
+        let items = self.query_range(s(partitions::PRODUCTION), "MODEL#", None, None, false).await?;
         Ok(items.iter().map(production_from_item).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
     }
 
@@ -222,7 +220,7 @@ impl Catalog {
         read_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut item = HashMap::from([
-            ("pk".to_owned(), s(PRODUCTION_PK)),
+            ("pk".to_owned(), s(partitions::PRODUCTION)),
             ("sk".to_owned(), production_sk(model)),
             ("entity".to_owned(), s("production")),
             ("model".to_owned(), s(model)),
@@ -260,7 +258,7 @@ impl Catalog {
             .dynamodb
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(PRODUCTION_PK))
+            .key("pk", s(partitions::PRODUCTION))
             .key("sk", production_sk(model))
             .update_expression("SET read_at = :read_at")
             .condition_expression("read_at < :read_at AND version = :version")

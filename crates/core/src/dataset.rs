@@ -14,23 +14,25 @@ pub const MAX_DATASET_NAME_LEN: usize = 63;
 pub struct DatasetName(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {kind} name {name:?}: {reason}; expected [a-z0-9][a-z0-9_-]{{0,62}}")]
+#[error("invalid {kind} name {name:?}: {reason}; expected {pattern}")]
 pub struct InvalidName {
     /// What was being named: `dataset` or `model`.
     pub kind: &'static str,
     pub name: String,
     pub reason: &'static str,
+    /// The names of this kind that are valid.
+    pub pattern: &'static str,
 }
 
-/// A validated model name; the same alphabet as datasets (it becomes a SageMaker model
-/// package group name and an S3 prefix).
+/// A validated model name: `[a-z0-9][a-z0-9-]{0,62}`, the dataset alphabet without `_`,
+/// which SageMaker model package group names (`<stack>-<model>`) do not take.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ModelName(String);
 
 impl ModelName {
     pub fn parse(name: &str) -> Result<Self, InvalidName> {
-        validate("model", name).map(|()| Self(name.to_owned()))
+        validate("model", name, false).map(|()| Self(name.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -57,8 +59,9 @@ impl From<ModelName> for String {
     }
 }
 
-fn validate(kind: &'static str, name: &str) -> Result<(), InvalidName> {
-    let invalid = |reason| InvalidName { kind, name: name.to_owned(), reason };
+fn validate(kind: &'static str, name: &str, underscore: bool) -> Result<(), InvalidName> {
+    let pattern = if underscore { "[a-z0-9][a-z0-9_-]{0,62}" } else { "[a-z0-9][a-z0-9-]{0,62}" };
+    let invalid = |reason| InvalidName { kind, name: name.to_owned(), reason, pattern };
     let mut chars = name.chars();
     match chars.next() {
         None => return Err(invalid("it is empty")),
@@ -70,6 +73,9 @@ fn validate(kind: &'static str, name: &str) -> Result<(), InvalidName> {
     if name.len() > MAX_DATASET_NAME_LEN {
         return Err(invalid("it is longer than 63 characters"));
     }
+    if !underscore && name.contains('_') {
+        return Err(invalid("'_' is not allowed (SageMaker model package group names take none): use '-'"));
+    }
     if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
         return Err(invalid("only lowercase letters, digits, '_' and '-' are allowed"));
     }
@@ -78,7 +84,7 @@ fn validate(kind: &'static str, name: &str) -> Result<(), InvalidName> {
 
 impl DatasetName {
     pub fn parse(name: &str) -> Result<Self, InvalidName> {
-        validate("dataset", name).map(|()| Self(name.to_owned()))
+        validate("dataset", name, true).map(|()| Self(name.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -124,6 +130,15 @@ mod tests {
             assert_eq!(err.name, name);
             assert!(err.to_string().contains("invalid dataset name"), "{err}");
         }
+    }
+
+    #[test]
+    fn model_names_are_dataset_names_without_underscores() {
+        assert_eq!(ModelName::parse("iris-species-2").unwrap().as_str(), "iris-species-2");
+        let err = ModelName::parse("iris_species").unwrap_err();
+        assert!(err.to_string().contains("'_' is not allowed"), "{err}");
+        assert!(err.to_string().ends_with("expected [a-z0-9][a-z0-9-]{0,62}"), "{err}");
+        assert!(DatasetName::parse("iris_species").is_ok());
     }
 
     #[test]

@@ -427,7 +427,8 @@ fn function(id: &str, resource: &Value, globals: Option<&Value>, context: &Conte
                 s3_triggers.push(S3Trigger { bucket: context.string(field("Bucket")?)?, events, prefix });
             }
             Some("EventBridgeRule") => {
-                let pattern = serde_json::to_value(field("Pattern")?)
+                // A pattern may name the stack (`!Ref AWS::StackName`): matched as deployed.
+                let pattern = serde_json::to_value(context.resolved(field("Pattern")?)?)
                     .map_err(|e| invalid(format!("function {id}: event pattern: {e}")))?;
                 event_patterns.push(pattern);
             }
@@ -624,6 +625,32 @@ impl Context {
         }
     }
 
+    /// `value` with every intrinsic in it resolved to the string it becomes at deploy time.
+    fn resolved(&self, value: &Value) -> Result<Value, TemplateError> {
+        match value {
+            Value::Mapping(mapping) => {
+                let intrinsic = mapping.len() == 1
+                    && mapping
+                        .keys()
+                        .next()
+                        .and_then(Value::as_str)
+                        .is_some_and(|k| k == "Ref" || k.starts_with("Fn::"));
+                if intrinsic {
+                    return self.string(value).map(Value::String);
+                }
+                mapping
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.resolved(v)?)))
+                    .collect::<Result<_, _>>()
+                    .map(Value::Mapping)
+            }
+            Value::Sequence(items) => {
+                items.iter().map(|v| self.resolved(v)).collect::<Result<_, _>>().map(Value::Sequence)
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
     fn substitute(&self, text: &str, variables: &BTreeMap<String, String>) -> Result<String, TemplateError> {
         let mut out = String::new();
         let mut rest = text;
@@ -789,7 +816,7 @@ Resources:
           Properties:
             Pattern:
               source: [aws.sagemaker]
-              detail: { TrainingJobStatus: [Completed] }
+              detail: { TrainingJobStatus: [Completed], HyperParameters: { stack: [!Ref AWS::StackName] } }
         Daily:
           Type: Schedule
           Properties:
@@ -823,7 +850,8 @@ Parameters:
         assert_eq!(function.environment["ROLE"], "arn:aws:iam::123456789012:role/s-Role");
         assert_eq!(
             function.event_patterns,
-            vec![serde_json::json!({"source": ["aws.sagemaker"], "detail": {"TrainingJobStatus": ["Completed"]}})]
+            vec![serde_json::json!({"source": ["aws.sagemaker"],
+                                    "detail": {"TrainingJobStatus": ["Completed"], "HyperParameters": {"stack": ["s"]}}})]
         );
         assert_eq!(stack.topics[0].arn, "arn:aws:sns:us-east-1:123456789012:s-Topic");
         assert_eq!(function.schedules, ["rate(1 day)"]);

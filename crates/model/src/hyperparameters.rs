@@ -38,7 +38,11 @@ pub struct Hyperparameters {
     pub raw: BTreeMap<String, String>,
 }
 
-pub const KNOWN: [&str; 18] = [
+/// The hyperparameter naming the stack that started the job: the register rule's event
+/// pattern matches it, so a stack registers its own jobs only. The trainer ignores it.
+pub const STACK: &str = "stack";
+
+pub const KNOWN: [&str; 19] = [
     "dataset",
     "target",
     "task",
@@ -57,6 +61,7 @@ pub const KNOWN: [&str; 18] = [
     "model_name",
     "model_version",
     "production_version",
+    STACK,
 ];
 
 fn invalid(name: &str, value: &str, expected: &str) -> String {

@@ -28,6 +28,36 @@ pub const REPORTED_METRICS: [(&str, bool); 10] = [
 const CATEGORICAL: [&str; 2] = ["algorithm", "hidden_units"];
 
 pub const MAX_TRAINING_JOBS: u32 = 100;
+/// A request's trials and parallel trials when it does not say, if the stack's budget allows.
+const DEFAULT_MAX_JOBS: u32 = 10;
+const DEFAULT_PARALLEL_JOBS: u32 = 2;
+
+/// How many trials, and how many at once, one tuning job of this stack may run: each trial is
+/// a paid training job, so the stack caps them (`MaxTuningJobs`, `MaxParallelTrainingJobs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TuningBudget {
+    pub max_jobs: u32,
+    pub parallel_jobs: u32,
+}
+
+impl TuningBudget {
+    /// Whether a plan stays within the budget; otherwise which limit it passes.
+    pub fn admits(&self, plan: &TuningPlan) -> Result<(), String> {
+        if plan.max_jobs > self.max_jobs {
+            return Err(format!(
+                "tuning max_jobs {} is over this stack's limit of {} trials (MaxTuningJobs)",
+                plan.max_jobs, self.max_jobs
+            ));
+        }
+        if plan.parallel_jobs > self.parallel_jobs {
+            return Err(format!(
+                "tuning parallel_jobs {} is over this stack's limit of {} trials at once (MaxParallelTrainingJobs)",
+                plan.parallel_jobs, self.parallel_jobs
+            ));
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -115,19 +145,11 @@ pub struct TuningPlan {
 pub struct TuningRequest {
     #[serde(default)]
     objective: Option<String>,
-    #[serde(default = "default_max_jobs")]
-    max_jobs: u32,
-    #[serde(default = "default_parallel_jobs")]
-    parallel_jobs: u32,
+    #[serde(default)]
+    max_jobs: Option<u32>,
+    #[serde(default)]
+    parallel_jobs: Option<u32>,
     ranges: BTreeMap<String, RangeRequest>,
-}
-
-fn default_max_jobs() -> u32 {
-    10
-}
-
-fn default_parallel_jobs() -> u32 {
-    2
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,8 +160,10 @@ enum RangeRequest {
 }
 
 impl TuningRequest {
-    /// Checks the request against the fixed hyperparameters it will be combined with.
-    pub fn plan(self, fixed: &BTreeMap<String, String>) -> Result<TuningPlan, String> {
+    /// Checks the request against the fixed hyperparameters it will be combined with. What
+    /// it leaves out is defaulted within `budget`; whether what it asks for is within it is
+    /// [`TuningBudget::admits`]'s question.
+    pub fn plan(self, fixed: &BTreeMap<String, String>, budget: TuningBudget) -> Result<TuningPlan, String> {
         let objective = match self.objective {
             Some(name) => {
                 let qualified = if name.contains(':') { name } else { format!("validation:{name}") };
@@ -159,10 +183,12 @@ impl TuningRequest {
                 None => return Err("tuning objective is required when the task is not given".into()),
             },
         };
-        if !(1..=MAX_TRAINING_JOBS).contains(&self.max_jobs) {
+        let max_jobs = self.max_jobs.unwrap_or(DEFAULT_MAX_JOBS.min(budget.max_jobs));
+        let parallel_jobs = self.parallel_jobs.unwrap_or(DEFAULT_PARALLEL_JOBS.min(budget.parallel_jobs).min(max_jobs));
+        if !(1..=MAX_TRAINING_JOBS).contains(&max_jobs) {
             return Err(format!("tuning max_jobs must be between 1 and {MAX_TRAINING_JOBS}"));
         }
-        if !(1..=self.max_jobs).contains(&self.parallel_jobs) {
+        if !(1..=max_jobs).contains(&parallel_jobs) {
             return Err("tuning parallel_jobs must be between 1 and max_jobs".into());
         }
         if self.ranges.is_empty() {
@@ -181,7 +207,7 @@ impl TuningRequest {
             }
             ranges.insert(name, range);
         }
-        Ok(TuningPlan { objective, max_jobs: self.max_jobs, parallel_jobs: self.parallel_jobs, ranges })
+        Ok(TuningPlan { objective, max_jobs, parallel_jobs, ranges })
     }
 }
 
@@ -229,8 +255,14 @@ mod tests {
         BTreeMap::from([("target".to_owned(), "y".to_owned()), ("task".to_owned(), "classification".to_owned())])
     }
 
+    const ROOMY: TuningBudget = TuningBudget { max_jobs: MAX_TRAINING_JOBS, parallel_jobs: MAX_TRAINING_JOBS };
+
+    fn plan_within(request: serde_json::Value, budget: TuningBudget) -> Result<TuningPlan, String> {
+        serde_json::from_value::<TuningRequest>(request).map_err(|e| e.to_string())?.plan(&fixed(), budget)
+    }
+
     fn plan(request: serde_json::Value) -> Result<TuningPlan, String> {
-        serde_json::from_value::<TuningRequest>(request).map_err(|e| e.to_string())?.plan(&fixed())
+        plan_within(request, ROOMY)
     }
 
     #[test]
@@ -278,7 +310,23 @@ mod tests {
         let request: TuningRequest =
             serde_json::from_value(serde_json::json!({"ranges": {"l2": {"min": 0, "max": 1}}})).unwrap();
         let fixed = BTreeMap::from([("target".to_owned(), "y".to_owned())]);
-        assert!(request.plan(&fixed).unwrap_err().contains("objective is required"));
+        assert!(request.plan(&fixed, ROOMY).unwrap_err().contains("objective is required"));
+    }
+
+    #[test]
+    fn defaults_fit_the_budget_and_requests_over_it_are_refused_by_limit() {
+        let budget = TuningBudget { max_jobs: 6, parallel_jobs: 1 };
+        let ranges = serde_json::json!({"l2": {"min": 0, "max": 1}});
+        let defaulted = plan_within(serde_json::json!({ "ranges": ranges }), budget).unwrap();
+        assert_eq!((defaulted.max_jobs, defaulted.parallel_jobs), (6, 1));
+        assert_eq!(budget.admits(&defaulted), Ok(()));
+
+        let greedy = plan_within(serde_json::json!({ "ranges": ranges, "max_jobs": 100 }), budget).unwrap();
+        let refusal = budget.admits(&greedy).unwrap_err();
+        assert!(refusal.contains("max_jobs 100") && refusal.contains("MaxTuningJobs"), "{refusal}");
+        let hasty = plan_within(serde_json::json!({ "ranges": ranges, "max_jobs": 4, "parallel_jobs": 4 }), budget);
+        let refusal = budget.admits(&hasty.unwrap()).unwrap_err();
+        assert!(refusal.contains("parallel_jobs 4") && refusal.contains("MaxParallelTrainingJobs"), "{refusal}");
     }
 
     #[test]

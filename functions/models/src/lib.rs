@@ -64,6 +64,9 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("invalid model bundle: {0}")]
     InvalidBundle(String),
+    /// More than the stack allows (instance types, tuning trials): a cost guard.
+    #[error("{0}")]
+    OverLimit(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -79,6 +82,7 @@ impl From<TrainError> for ApiError {
         match err {
             TrainError::InvalidName(invalid) => Self::InvalidName(invalid),
             TrainError::Invalid(_) => Self::InvalidRequest(err.to_string()),
+            TrainError::OverLimit(limit) => Self::OverLimit(limit),
             TrainError::Store(store) => Self::Store(store),
         }
     }
@@ -87,7 +91,7 @@ impl From<TrainError> for ApiError {
 impl ApiError {
     fn status(&self) -> u16 {
         match self {
-            Self::InvalidName(_) | Self::InvalidRequest(_) | Self::InvalidBundle(_) => 400,
+            Self::InvalidName(_) | Self::InvalidRequest(_) | Self::InvalidBundle(_) | Self::OverLimit(_) => 400,
             Self::PayloadTooLarge(_) => 413,
             Self::NotFound(_) | Self::RouteNotFound(_) => 404,
             Self::Store(_) => 500,
@@ -99,6 +103,7 @@ impl ApiError {
             Self::InvalidName(_) => "invalid_name",
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidBundle(_) => "invalid_bundle",
+            Self::OverLimit(_) => "over_limit",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotFound(_) => "not_found",
             Self::RouteNotFound(_) => "route_not_found",

@@ -78,6 +78,8 @@ impl Fixture {
             hyperparameters: HashMap::from([("model_name".into(), "iris".into()), ("dataset".into(), "iris".into())]),
             metric_regexes: vec![],
             tags: vec![],
+            kms_key_arn: None,
+            network: Default::default(),
         };
         self.sagemaker.start_training(name, &spec).await.unwrap();
         let bundle = Bundle {
