@@ -1,9 +1,10 @@
 """Trains Sluice's algorithms and scikit-learn's counterparts on the same splits of datasets
 scikit-learn ships and of two larger generated ones, and prints the validation metric,
 training times and their ratio (scikit-learn's time / Sluice's: above 1, Sluice is faster)
-side by side.
+side by side; then how fast tract serves the models trained on the generated sets.
 
-Usage: train_compare.py TRAINER_BINARY WORK_DIR
+Usage: train_compare.py TRAINER_BINARY SPEED_BINARY WORK_DIR. BENCH_SETS and BENCH_ALGORITHMS
+(comma-separated) run a part, e.g. BENCH_SETS=mixed_200k BENCH_ALGORITHMS=gbt.
 """
 
 import json
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn import datasets
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, r2_score
@@ -98,44 +100,79 @@ def run_sluice(trainer, work, algorithm, x_train, y_train, x_valid, y_valid, reg
     seconds = time.perf_counter() - started
     with open(os.path.join(root, "model", "metrics.json")) as f:
         metrics = json.load(f)["validation"]
-    return (metrics["r2"] if regression else metrics["accuracy"]), seconds
+    return (metrics["r2"] if regression else metrics["accuracy"]), seconds, os.path.join(root, "model")
+
+
+def features(x_train, trees):
+    """What Sluice's feature pipeline does: categories one-hot (at most 50 per column, nulls
+    and unknown values in a slot of their own); numbers standardised with nulls at the mean,
+    or, for trees, left missing (NaN), which both sides' trees route on their own."""
+    numeric = [c for c in x_train.columns if x_train[c].dtype != object]
+    categorical = [c for c in x_train.columns if x_train[c].dtype == object]
+    return ColumnTransformer([
+        ("numeric", "passthrough" if trees else make_pipeline(SimpleImputer(), StandardScaler()), numeric),
+        ("categorical", make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"),
+                                      OneHotEncoder(handle_unknown="ignore", max_categories=50, sparse_output=False)),
+         categorical),
+    ])
 
 
 def run_sklearn(algorithm, x_train, y_train, x_valid, y_valid, regression):
-    if regression:
-        model = Ridge(alpha=1e-4) if algorithm == "linear" else MLPRegressor(hidden_layer_sizes=(64,), max_iter=300, random_state=SEED)
-    else:
-        model = LogisticRegression(max_iter=1000) if algorithm == "linear" else MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=SEED)
-    # What Sluice's feature pipeline does: numbers standardised with nulls at the mean,
-    # categories one-hot (at most 50 per column).
-    numeric = [c for c in x_train.columns if x_train[c].dtype != object]
-    categorical = [c for c in x_train.columns if x_train[c].dtype == object]
-    features = ColumnTransformer([
-        ("numeric", make_pipeline(SimpleImputer(), StandardScaler()), numeric),
-        ("categorical", make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"),
-                                      OneHotEncoder(handle_unknown="ignore", max_categories=50)), categorical),
-    ])
-    pipeline = make_pipeline(features, model)
     started = time.perf_counter()
-    pipeline.fit(x_train, y_train)
-    seconds = time.perf_counter() - started
-    predicted = pipeline.predict(x_valid)
+    if algorithm == "gbt":
+        # Stopped on the same validation rows as Sluice's trees (10 rounds without
+        # improvement), scikit-learn's defaults otherwise, as Sluice's are.
+        boosting = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
+        model = boosting(early_stopping=True, random_state=SEED)
+        transform = features(x_train, trees=True)
+        x_fit = transform.fit_transform(x_train)
+        model.fit(x_fit, y_train, X_val=transform.transform(x_valid), y_val=y_valid)
+        seconds = time.perf_counter() - started
+        predicted = model.predict(transform.transform(x_valid))
+    else:
+        if regression:
+            model = Ridge(alpha=1e-4) if algorithm == "linear" else MLPRegressor(hidden_layer_sizes=(64,), max_iter=300, random_state=SEED)
+        else:
+            model = LogisticRegression(max_iter=1000) if algorithm == "linear" else MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=SEED)
+        pipeline = make_pipeline(features(x_train, trees=False), model)
+        pipeline.fit(x_train, y_train)
+        seconds = time.perf_counter() - started
+        predicted = pipeline.predict(x_valid)
     return (r2_score(y_valid, predicted) if regression else accuracy_score(y_valid, predicted)), seconds
 
 
+def chosen(variable, everything):
+    wanted = os.environ.get(variable)
+    return [item for item in everything if not wanted or item in wanted.split(",")]
+
+
 def main():
-    trainer, work = sys.argv[1], sys.argv[2]
+    trainer, speed, work = sys.argv[1], sys.argv[2], sys.argv[3]
+    served = []
     print(f"{'dataset':<14} {'algorithm':<7} {'metric':<8} {'sluice':>8} {'sklearn':>8} {'diff':>7} {'sluice s':>9} {'sklearn s':>9} {'sk/ours':>7}")
-    for name in SKLEARN_SETS + list(GENERATED_SETS):
+    for name in chosen("BENCH_SETS", SKLEARN_SETS + list(GENERATED_SETS)):
         x, y, regression = load(name)
         x_train, x_valid, y_train, y_valid = train_test_split(
             x, y, test_size=0.2, random_state=SEED, stratify=None if regression else y)
         # The MLPs on the generated sets would take most of the run; they are left out.
-        for algorithm in ["linear"] if name in GENERATED_SETS else ["linear", "mlp"]:
-            ours, our_time = run_sluice(trainer, work, algorithm, x_train, y_train, x_valid, y_valid, regression)
+        algorithms = ["linear", "gbt"] if name in GENERATED_SETS else ["linear", "mlp", "gbt"]
+        for algorithm in chosen("BENCH_ALGORITHMS", algorithms):
+            ours, our_time, bundle = run_sluice(trainer, work, algorithm, x_train, y_train, x_valid, y_valid, regression)
             theirs, their_time = run_sklearn(algorithm, x_train, y_train, x_valid, y_valid, regression)
             metric = "r2" if regression else "accuracy"
             print(f"{name:<14} {algorithm:<7} {metric:<8} {ours:>8.4f} {theirs:>8.4f} {ours - theirs:>+7.4f} {our_time:>9.3f} {their_time:>9.3f} {their_time / our_time:>6.2f}x", flush=True)
+            if name in GENERATED_SETS:
+                kept = os.path.join(work, f"{name}-{algorithm}")
+                shutil.rmtree(kept, ignore_errors=True)
+                shutil.copytree(bundle, os.path.join(kept, "model"))
+                shutil.copytree(os.path.join(os.path.dirname(bundle), "input", "data", "validation"), os.path.join(kept, "rows"))
+                served.append((f"{name} {algorithm}", kept))
+    if served:
+        print()
+        for label, kept in served:
+            result = subprocess.run([speed, os.path.join(kept, "model"), os.path.join(kept, "rows")],
+                                    check=True, capture_output=True, text=True)
+            print(f"{label:<18} {result.stdout.strip()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ pub fn flower_pipeline() -> FeaturePipeline {
             FeatureStep::Standardize { column: "petal".into(), mean: 2.0, std: 0.5 },
             FeatureStep::OneHot { column: "colour".into(), categories: vec!["blue".into(), "red".into()] },
         ],
+        null_numbers: Default::default(),
     }
 }
 

@@ -1,12 +1,14 @@
-//! The Sluice trainer: reads curated Parquet, fits the feature pipeline and a model,
-//! evaluates it on held-out rows, exports it to ONNX (checked against the in-memory model
-//! with tract) and writes the model bundle. `contract` maps this onto SageMaker's training
-//! container layout.
+//! The Sluice trainer: reads curated Parquet, fits the feature pipeline and a model (linear,
+//! MLP or gradient-boosted trees), evaluates it on held-out rows, exports it to ONNX (checked
+//! against the in-memory model with tract) and writes the model bundle. `contract` maps this
+//! onto SageMaker's training container layout.
 
 pub mod contract;
 pub mod data;
+pub mod gbt;
 pub mod linear;
 pub mod metrics;
+pub mod model;
 pub mod network;
 pub mod onnx;
 pub mod rng;

@@ -9,19 +9,19 @@ use sluice_model::metrics::{
 };
 use sluice_model::{
     Baseline, Bundle, BundleLimits, Column, Contents, FeaturePipeline, Frame, MANIFEST_FORMAT_VERSION, Manifest,
-    Metrics, Task,
+    Metrics, NullNumbers, Task,
 };
 use sluice_profile::ColumnProfile;
 use sluice_serving::{Prediction, Predictor};
 
 use crate::contract::Contract;
 use crate::data::{parquet_files, read_frame};
-use crate::linear;
 use crate::metrics::{classification, regression, stratified_split};
+use crate::model::Model;
 use crate::network::{Head, Network, TrainOptions};
 use crate::onnx::{self, INPUT};
 use crate::rng::Rng;
-use crate::{ONNX_TOLERANCE, TrainError};
+use crate::{ONNX_TOLERANCE, TrainError, gbt, linear};
 use sluice_model::hyperparameters::{Algorithm, Hyperparameters};
 
 /// A training instance's memory is gigabytes; a production bundle read to be scored may
@@ -152,7 +152,11 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
 
     let train_frame = frame.take(&train_index);
     let validation_frame = frame.take(&validation_index);
-    let pipeline = FeaturePipeline::fit(&train_frame, &features, hp.max_categories)
+    let null_numbers = match hp.algorithm {
+        Algorithm::Gbt => NullNumbers::Missing,
+        Algorithm::Linear | Algorithm::Mlp => NullNumbers::Mean,
+    };
+    let pipeline = FeaturePipeline::fit(&train_frame, &features, hp.max_categories, null_numbers)
         .map_err(|e| TrainError::Input(e.to_string()))?;
     let x_train = pipeline.transform(&train_frame).map_err(|e| TrainError::Input(e.to_string()))?;
     let x_validation = pipeline.transform(&validation_frame).map_err(|e| TrainError::Input(e.to_string()))?;
@@ -161,23 +165,34 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         _ => 0.0,
     };
 
-    let (head, y_train): (Head, Vec<f32>) = match task {
-        Task::Classification => {
-            (Head::Classes(class_labels.len()), train_index.iter().map(|&r| class_of(r) as f32).collect())
-        }
+    // Models learn class indices, or the target standardised with the training rows' mean
+    // and spread (the head turns outputs back into target units).
+    let (head, standardisation) = match task {
+        Task::Classification => (Head::Classes(class_labels.len()), None),
         Task::Regression => {
             let values: Vec<f64> = train_index.iter().map(|&r| number_of(r)).collect();
             let mean = values.iter().sum::<f64>() / values.len() as f64;
             let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64).sqrt().max(1e-12);
-            let standardised = values.iter().map(|v| ((v - mean) / std) as f32).collect();
-            (Head::Regression { mean: mean as f32, std: std as f32 }, standardised)
+            (Head::Regression { mean: mean as f32, std: std as f32 }, Some((mean, std)))
         }
     };
+    let learned = |index: &[usize]| -> Vec<f32> {
+        index
+            .iter()
+            .map(|&r| match standardisation {
+                None => class_of(r) as f32,
+                Some((mean, std)) => ((number_of(r) - mean) / std) as f32,
+            })
+            .collect()
+    };
+    let y_train = learned(&train_index);
     let rows = train_index.len();
-    let (network, report) = match hp.algorithm {
+    let (model, report) = match hp.algorithm {
         Algorithm::Linear => {
             let l2 = hp.l2.map_or(1.0 / rows as f64, f64::from);
-            linear::fit(&x_train, &y_train, pipeline.width(), head, l2, hp.epochs, hp.tolerance)
+            let (network, report) =
+                linear::fit(&x_train, &y_train, pipeline.width(), head, l2, hp.epochs, hp.tolerance);
+            (Model::Network(network), report)
         }
         Algorithm::Mlp => {
             let mut network = Network::new(pipeline.width(), &hp.hidden_units, head, &mut rng);
@@ -190,7 +205,25 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
                 patience: hp.patience,
             };
             let report = network.train(&x_train, &y_train, rows, &options, &mut rng);
-            (network, report)
+            (Model::Network(network), report)
+        }
+        Algorithm::Gbt => {
+            let options = gbt::Options {
+                rounds: hp.epochs,
+                learning_rate: f64::from(hp.learning_rate),
+                l2: hp.l2.map_or(0.0, f64::from),
+                max_leaf_nodes: hp.max_leaf_nodes,
+                max_depth: hp.max_depth,
+                min_samples_leaf: hp.min_samples_leaf,
+                max_bins: hp.max_bins,
+                tolerance: hp.tolerance,
+                patience: hp.patience,
+            };
+            let y_validation = learned(&validation_index);
+            let train = gbt::Rows { features: &x_train, targets: &y_train };
+            let validation = gbt::Rows { features: &x_validation, targets: &y_validation };
+            let (ensemble, report) = gbt::fit(train, validation, &gbt::layout(&pipeline), head, &options, &mut rng);
+            (Model::Trees(ensemble), report)
         }
     };
 
@@ -206,9 +239,9 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
             }
         }
     };
-    let validation_predictions = network.predict(&x_validation, validation_index.len());
+    let validation_predictions = model.predict(&x_validation, validation_index.len());
     let validation_metrics = evaluate(&validation_predictions, &validation_index);
-    let train_metrics = evaluate(&network.predict(&x_train, train_index.len()), &train_index);
+    let train_metrics = evaluate(&model.predict(&x_train, train_index.len()), &train_index);
     let (primary, higher_is_better) = match task {
         Task::Classification => ("accuracy", true),
         Task::Regression => ("rmse", false),
@@ -225,8 +258,9 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
     println!("train:loss={}", report.final_loss);
     println!("train:epochs={}", report.epochs);
 
-    let model = onnx::export(&network, env!("CARGO_PKG_VERSION"));
-    let check = onnx::check_export(&network, &model, &x_validation, validation_index.len())
+    let graph = model.export(env!("CARGO_PKG_VERSION"));
+    let checked = onnx::check_sample(&x_validation, pipeline.width());
+    let check = onnx::check_export(&model, &graph, &checked, checked.len() / pipeline.width())
         .map_err(|e| TrainError::Export(format!("tract cannot run the exported model: {e}")))?;
     if !check.within(ONNX_TOLERANCE) {
         return Err(TrainError::Export(format!(
@@ -288,10 +322,7 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         model_name: hp.model_name.clone(),
         model_version: hp.model_version.clone(),
         task,
-        algorithm: match hp.algorithm {
-            Algorithm::Linear => "linear".into(),
-            Algorithm::Mlp => "mlp".into(),
-        },
+        algorithm: hp.algorithm.name().into(),
         target: hp.target.clone(),
         onnx_input: INPUT.into(),
         onnx_outputs: vec![onnx::output_name(head).into()],
@@ -308,7 +339,7 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
     };
     let bundle = Bundle {
         manifest,
-        onnx: model,
+        onnx: graph,
         metrics: Some(metrics.clone()),
         baseline: Some(Baseline { data: Baseline::profile(&train_frame), predictions: Some(predictions) }),
     };

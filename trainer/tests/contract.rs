@@ -83,6 +83,19 @@ fn regression_csv(rows: usize) -> String {
     csv
 }
 
+/// Three classes in two numbers (one sometimes missing) and a colour that matters for one.
+fn three_class_csv(rows: usize) -> String {
+    let mut csv = String::from("x1,x2,colour,kind\n");
+    for r in 0..rows {
+        let class = r % 3;
+        let wobble = ((r * 37) % 17) as f64 / 17.0 - 0.5;
+        let x2 = if r % 7 == 0 { String::new() } else { format!("{:.3}", wobble * 3.0) };
+        let colour = if class == 2 { "red" } else { ["green", "blue"][r % 2] };
+        csv.push_str(&format!("{:.3},{x2},{colour},{}\n", class as f64 + wobble, ["iris", "rose", "tulip"][class]));
+    }
+    csv
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -175,6 +188,58 @@ fn regressions_train_and_export_whatever_the_targets_scale() {
     }
 }
 
+fn metrics_of(ml: &OptMl) -> Value {
+    serde_json::from_slice(&std::fs::read(ml.path("model/metrics.json")).unwrap()).unwrap()
+}
+
+/// Trees for each task, with the trainer's own tract check passing on every export: a
+/// regression of targets around 10^5 (and 10^-4), two classes, and three.
+#[test]
+fn trains_gradient_boosted_trees_for_each_task() {
+    for (scale, name) in [(1e4, "gbt-targets-1e5"), (1e-5, "gbt-targets-1e-4")] {
+        let ml = OptMl::new(name);
+        ml.hyperparameters(&[("target", "y"), ("algorithm", "gbt"), ("min_samples_leaf", "5")]).channel(
+            "train",
+            "a.parquet",
+            &scaled_regression_csv(400, scale),
+        );
+        let output = ml.train();
+        assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        let metrics = metrics_of(&ml);
+        assert!(metrics["validation"]["r2"].as_f64().unwrap() > 0.95, "{name}: {metrics}");
+        let rounds = stdout(&output).lines().find_map(|l| l.strip_prefix("train:epochs=")).unwrap().to_owned();
+        assert!(rounds.parse::<usize>().unwrap() >= 1, "{name}: the rounds kept are printed");
+    }
+
+    let binary = OptMl::new("gbt-binary");
+    binary.hyperparameters(&[("target", "label"), ("algorithm", "gbt")]).channel(
+        "train",
+        "a.parquet",
+        &classification_csv(300),
+    );
+    let output = binary.train();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout(&output).contains("validation:roc_auc="));
+    assert!(metrics_of(&binary)["validation"]["accuracy"].as_f64().unwrap() > 0.9);
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(binary.path("model/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest.algorithm, "gbt");
+    assert_eq!(manifest.onnx_outputs, ["probabilities"]);
+    assert_eq!(manifest.pipeline.null_numbers, sluice_model::NullNumbers::Missing, "trees route missing numbers");
+
+    let three = OptMl::new("gbt-three");
+    three.hyperparameters(&[("target", "kind"), ("algorithm", "gbt"), ("learning_rate", "0.2")]).channel(
+        "train",
+        "a.parquet",
+        &three_class_csv(300),
+    );
+    let output = three.train();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metrics = metrics_of(&three);
+    assert!(metrics["validation"]["accuracy"].as_f64().unwrap() > 0.9, "{metrics}");
+    assert!(metrics["onnx_max_abs_difference"].as_f64().unwrap() <= 1e-4);
+}
+
 #[test]
 fn bad_input_fails_with_the_reason_in_the_failure_file() {
     let missing_target = OptMl::new("no-target");
@@ -218,43 +283,87 @@ fn only_the_first_host_of_a_multi_instance_job_trains() {
     assert!(!ml.path("model/model.onnx").exists());
 }
 
-/// The bundle's model gives the same outputs in onnxruntime as in tract (which the trainer
-/// already checked against the trained network).
-#[test]
-fn exported_models_agree_in_onnxruntime() {
+/// Runs `model` (in `ml`'s folder) with onnxruntime on `rows × columns` features and fails
+/// unless it agrees with tract within the export check's relative tolerance.
+fn assert_onnxruntime_agrees(name: &str, ml: &OptMl, model: &[u8], features: &[f32], rows: usize, columns: usize) {
     let project = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = project.join(".venv/bin/python");
     assert!(python.exists(), "{} is missing: run scripts/setup.sh", python.display());
+    let model_path = ml.path("checked.onnx");
+    std::fs::write(&model_path, model).unwrap();
+    let expected = sluice_trainer::onnx::run_with_tract(model, features, rows, columns).unwrap();
+    let case = serde_json::json!({ "rows": rows, "columns": columns, "features": features, "expected": expected, "tolerance": 1e-4 });
+    let case_path = ml.path("case.json");
+    std::fs::write(&case_path, case.to_string()).unwrap();
+    let output = Command::new(&python)
+        .arg(project.join("trainer/tests/onnxruntime_parity.py"))
+        .arg(&model_path)
+        .arg(&case_path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{name}: onnxruntime differs from tract by {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The bundle's model gives the same outputs in onnxruntime as in tract (which the trainer
+/// already checked against the trained model).
+#[test]
+fn exported_models_agree_in_onnxruntime() {
     let cases = [
         ("ort-linear", [("target", "label"), ("algorithm", "linear")], classification_csv(200)),
         ("ort-mlp", [("target", "y"), ("algorithm", "mlp")], regression_csv(200)),
+        ("ort-gbt-binary", [("target", "label"), ("algorithm", "gbt")], classification_csv(200)),
+        ("ort-gbt-three", [("target", "kind"), ("algorithm", "gbt")], three_class_csv(300)),
+        ("ort-gbt-1e5", [("target", "y"), ("algorithm", "gbt")], scaled_regression_csv(300, 1e4)),
+        ("ort-gbt-1e-4", [("target", "y"), ("algorithm", "gbt")], scaled_regression_csv(300, 1e-5)),
     ];
     for (name, hyperparameters, csv) in cases {
         let ml = OptMl::new(name);
         ml.hyperparameters(&hyperparameters).channel("train", "p.parquet", &csv);
         assert!(ml.train().status.success(), "{name}");
-        let model_path = ml.path("model/model.onnx");
         let manifest: Manifest =
             serde_json::from_slice(&std::fs::read(ml.path("model/manifest.json")).unwrap()).unwrap();
         let (rows, columns) = (17, manifest.pipeline.width());
-        let features: Vec<f32> = (0..rows * columns).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
-        let model = std::fs::read(&model_path).unwrap();
-        let expected = sluice_trainer::onnx::run_with_tract(&model, &features, rows, columns).unwrap();
-        let case = serde_json::json!({ "rows": rows, "columns": columns, "features": features, "expected": expected, "tolerance": 1e-4 });
-        let case_path = ml.path("case.json");
-        std::fs::write(&case_path, case.to_string()).unwrap();
-        let output = Command::new(&python)
-            .arg(project.join("trainer/tests/onnxruntime_parity.py"))
-            .arg(&model_path)
-            .arg(&case_path)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{name}: onnxruntime differs from tract by {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        // Where the pipeline leaves missing numbers as NaN (trees), every seventh value is
+        // missing (null in the JSON case).
+        let missing = manifest.pipeline.null_numbers == sluice_model::NullNumbers::Missing;
+        let features: Vec<f32> = (0..rows * columns)
+            .map(|i| if missing && i % 7 == 3 { f32::NAN } else { ((i * 37 % 101) as f32 / 50.0) - 1.0 })
+            .collect();
+        let model = std::fs::read(ml.path("model/model.onnx")).unwrap();
+        assert_onnxruntime_agrees(name, &ml, &model, &features, rows, columns);
+    }
+}
+
+/// Ensembles whose every leaf value is positive: onnxruntime's special path for a binary
+/// classifier voting for one class only would output `(1 − s, s)` untransformed; the export
+/// keeps clear of it.
+#[test]
+fn tree_ensembles_with_only_positive_votes_agree_in_onnxruntime() {
+    use sluice_trainer::gbt::{Ensemble, Node, Tree};
+    use sluice_trainer::network::Head;
+    let tree = |low: f32, high: f32| Tree {
+        nodes: vec![
+            Node::Split { column: 0, threshold: 0.0, missing_left: false, left: 1, right: 2 },
+            Node::Leaf(low),
+            Node::Split { column: 1, threshold: 0.5, missing_left: true, left: 3, right: 4 },
+            Node::Leaf(high),
+            Node::Leaf(high * 2.0),
+        ],
+    };
+    let features = [-1.0, 0.0, 1.0, 0.0, 1.0, 1.0, f32::NAN, f32::NAN, 2.0, f32::NAN];
+    for (name, head, trees) in [
+        ("ort-positive-binary", Head::Classes(2), vec![tree(0.5, 1.5), tree(0.25, 0.75)]),
+        ("ort-positive-three", Head::Classes(3), vec![tree(0.5, 1.5), tree(0.25, 0.75), tree(0.1, 0.2)]),
+        ("ort-positive-regression", Head::Regression { mean: 0.0, std: 1.0 }, vec![tree(2e5, 3e5), tree(10.0, 20.0)]),
+    ] {
+        let ml = OptMl::new(name);
+        let model = sluice_trainer::onnx::export_trees(&Ensemble { inputs: 2, head, trees }, "test");
+        assert_onnxruntime_agrees(name, &ml, &model, &features, 5, 2);
     }
 }
 

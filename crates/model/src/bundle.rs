@@ -275,6 +275,7 @@ mod tests {
             class_labels: vec![],
             pipeline: FeaturePipeline {
                 steps: vec![FeatureStep::Standardize { column: "x".into(), mean: 0.0, std: 1.0 }],
+                null_numbers: Default::default(),
             },
             training_data: vec![],
             hyperparameters: BTreeMap::new(),

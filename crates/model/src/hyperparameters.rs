@@ -9,6 +9,19 @@ use crate::manifest::Task;
 pub enum Algorithm {
     Linear,
     Mlp,
+    /// Gradient-boosted trees.
+    Gbt,
+}
+
+impl Algorithm {
+    /// The name `algorithm` takes and the manifest records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Linear => "linear",
+            Self::Mlp => "mlp",
+            Self::Gbt => "gbt",
+        }
+    }
 }
 
 /// Hyperparameters, parsed from SageMaker's strings.
@@ -18,15 +31,25 @@ pub struct Hyperparameters {
     pub task: Option<Task>,
     pub algorithm: Algorithm,
     pub exclude: Vec<String>,
-    /// `None`: 1 / training rows for a linear model (scikit-learn's `C = 1`), 1e-4 for an MLP.
+    /// `None`: 1 / training rows for a linear model (scikit-learn's `C = 1`), 1e-4 for an MLP,
+    /// 0 for trees (the penalty on leaf values, scikit-learn's `l2_regularization`).
     pub l2: Option<f32>,
+    /// Adam's initial rate (MLP), or the shrinkage of each tree's values (trees).
     pub learning_rate: f32,
+    /// The most iterations (linear), passes over the data (MLP) or boosting rounds (trees).
     pub epochs: usize,
     /// `None`: 32. The MLP's; a linear model is solved on all rows at once.
     pub batch_size: Option<usize>,
     pub hidden_units: Vec<usize>,
     pub tolerance: f64,
     pub patience: usize,
+    /// Trees only: the most leaves per tree (grown best first), the deepest a leaf may be
+    /// (`None`: no limit), the fewest training rows in a leaf, and the most bins a number
+    /// is sorted into before the splits are searched.
+    pub max_leaf_nodes: usize,
+    pub max_depth: Option<usize>,
+    pub min_samples_leaf: usize,
+    pub max_bins: usize,
     pub seed: u64,
     pub validation_fraction: f64,
     pub max_categories: usize,
@@ -42,7 +65,7 @@ pub struct Hyperparameters {
 /// pattern matches it, so a stack registers its own jobs only. The trainer ignores it.
 pub const STACK: &str = "stack";
 
-pub const KNOWN: [&str; 19] = [
+pub const KNOWN: [&str; 23] = [
     "dataset",
     "target",
     "task",
@@ -55,6 +78,10 @@ pub const KNOWN: [&str; 19] = [
     "hidden_units",
     "tolerance",
     "patience",
+    "max_leaf_nodes",
+    "max_depth",
+    "min_samples_leaf",
+    "max_bins",
     "seed",
     "validation_fraction",
     "max_categories",
@@ -63,6 +90,10 @@ pub const KNOWN: [&str; 19] = [
     "production_version",
     STACK,
 ];
+
+/// Trees sort a number into at most this many bins, so a bin (or the missing-value bin after
+/// the last one) fits a byte.
+pub const MAX_BINS: usize = 255;
 
 fn invalid(name: &str, value: &str, expected: &str) -> String {
     format!("hyperparameter {name} = {value:?} is not {expected}")
@@ -89,7 +120,8 @@ impl Hyperparameters {
         let algorithm = match get("algorithm").unwrap_or("linear") {
             "linear" => Algorithm::Linear,
             "mlp" => Algorithm::Mlp,
-            other => return Err(invalid("algorithm", other, "linear or mlp")),
+            "gbt" => Algorithm::Gbt,
+            other => return Err(invalid("algorithm", other, "linear, mlp or gbt")),
         };
         let task = match get("task") {
             None => None,
@@ -106,11 +138,13 @@ impl Hyperparameters {
                 .ok_or_else(|| invalid("hidden_units", text, "a comma-separated list of positive whole numbers"))?,
         };
         // A linear model is solved by L-BFGS: `epochs` bounds its iterations, `tolerance` its
-        // largest gradient component. The learning rate, batch size and patience are Adam's,
-        // for the MLP only.
-        let default_epochs = match algorithm {
-            Algorithm::Linear => 1000,
-            Algorithm::Mlp => 500,
+        // largest gradient component. The batch size is Adam's, for the MLP only. Trees take
+        // scikit-learn's HistGradientBoosting defaults: 100 rounds of shrinkage 0.1, stopped
+        // after 10 rounds without improvement.
+        let (default_epochs, default_learning_rate, default_patience) = match algorithm {
+            Algorithm::Linear => (1000, 0.01, 20),
+            Algorithm::Mlp => (500, 0.01, 20),
+            Algorithm::Gbt => (100, 0.1, 10),
         };
         let parsed = Self {
             target: get("target")
@@ -122,14 +156,20 @@ impl Hyperparameters {
             l2: get("l2")
                 .map(|v| v.parse::<f32>().map_err(|_| invalid("l2", v, "a non-negative number")))
                 .transpose()?,
-            learning_rate: number(get("learning_rate"), "learning_rate", 0.01, "a positive number")?,
+            learning_rate: number(get("learning_rate"), "learning_rate", default_learning_rate, "a positive number")?,
             epochs: number(get("epochs"), "epochs", default_epochs, "a whole number")?,
             batch_size: get("batch_size")
                 .map(|v| v.parse::<usize>().map_err(|_| invalid("batch_size", v, "a whole number")))
                 .transpose()?,
             hidden_units,
             tolerance: number(get("tolerance"), "tolerance", 1e-6, "a positive number")?,
-            patience: number(get("patience"), "patience", 20, "a whole number")?,
+            patience: number(get("patience"), "patience", default_patience, "a whole number")?,
+            max_leaf_nodes: number(get("max_leaf_nodes"), "max_leaf_nodes", 31, "a whole number")?,
+            max_depth: get("max_depth")
+                .map(|v| v.parse::<usize>().map_err(|_| invalid("max_depth", v, "a whole number")))
+                .transpose()?,
+            min_samples_leaf: number(get("min_samples_leaf"), "min_samples_leaf", 20, "a whole number")?,
+            max_bins: number(get("max_bins"), "max_bins", MAX_BINS, "a whole number")?,
             seed: number(get("seed"), "seed", 42, "a whole number")?,
             validation_fraction: number(get("validation_fraction"), "validation_fraction", 0.2, "a number")?,
             max_categories: number(get("max_categories"), "max_categories", 50, "a whole number")?,
@@ -156,6 +196,18 @@ impl Hyperparameters {
         if parsed.epochs == 0 || parsed.batch_size == Some(0) || parsed.max_categories == 0 {
             return Err("epochs, batch_size and max_categories must be at least 1".into());
         }
+        if parsed.max_leaf_nodes < 2 {
+            return Err(invalid("max_leaf_nodes", get("max_leaf_nodes").unwrap_or_default(), "at least 2"));
+        }
+        if parsed.max_depth == Some(0) {
+            return Err(invalid("max_depth", get("max_depth").unwrap_or_default(), "at least 1"));
+        }
+        if parsed.min_samples_leaf == 0 {
+            return Err(invalid("min_samples_leaf", get("min_samples_leaf").unwrap_or_default(), "at least 1"));
+        }
+        if !(2..=MAX_BINS).contains(&parsed.max_bins) {
+            return Err(invalid("max_bins", get("max_bins").unwrap_or_default(), "between 2 and 255"));
+        }
         Ok(parsed)
     }
 }
@@ -171,7 +223,8 @@ pub enum Tunable {
 pub fn tunable(name: &str) -> Option<Tunable> {
     match name {
         "l2" | "learning_rate" | "tolerance" => Some(Tunable::Continuous),
-        "epochs" | "batch_size" | "patience" | "max_categories" => Some(Tunable::Integer),
+        "epochs" | "batch_size" | "patience" | "max_categories" | "max_leaf_nodes" | "max_depth"
+        | "min_samples_leaf" | "max_bins" => Some(Tunable::Integer),
         _ => None,
     }
 }
@@ -201,5 +254,45 @@ mod tests {
         assert!(parse(&[("target", "y"), ("hidden_units", "4,x")]).unwrap_err().contains("hidden_units"));
         assert!(parse(&[("target", "y"), ("learnin_rate", "1")]).unwrap_err().contains("unknown hyperparameter"));
         assert!(parse(&[("target", "y"), ("_tuning_objective_metric", "x"), ("sagemaker_program", "x")]).is_ok());
+    }
+
+    #[test]
+    fn trees_take_their_own_defaults_and_limits() {
+        let hp = parse(&[("target", "y"), ("algorithm", "gbt")]).unwrap();
+        assert_eq!(hp.algorithm, Algorithm::Gbt);
+        assert_eq!((hp.epochs, hp.learning_rate, hp.patience, hp.l2), (100, 0.1, 10, None));
+        assert_eq!((hp.max_leaf_nodes, hp.max_depth, hp.min_samples_leaf, hp.max_bins), (31, None, 20, 255));
+        let mlp = parse(&[("target", "y"), ("algorithm", "mlp")]).unwrap();
+        assert_eq!((mlp.epochs, mlp.learning_rate, mlp.patience), (500, 0.01, 20), "the MLP's defaults stay");
+
+        let tuned = parse(&[
+            ("target", "y"),
+            ("algorithm", "gbt"),
+            ("max_depth", "3"),
+            ("max_leaf_nodes", "8"),
+            ("min_samples_leaf", "1"),
+            ("max_bins", "16"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (tuned.max_leaf_nodes, tuned.max_depth, tuned.min_samples_leaf, tuned.max_bins),
+            (8, Some(3), 1, 16)
+        );
+
+        for (name, value, words) in [
+            ("max_leaf_nodes", "1", "at least 2"),
+            ("max_depth", "0", "at least 1"),
+            ("max_depth", "deep", "a whole number"),
+            ("min_samples_leaf", "0", "at least 1"),
+            ("max_bins", "256", "between 2 and 255"),
+            ("max_bins", "1", "between 2 and 255"),
+        ] {
+            let message = parse(&[("target", "y"), ("algorithm", "gbt"), (name, value)]).unwrap_err();
+            assert!(message.contains(name) && message.contains(words), "{name} = {value}: {message}");
+        }
+        assert!(parse(&[("target", "y"), ("algorithm", "forest")]).unwrap_err().contains("linear, mlp or gbt"));
+        for name in ["max_leaf_nodes", "max_depth", "min_samples_leaf", "max_bins"] {
+            assert_eq!(tunable(name), Some(Tunable::Integer), "{name}");
+        }
     }
 }

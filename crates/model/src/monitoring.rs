@@ -312,6 +312,7 @@ mod tests {
                     FeatureStep::Standardize { column: "petal".into(), mean: 0.0, std: 1.0 },
                     FeatureStep::OneHot { column: "colour".into(), categories: vec!["red".into(), "blue".into()] },
                 ],
+                null_numbers: Default::default(),
             },
             training_data: vec![],
             hyperparameters: BTreeMap::new(),

@@ -24,7 +24,7 @@ pub enum PipelineError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FeatureStep {
-    /// Nulls become the training mean; then `(x - mean) / std`. One output.
+    /// `(x - mean) / std`; a null becomes what the pipeline's [`NullNumbers`] says. One output.
     Standardize { column: String, mean: f64, std: f64 },
     /// One output per known category, plus a last one for unknown values and nulls.
     OneHot { column: String, categories: Vec<String> },
@@ -32,9 +32,24 @@ pub enum FeatureStep {
     Vector { column: String, length: usize },
 }
 
+/// What a null number becomes in the features.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NullNumbers {
+    /// The training mean (0 once standardised): linear models and networks need a number.
+    #[default]
+    Mean,
+    /// NaN: tree ensembles send missing values down the branch training chose for them,
+    /// which keeps what a value's absence says apart from what an average value says.
+    Missing,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeaturePipeline {
     pub steps: Vec<FeatureStep>,
+    /// Absent from manifests written before trees were trained: those imputed the mean.
+    #[serde(default)]
+    pub null_numbers: NullNumbers,
 }
 
 fn kind(column: &Column) -> &'static str {
@@ -48,7 +63,12 @@ fn kind(column: &Column) -> &'static str {
 impl FeaturePipeline {
     /// Learns each feature column's transformation from `frame`. Categorical columns keep
     /// their `max_categories` most frequent values.
-    pub fn fit(frame: &Frame, features: &[String], max_categories: usize) -> Result<Self, PipelineError> {
+    pub fn fit(
+        frame: &Frame,
+        features: &[String],
+        max_categories: usize,
+        null_numbers: NullNumbers,
+    ) -> Result<Self, PipelineError> {
         let mut steps = Vec::new();
         for name in features {
             let column = frame.column(name).ok_or_else(|| PipelineError::MissingColumn(name.clone()))?;
@@ -87,7 +107,7 @@ impl FeaturePipeline {
             };
             steps.push(step);
         }
-        Ok(Self { steps })
+        Ok(Self { steps, null_numbers })
     }
 
     /// Outputs per row.
@@ -128,8 +148,12 @@ impl FeaturePipeline {
             let column = frame.column(name).ok_or_else(|| PipelineError::MissingColumn(name.clone()))?;
             match (step, column) {
                 (FeatureStep::Standardize { mean, std, .. }, Column::Numeric(values)) => {
+                    let null = match self.null_numbers {
+                        NullNumbers::Mean => *mean,
+                        NullNumbers::Missing => f64::NAN,
+                    };
                     for (row, value) in values.iter().enumerate() {
-                        out[row * width + offset] = ((value.unwrap_or(*mean) - mean) / std) as f32;
+                        out[row * width + offset] = ((value.unwrap_or(null) - mean) / std) as f32;
                     }
                     offset += 1;
                 }
@@ -190,7 +214,7 @@ mod tests {
     #[test]
     fn fits_and_transforms_each_kind_of_column() {
         let features = ["x".to_owned(), "c".to_owned(), "v".to_owned()];
-        let pipeline = FeaturePipeline::fit(&frame(), &features, 10).unwrap();
+        let pipeline = FeaturePipeline::fit(&frame(), &features, 10, NullNumbers::Mean).unwrap();
         assert_eq!(pipeline.width(), 1 + 3 + 2);
         assert_eq!(pipeline.steps[0], FeatureStep::Standardize { column: "x".into(), mean: 2.0, std: 1.0 });
         let out = pipeline.transform(&frame()).unwrap();
@@ -200,35 +224,49 @@ mod tests {
     }
 
     #[test]
+    fn null_numbers_can_stay_missing_for_trees() {
+        let pipeline = FeaturePipeline::fit(&frame(), &["x".to_owned()], 10, NullNumbers::Missing).unwrap();
+        let out = pipeline.transform(&frame()).unwrap();
+        assert_eq!(out[..2], [-1.0, 1.0]);
+        assert!(out[2].is_nan(), "a null number is NaN: {out:?}");
+        let json = serde_json::to_value(&pipeline).unwrap();
+        assert_eq!(json["null_numbers"], "missing");
+        let older = serde_json::json!({"steps": json["steps"]});
+        let read: FeaturePipeline = serde_json::from_value(older).unwrap();
+        assert_eq!(read.null_numbers, NullNumbers::Mean, "manifests from before the field imputed the mean");
+    }
+
+    #[test]
     fn unseen_categories_and_nulls_go_to_the_unknown_slot() {
-        let pipeline = FeaturePipeline::fit(&frame(), &["c".to_owned()], 10).unwrap();
+        let pipeline = FeaturePipeline::fit(&frame(), &["c".to_owned()], 10, NullNumbers::Mean).unwrap();
         let serving = Frame { columns: vec![("c".into(), Column::Categorical(vec![Some("zebra".into()), None]))] };
         assert_eq!(pipeline.transform(&serving).unwrap(), vec![0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
     }
 
     #[test]
     fn only_the_most_frequent_categories_get_a_slot() {
-        let pipeline = FeaturePipeline::fit(&frame(), &["c".to_owned()], 1).unwrap();
+        let pipeline = FeaturePipeline::fit(&frame(), &["c".to_owned()], 1, NullNumbers::Mean).unwrap();
         assert_eq!(pipeline.steps[0], FeatureStep::OneHot { column: "c".into(), categories: vec!["b".into()] });
     }
 
     #[test]
     fn mismatched_inputs_are_named() {
-        let pipeline = FeaturePipeline::fit(&frame(), &["x".to_owned()], 10).unwrap();
+        let pipeline = FeaturePipeline::fit(&frame(), &["x".to_owned()], 10, NullNumbers::Mean).unwrap();
         let wrong = Frame { columns: vec![("x".into(), Column::Categorical(vec![Some("1".into())]))] };
         assert_eq!(
             pipeline.transform(&wrong).unwrap_err(),
             PipelineError::WrongKind { column: "x".into(), expected: "numeric", found: "categorical" }
         );
         assert!(matches!(
-            FeaturePipeline::fit(&frame(), &["nope".to_owned()], 10),
+            FeaturePipeline::fit(&frame(), &["nope".to_owned()], 10, NullNumbers::Mean),
             Err(PipelineError::MissingColumn(_))
         ));
     }
 
     #[test]
     fn pipelines_round_trip_through_the_manifest_json() {
-        let pipeline = FeaturePipeline::fit(&frame(), &["x".to_owned(), "c".to_owned()], 10).unwrap();
+        let pipeline =
+            FeaturePipeline::fit(&frame(), &["x".to_owned(), "c".to_owned()], 10, NullNumbers::Mean).unwrap();
         let json = serde_json::to_string(&pipeline).unwrap();
         assert!(json.contains("\"kind\":\"one_hot\""));
         assert_eq!(serde_json::from_str::<FeaturePipeline>(&json).unwrap(), pipeline);

@@ -282,6 +282,23 @@ mod tests {
     }
 
     #[test]
+    fn trees_are_tuned_like_the_other_algorithms() {
+        let tuned = plan(serde_json::json!({
+            "ranges": {
+                "algorithm": {"values": ["linear", "gbt"]},
+                "max_depth": {"min": 2, "max": 8},
+                "max_leaf_nodes": {"min": 4, "max": 63, "scaling": "logarithmic"},
+                "min_samples_leaf": {"min": 1, "max": 50},
+            }
+        }))
+        .unwrap();
+        assert_eq!(tuned.ranges["max_depth"], Range::Integer { min: 2, max: 8, scaling: Scaling::Auto });
+        assert_eq!(tuned.ranges["algorithm"], Range::Categorical(vec!["linear".into(), "gbt".into()]));
+        let too_many_bins = plan(serde_json::json!({"ranges": {"max_bins": {"min": 16, "max": 512}}}));
+        assert!(too_many_bins.unwrap_err().contains("max_bins"), "a range end the trainer refuses");
+    }
+
+    #[test]
     fn bad_requests_are_refused_by_name() {
         let refused = [
             (serde_json::json!({"ranges": {"l2": {"min": 1.0, "max": 0.1}}}), "min 1.0 is greater than max 0.1"),

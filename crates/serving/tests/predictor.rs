@@ -4,9 +4,10 @@ use serde_json::json;
 use sluice_model::Task;
 use sluice_model::bundle::pack;
 use sluice_model::pipeline::FeatureStep;
-use sluice_model::{Bundle, BundleError, BundleLimits, Contents};
+use sluice_model::{Bundle, BundleError, BundleLimits, Contents, NullNumbers};
 use sluice_serving::{Prediction, Predictor};
 use sluice_tests::bundle::{flower_bundle, flower_classifier, flower_manifest, flower_pipeline};
+use sluice_trainer::gbt::{Ensemble, Node, Tree};
 use sluice_trainer::network::{Head, Network};
 use sluice_trainer::rng::Rng;
 
@@ -20,6 +21,85 @@ fn classifier() -> (Network, sluice_model::Manifest) {
 
 fn manifest(task: Task, class_labels: &[&str], output: &str) -> sluice_model::Manifest {
     flower_manifest("flowers", task, class_labels, output)
+}
+
+/// Gradient-boosted trees on the flower pipeline, which passes a missing petal on as NaN:
+/// three classes (a tree per class) or a regression, splitting on the petal (missing values
+/// left in one tree, right in another) and on the colour red.
+fn flower_trees(head: Head) -> (Ensemble, Bundle) {
+    let petal = |threshold: f32, missing_left: bool, low: f32, high: f32| Tree {
+        nodes: vec![
+            Node::Split { column: 0, threshold, missing_left, left: 1, right: 2 },
+            Node::Leaf(low),
+            Node::Leaf(high),
+        ],
+    };
+    let red = |value: f32| Tree {
+        nodes: vec![
+            Node::Split { column: 2, threshold: 0.5, missing_left: true, left: 1, right: 2 },
+            Node::Leaf(0.0),
+            Node::Leaf(value),
+        ],
+    };
+    let trees = vec![petal(0.0, true, 1.0, -1.0), red(2.0), petal(1.0, false, -0.5, 0.5)];
+    let ensemble = Ensemble { inputs: 4, head, trees };
+    let mut manifest = match head {
+        Head::Classes(_) => manifest(Task::Classification, &["iris", "rose", "tulip"], "probabilities"),
+        Head::Regression { .. } => manifest(Task::Regression, &[], "prediction"),
+    };
+    manifest.algorithm = "gbt".into();
+    manifest.pipeline.null_numbers = NullNumbers::Missing;
+    let onnx = sluice_trainer::onnx::export_trees(&ensemble, "test");
+    (ensemble, Bundle { manifest, onnx, metrics: None, baseline: None })
+}
+
+/// Flower rows, every seventh without a petal.
+fn flower_rows(count: u32) -> Vec<serde_json::Value> {
+    (0..count)
+        .map(|i| {
+            let colour = ["red", "blue", "green"][i as usize % 3];
+            let petal = if i % 7 == 3 { serde_json::Value::Null } else { json!(f64::from(i) / 10.0) };
+            json!({"petal": petal, "colour": colour})
+        })
+        .collect()
+}
+
+#[test]
+fn tree_ensembles_are_served_like_networks_missing_values_included() {
+    let rows = flower_rows(21);
+    for head in [Head::Classes(3), Head::Regression { mean: 0.0, std: 1.0 }] {
+        let (ensemble, bundle) = flower_trees(head);
+        let predictor = Predictor::load(&bundle).unwrap();
+        let predictions = predictor.predict(&rows).unwrap().unwrap();
+        let frame = sluice_model::Frame {
+            columns: vec![
+                ("petal".into(), sluice_model::Column::Numeric(rows.iter().map(|r| r["petal"].as_f64()).collect())),
+                (
+                    "colour".into(),
+                    sluice_model::Column::Categorical(
+                        rows.iter().map(|r| r["colour"].as_str().map(str::to_owned)).collect(),
+                    ),
+                ),
+            ],
+        };
+        let features = bundle.manifest.pipeline.transform(&frame).unwrap();
+        assert!(features[3 * 4].is_nan(), "a missing petal reaches the trees as NaN");
+        let expected = ensemble.predict(&features, rows.len());
+        for (row, prediction) in predictions.iter().enumerate() {
+            match (&prediction.prediction, head) {
+                (Prediction::Value(value), Head::Regression { .. }) => {
+                    assert!((value - f64::from(expected[row])).abs() < 1e-5, "row {row}: {value}")
+                }
+                (Prediction::Label(_), Head::Classes(_)) => {
+                    let probabilities = prediction.probabilities.as_ref().unwrap();
+                    for (class, label) in ["iris", "rose", "tulip"].iter().enumerate() {
+                        assert!((probabilities[*label] - expected[row * 3 + class]).abs() <= 1e-5, "row {row}");
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }
 
 #[test]
@@ -124,21 +204,25 @@ fn bundles_that_cannot_serve_are_refused_when_loaded() {
 fn onnx_runtime_predicts_what_tract_predicts() {
     use sluice_serving::EngineChoice;
     let (network, manifest) = classifier();
-    let bundle = bundle(&network, &manifest);
-    let tract = Predictor::load_with(&bundle, EngineChoice::Tract).unwrap();
-    let ort = Predictor::load_with(&bundle, EngineChoice::Ort).unwrap();
-    assert_eq!((tract.engine(), ort.engine()), ("tract", "ort"));
-    let rows: Vec<serde_json::Value> = (0..50)
-        .map(|i: u32| {
-            let colour = ["red", "blue", "green"][i as usize % 3];
-            json!({"petal": f64::from(i) / 10.0, "colour": colour})
-        })
-        .collect();
-    let (a, b) = (tract.predict(&rows).unwrap().unwrap(), ort.predict(&rows).unwrap().unwrap());
-    for (a, b) in a.iter().zip(&b) {
-        assert_eq!(a.prediction, b.prediction);
-        for (label, p) in a.probabilities.as_ref().unwrap() {
-            assert!((p - b.probabilities.as_ref().unwrap()[label]).abs() <= 1e-5);
+    let bundles = [
+        bundle(&network, &manifest),
+        flower_trees(Head::Classes(3)).1,
+        flower_trees(Head::Regression { mean: 0.0, std: 1.0 }).1,
+    ];
+    let rows = flower_rows(50);
+    for bundle in bundles {
+        let tract = Predictor::load_with(&bundle, EngineChoice::Tract).unwrap();
+        let ort = Predictor::load_with(&bundle, EngineChoice::Ort).unwrap();
+        assert_eq!((tract.engine(), ort.engine()), ("tract", "ort"));
+        let (a, b) = (tract.predict(&rows).unwrap().unwrap(), ort.predict(&rows).unwrap().unwrap());
+        for (a, b) in a.iter().zip(&b) {
+            match (&a.prediction, &b.prediction) {
+                (Prediction::Value(a), Prediction::Value(b)) => assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0)),
+                (a, b) => assert_eq!(a, b, "{}", bundle.manifest.algorithm),
+            }
+            for (label, p) in a.probabilities.iter().flatten() {
+                assert!((p - b.probabilities.as_ref().unwrap()[label]).abs() <= 1e-5);
+            }
         }
     }
 }
