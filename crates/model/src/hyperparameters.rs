@@ -14,6 +14,13 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    const ALL: [Self; 3] = [Self::Linear, Self::Mlp, Self::Gbt];
+
+    /// The algorithm `name` names.
+    fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|algorithm| algorithm.name() == name)
+    }
+
     /// The name `algorithm` takes and the manifest records.
     pub fn name(self) -> &'static str {
         match self {
@@ -117,12 +124,8 @@ impl Hyperparameters {
         ) -> Result<T, String> {
             value.map_or(Ok(default), |v| v.parse().map_err(|_| invalid(name, v, expected)))
         }
-        let algorithm = match get("algorithm").unwrap_or("linear") {
-            "linear" => Algorithm::Linear,
-            "mlp" => Algorithm::Mlp,
-            "gbt" => Algorithm::Gbt,
-            other => return Err(invalid("algorithm", other, "linear, mlp or gbt")),
-        };
+        let named = get("algorithm").unwrap_or(Algorithm::Linear.name());
+        let algorithm = Algorithm::named(named).ok_or_else(|| invalid("algorithm", named, "linear, mlp or gbt"))?;
         let task = match get("task") {
             None => None,
             Some("classification") => Some(Task::Classification),
