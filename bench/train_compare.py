@@ -3,13 +3,19 @@ scikit-learn ships and of two larger generated ones, and prints the validation m
 training times and their ratio (scikit-learn's time / Sluice's: above 1, Sluice is faster)
 side by side; then how fast tract serves the models trained on the generated sets.
 
+Last, data-parallel training: the linear model and the MLP on mixed_200k trained by 1, 2 and
+4 hosts (trainer processes on loopback, each with its share of the training rows, adding up
+their gradients over TCP), wall-clock time and metric, against one host.
+
 Usage: train_compare.py TRAINER_BINARY SPEED_BINARY WORK_DIR. BENCH_SETS and BENCH_ALGORITHMS
-(comma-separated) run a part, e.g. BENCH_SETS=mixed_200k BENCH_ALGORITHMS=gbt.
+(comma-separated) run a part, e.g. BENCH_SETS=mixed_200k BENCH_ALGORITHMS=gbt; BENCH_HOSTS
+(default 1,2,4; empty: none) the host counts of the last part.
 """
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -82,25 +88,47 @@ def write_channel(root, channel, x, y, regression):
     pq.write_table(pa.table(columns), os.path.join(folder, "part-0.parquet"))
 
 
-def run_sluice(trainer, work, algorithm, x_train, y_train, x_valid, y_valid, regression):
-    root = os.path.join(work, "opt-ml")
-    shutil.rmtree(root, ignore_errors=True)
-    os.makedirs(os.path.join(root, "input", "config"))
-    write_channel(root, "train", x_train, y_train, regression)
-    write_channel(root, "validation", x_valid, y_valid, regression)
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_sluice(trainer, work, algorithm, x_train, y_train, x_valid, y_valid, regression, hosts=1, fixed=None):
+    """Trains on `hosts` trainer processes, each with an equal share of the training rows
+    (the first also with the validation rows); the time is until the last one finishes."""
+    names = [f"algo-{i + 1}" for i in range(hosts)]
+    roots = [os.path.join(work, "opt-ml" if hosts == 1 else f"opt-ml-{name}") for name in names]
     hyperparameters = {"target": "target", "algorithm": algorithm, "seed": str(SEED)}
     if algorithm == "mlp":
         hyperparameters["hidden_units"] = "64"
     # Extra hyperparameters per algorithm, for exploring: SLUICE_LINEAR='{"epochs": "3000"}'.
     hyperparameters.update(json.loads(os.environ.get(f"SLUICE_{algorithm.upper()}", "{}")))
-    with open(os.path.join(root, "input", "config", "hyperparameters.json"), "w") as f:
-        json.dump(hyperparameters, f)
+    hyperparameters.update(fixed or {})
+    shares = np.array_split(np.arange(len(x_train)), hosts)
+    for name, root, share in zip(names, roots, shares):
+        shutil.rmtree(root, ignore_errors=True)
+        os.makedirs(os.path.join(root, "input", "config"))
+        write_channel(root, "train", x_train.iloc[share], np.asarray(y_train)[share], regression)
+        if root == roots[0]:
+            write_channel(root, "validation", x_valid, y_valid, regression)
+        with open(os.path.join(root, "input", "config", "hyperparameters.json"), "w") as f:
+            json.dump(hyperparameters, f)
+        if hosts > 1:
+            with open(os.path.join(root, "input", "config", "resourceconfig.json"), "w") as f:
+                json.dump({"current_host": name, "hosts": names}, f)
+    cluster = {"SLUICE_CLUSTER_LEADER": f"127.0.0.1:{free_port()}", "TRAINING_JOB_NAME": "bench"}
     started = time.perf_counter()
-    subprocess.run([trainer], env={**os.environ, "SLUICE_SAGEMAKER_ROOT": root}, check=True, capture_output=True)
+    processes = [subprocess.Popen([trainer], env={**os.environ, **cluster, "SLUICE_SAGEMAKER_ROOT": root},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for root in roots]
+    for process in processes:
+        _, stderr = process.communicate()
+        if process.returncode != 0:
+            sys.exit(f"sluice {algorithm} on {hosts} hosts failed: {stderr.decode()}")
     seconds = time.perf_counter() - started
-    with open(os.path.join(root, "model", "metrics.json")) as f:
+    with open(os.path.join(roots[0], "model", "metrics.json")) as f:
         metrics = json.load(f)["validation"]
-    return (metrics["r2"] if regression else metrics["accuracy"]), seconds, os.path.join(root, "model")
+    return (metrics["r2"] if regression else metrics["accuracy"]), seconds, os.path.join(roots[0], "model")
 
 
 def features(x_train, trees):
@@ -173,6 +201,21 @@ def main():
             result = subprocess.run([speed, os.path.join(kept, "model"), os.path.join(kept, "rows")],
                                     check=True, capture_output=True, text=True)
             print(f"{label:<18} {result.stdout.strip()}", flush=True)
+    host_counts = [int(n) for n in os.environ.get("BENCH_HOSTS", "1,2,4").split(",") if n]
+    if host_counts:
+        # The MLP for a fixed 5 epochs: the same work whatever the host count.
+        print(f"\ndata-parallel on {os.cpu_count()} cores: mixed_200k, hosts on loopback (mlp: 5 epochs)")
+        print(f"{'algorithm':<9} {'hosts':>5} {'accuracy':>8} {'seconds':>8} {'vs 1 host':>9}")
+        x, y, regression = load("mixed_200k")
+        x_train, x_valid, y_train, y_valid = train_test_split(x, y, test_size=0.2, random_state=SEED, stratify=y)
+        for algorithm in chosen("BENCH_ALGORITHMS", ["linear", "mlp"]):
+            alone = None
+            for hosts in host_counts:
+                fixed = {"epochs": "5"} if algorithm == "mlp" else {}
+                metric, seconds, _ = run_sluice(trainer, work, algorithm, x_train, y_train, x_valid, y_valid,
+                                                regression, hosts, fixed)
+                alone = alone or seconds
+                print(f"{algorithm:<9} {hosts:>5} {metric:>8.4f} {seconds:>8.2f} {alone / seconds:>8.2f}x", flush=True)
 
 
 if __name__ == "__main__":

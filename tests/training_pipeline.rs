@@ -77,6 +77,39 @@ fn flowers(rows: usize) -> String {
     csv
 }
 
+/// Two instances train one model: each gets whole objects of the dataset (three ingests,
+/// three objects), the hosts run as two trainer processes on loopback, and the first host's
+/// bundle counts every host's training rows.
+#[tokio::test]
+async fn a_multi_instance_job_trains_one_model_on_every_hosts_shard() {
+    let cloud = Cloud::start().await;
+    for rows in [100, 110, 120] {
+        cloud.ingest_and_wait("petals", flowers(rows)).await;
+    }
+    let request = json!({"dataset": "petals", "target": "kind", "algorithm": "linear", "instance_count": 2});
+    let started = cloud.send(Method::POST, "/models/petals/train", request.to_string()).await;
+    assert_eq!(started.status, 202, "{}", String::from_utf8_lossy(&started.body));
+    let job = started.json()["job_name"].as_str().unwrap().to_owned();
+    let sagemaker = aws_sdk_sagemaker::Client::new(&cloud.cloud.clients.config);
+    let described = sagemaker.describe_training_job().training_job_name(&job).send().await.unwrap();
+    assert_eq!(described.resource_config().and_then(|r| r.instance_count()), Some(2));
+    assert_eq!(described.enable_inter_container_traffic_encryption(), Some(true));
+    let train = described.input_data_config().iter().find(|c| c.channel_name() == Some("train")).unwrap();
+    let distribution = train.data_source().and_then(|d| d.s3_data_source()).and_then(|s| s.s3_data_distribution_type());
+    assert_eq!(distribution, Some(&aws_sdk_sagemaker::types::S3DataDistribution::ShardedByS3Key));
+
+    let model = cloud.model_until("petals", |m| m["production_version"].is_number()).await;
+    let version = &model["versions"][0];
+    assert!(version["metrics"]["accuracy"].as_f64().unwrap() > 0.9, "{model}");
+    let bucket = cloud.cloud.resource_name("ArtifactsBucket").unwrap();
+    let key = version["bundle"].as_str().unwrap().strip_prefix(&format!("s3://{bucket}/")).unwrap();
+    let rows = cloud.bundle_metrics(key).await.rows.expect("row counts");
+    // `flowers` repeats itself every 100 rows and the ETL drops repeated rows: 100 rows per
+    // object. The first host (objects 1 and 3) holds out a fifth of its 200 rows; the second
+    // trains on all of its 100.
+    assert_eq!((rows.train, rows.validation), (260, 40), "{rows:?}");
+}
+
 #[tokio::test]
 async fn a_training_request_becomes_an_approved_production_version() {
     let cloud = Cloud::start().await;
@@ -94,6 +127,8 @@ async fn a_training_request_becomes_an_approved_production_version() {
             json!({"dataset": "flowers", "target": "kind", "tuning": {"objective": "speed", "ranges": {"l2": {"min": 0, "max": 1}}}}),
             "validation:speed",
         ),
+        (json!({"dataset": "flowers", "target": "kind", "algorithm": "gbt", "instance_count": 2}), "one instance"),
+        (json!({"dataset": "flowers", "target": "kind", "instance_count": 0}), "at least 1"),
     ];
     for (request, words) in refused {
         let response = cloud.send(Method::POST, "/models/flowers/train", request.to_string()).await;
@@ -109,6 +144,7 @@ async fn a_training_request_becomes_an_approved_production_version() {
                    "tuning": {"max_jobs": 100, "ranges": {"l2": {"min": 0, "max": 1}}}}),
             "MaxTuningJobs",
         ),
+        (json!({"dataset": "flowers", "target": "kind", "instance_count": 9}), "MaxTrainingInstances"),
     ];
     for (request, words) in over_limit {
         let response = cloud.send(Method::POST, "/models/flowers/train", request.to_string()).await;

@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::TrainError;
+use crate::cluster::Cluster;
 
 pub struct Contract {
     root: PathBuf,
+    job: String,
+    leader: Option<String>,
 }
 
 /// `/opt/ml/input/config/resourceconfig.json` (only what the trainer uses).
@@ -21,11 +24,33 @@ pub struct ResourceConfig {
 
 impl Contract {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), job: String::new(), leader: None }
     }
 
+    /// SageMaker names the job in `TRAINING_JOB_NAME`; `SLUICE_CLUSTER_LEADER` (`host:port`)
+    /// says where the first host of a multi-instance job listens when its name is not an
+    /// address (the local cloud runs every host on loopback).
     pub fn from_env() -> Self {
-        Self::new(std::env::var_os("SLUICE_SAGEMAKER_ROOT").map_or_else(|| PathBuf::from("/opt/ml"), PathBuf::from))
+        let root = std::env::var_os("SLUICE_SAGEMAKER_ROOT").map_or_else(|| PathBuf::from("/opt/ml"), PathBuf::from);
+        let job = std::env::var("TRAINING_JOB_NAME").unwrap_or_default();
+        Self::new(root).in_job(job, std::env::var("SLUICE_CLUSTER_LEADER").ok())
+    }
+
+    pub fn in_job(self, job: impl Into<String>, leader: Option<String>) -> Self {
+        Self { job: job.into(), leader, ..self }
+    }
+
+    /// This host's place among the job's hosts, connected to the others.
+    pub fn cluster(&self) -> Result<Cluster, TrainError> {
+        let Some(resources) = self.resource_config()? else { return Ok(Cluster::solo()) };
+        let leader = self
+            .leader
+            .as_deref()
+            .map(|address| {
+                address.parse().map_err(|e| TrainError::Input(format!("SLUICE_CLUSTER_LEADER {address:?}: {e}")))
+            })
+            .transpose()?;
+        Ok(Cluster::join(&resources, leader, &self.job)?)
     }
 
     pub fn root(&self) -> &Path {

@@ -3,6 +3,7 @@
 //! against the in-memory model with tract) and writes the model bundle. `contract` maps this
 //! onto SageMaker's training container layout.
 
+pub mod cluster;
 pub mod contract;
 pub mod data;
 pub mod gbt;
@@ -31,4 +32,6 @@ pub enum TrainError {
     Export(String),
     #[error("cannot write the model: {0}")]
     Output(String),
+    #[error("distributed training: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }

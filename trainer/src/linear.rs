@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 
+use crate::cluster::{Cluster, ClusterError};
 use crate::network::{Dense, Head, Network, TrainReport};
 
 /// Past pairs L-BFGS keeps to shape its steps.
@@ -39,8 +40,8 @@ impl Problem<'_> {
         (self.inputs + 1) * self.outputs
     }
 
-    /// The objective at `theta`, its gradient written to `gradient`.
-    fn evaluate(&self, theta: &[f64], gradient: &mut [f64]) -> f64 {
+    /// The objective at `theta` over every host's rows, its gradient written to `gradient`.
+    fn evaluate(&self, theta: &[f64], gradient: &mut [f64], cluster: &mut Cluster) -> Result<f64, ClusterError> {
         let (inputs, outputs) = (self.inputs, self.outputs);
         let (weights, bias) = theta.split_at(inputs * outputs);
         gradient.fill(0.0);
@@ -83,7 +84,13 @@ impl Problem<'_> {
                 }
             }
         }
-        let scale = 1.0 / self.rows as f64;
+        // This host's sums, then every host's.
+        let mut sums: Vec<f64> = gradient.iter().copied().chain([loss, self.rows as f64]).collect();
+        cluster.sum(&mut sums)?;
+        let (gradient_sums, totals) = sums.split_at(gradient.len());
+        gradient.copy_from_slice(gradient_sums);
+        let (grad_weights, grad_bias) = gradient.split_at_mut(inputs * outputs);
+        let scale = 1.0 / totals[1].max(1.0);
         let mut penalty = 0.0;
         for (g, &w) in grad_weights.iter_mut().zip(weights) {
             *g = *g * scale + self.l2 * w;
@@ -92,7 +99,7 @@ impl Problem<'_> {
         for g in grad_bias {
             *g *= scale;
         }
-        loss * scale + 0.5 * self.l2 * penalty
+        Ok(totals[0] * scale + 0.5 * self.l2 * penalty)
     }
 }
 
@@ -114,43 +121,58 @@ fn dot<A: Copy + Into<f64>>(a: &[A], b: &[f64]) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
+/// The penalty, and when to stop.
+#[derive(Debug, Clone, Copy)]
+pub struct Solve {
+    pub l2: f64,
+    pub max_iterations: usize,
+    /// Stop once no gradient component exceeds this.
+    pub tolerance: f64,
+}
+
 /// Fits a linear model of `head` to `x` (`rows × inputs`) and `y` (one class index, or
-/// standardised target, per row). Stops when no gradient component exceeds `tolerance`,
-/// when a step no longer lowers the objective, or after `max_iterations`.
+/// standardised target, per row), this host's share of the rows. Stops when no gradient
+/// component exceeds the tolerance, when a step no longer lowers the objective, or after
+/// the most iterations. Every host computes the same objective, so they take the same steps.
 pub fn fit(
     x: &[f32],
     y: &[f32],
     inputs: usize,
     head: Head,
-    l2: f64,
-    max_iterations: usize,
-    tolerance: f64,
-) -> (Network, TrainReport) {
+    solve: Solve,
+    cluster: &mut Cluster,
+) -> Result<(Network, TrainReport), ClusterError> {
+    let Solve { l2, max_iterations, tolerance } = solve;
     let (kind, outputs) = match head {
         Head::Regression { .. } => (Kind::LeastSquares, 1),
         Head::Classes(2) => (Kind::Binary, 1),
         Head::Classes(classes) => (Kind::Multinomial, classes),
     };
     let problem = Problem { x, y, rows: y.len(), inputs, outputs, kind, l2 };
-    let (theta, report) = minimise(&problem, max_iterations, tolerance);
-    (network(&theta, inputs, head), report)
+    let (theta, report) = minimise(&problem, max_iterations, tolerance, cluster)?;
+    Ok((network(&theta, inputs, head), report))
 }
 
 /// L-BFGS with a backtracking (Armijo) line search. The objectives here are convex, and
 /// strictly so with `l2 > 0`, so every accepted step keeps `sᵀy > 0`; a pair that does not
 /// (flat directions without a penalty) is skipped.
-fn minimise(problem: &Problem, max_iterations: usize, tolerance: f64) -> (Vec<f64>, TrainReport) {
+fn minimise(
+    problem: &Problem,
+    max_iterations: usize,
+    tolerance: f64,
+    cluster: &mut Cluster,
+) -> Result<(Vec<f64>, TrainReport), ClusterError> {
     let n = problem.parameters();
     let mut theta = vec![0.0; n];
     let mut gradient = vec![0.0; n];
-    let mut loss = problem.evaluate(&theta, &mut gradient);
+    let mut loss = problem.evaluate(&theta, &mut gradient, cluster)?;
     // (s, y, 1 / sᵀy) of the latest steps: s the change of the parameters, y of the gradient.
     let mut history: VecDeque<(Vec<f64>, Vec<f64>, f64)> = VecDeque::new();
     let (mut candidate, mut candidate_gradient) = (vec![0.0; n], vec![0.0; n]);
     let largest = |g: &[f64]| g.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
     for iteration in 0..max_iterations {
         if largest(&gradient) <= tolerance {
-            return (theta, TrainReport { epochs: iteration, converged: true, final_loss: loss });
+            return Ok((theta, TrainReport { epochs: iteration, converged: true, final_loss: loss }));
         }
         // The two-loop recursion: direction = −H·g.
         let mut direction: Vec<f64> = gradient.iter().map(|g| -g).collect();
@@ -177,7 +199,7 @@ fn minimise(problem: &Problem, max_iterations: usize, tolerance: f64) -> (Vec<f6
             for ((c, t), d) in candidate.iter_mut().zip(&theta).zip(&direction) {
                 *c = t + step * d;
             }
-            let candidate_loss = problem.evaluate(&candidate, &mut candidate_gradient);
+            let candidate_loss = problem.evaluate(&candidate, &mut candidate_gradient, cluster)?;
             if candidate_loss <= loss + 1e-4 * step * slope {
                 break Some(candidate_loss);
             }
@@ -188,7 +210,7 @@ fn minimise(problem: &Problem, max_iterations: usize, tolerance: f64) -> (Vec<f6
         };
         let Some(new_loss) = accepted else {
             // No step lowers the objective: this is the optimum to machine precision.
-            return (theta, TrainReport { epochs: iteration, converged: true, final_loss: loss });
+            return Ok((theta, TrainReport { epochs: iteration, converged: true, final_loss: loss }));
         };
         let s: Vec<f64> = candidate.iter().zip(&theta).map(|(c, t)| c - t).collect();
         let y: Vec<f64> = candidate_gradient.iter().zip(&gradient).map(|(c, g)| c - g).collect();
@@ -204,11 +226,11 @@ fn minimise(problem: &Problem, max_iterations: usize, tolerance: f64) -> (Vec<f6
         let improvement = loss - new_loss;
         loss = new_loss;
         if improvement <= f64::EPSILON * loss.abs().max(1.0) {
-            return (theta, TrainReport { epochs: iteration + 1, converged: true, final_loss: loss });
+            return Ok((theta, TrainReport { epochs: iteration + 1, converged: true, final_loss: loss }));
         }
     }
     let converged = largest(&gradient) <= tolerance;
-    (theta, TrainReport { epochs: max_iterations, converged, final_loss: loss })
+    Ok((theta, TrainReport { epochs: max_iterations, converged, final_loss: loss }))
 }
 
 /// The one-layer network the exported graph runs: two classes as the softmax of `(0, z)`.
@@ -239,6 +261,10 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
 
+    fn solve(l2: f64, max_iterations: usize, tolerance: f64) -> Solve {
+        Solve { l2, max_iterations, tolerance }
+    }
+
     fn data(rows: usize, inputs: usize, seed: u64) -> Vec<f32> {
         let mut rng = Rng::new(seed);
         (0..rows * inputs).map(|_| rng.normal() as f32).collect()
@@ -257,15 +283,16 @@ mod tests {
             let problem = Problem { x: &x, y: &y, rows, inputs, outputs, kind, l2: 0.1 };
             let theta: Vec<f64> = (0..problem.parameters()).map(|i| (i as f64 * 0.37).sin()).collect();
             let mut gradient = vec![0.0; theta.len()];
-            problem.evaluate(&theta, &mut gradient);
+            let solo = &mut Cluster::solo();
+            problem.evaluate(&theta, &mut gradient, solo).unwrap();
             for i in 0..theta.len() {
                 let h = 1e-6;
                 let (mut plus, mut minus) = (theta.clone(), theta.clone());
                 plus[i] += h;
                 minus[i] -= h;
                 let mut scratch = vec![0.0; theta.len()];
-                let numeric =
-                    (problem.evaluate(&plus, &mut scratch) - problem.evaluate(&minus, &mut scratch)) / (2.0 * h);
+                let mut objective = |theta: &[f64]| problem.evaluate(theta, &mut scratch, solo).unwrap();
+                let numeric = (objective(&plus) - objective(&minus)) / (2.0 * h);
                 assert!((numeric - gradient[i]).abs() < 1e-6, "parameter {i}: {numeric} vs {}", gradient[i]);
             }
         }
@@ -278,7 +305,9 @@ mod tests {
         let x = data(rows, inputs, 2);
         let y: Vec<f32> =
             x.chunks(2).enumerate().map(|(r, v)| 3.0 * v[0] - 2.0 * v[1] + 1.0 + (r % 3) as f32 * 0.1).collect();
-        let (network, report) = fit(&x, &y, inputs, Head::Regression { mean: 0.0, std: 1.0 }, l2, 100, 1e-10);
+        let (network, report) =
+            fit(&x, &y, inputs, Head::Regression { mean: 0.0, std: 1.0 }, solve(l2, 100, 1e-10), &mut Cluster::solo())
+                .unwrap();
         assert!(report.converged, "{report:?}");
 
         let n = rows as f64;
@@ -304,7 +333,8 @@ mod tests {
     fn binary_logistic_regression_matches_scikit_learn() {
         let x: [f32; 16] = [0.0, 1.0, 1.0, 0.5, 2.0, -1.0, -0.5, 0.3, 1.5, 1.5, -1.0, -2.0, 0.2, 0.1, -0.7, 0.9];
         let y = [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
-        let (network, report) = fit(&x, &y, 2, Head::Classes(2), 1.0 / 8.0, 1000, 1e-10);
+        let (network, report) =
+            fit(&x, &y, 2, Head::Classes(2), solve(1.0 / 8.0, 1000, 1e-10), &mut Cluster::solo()).unwrap();
         assert!(report.converged, "{report:?}");
         let layer = &network.layers[0];
         assert_eq!(
@@ -341,9 +371,10 @@ mod tests {
             })
             .collect();
         let l2 = 1.0 / rows as f64;
-        let (network, report) = fit(&x, &y, inputs, Head::Classes(3), l2, 1000, 1e-9);
+        let solo = &mut Cluster::solo();
+        let (network, report) = fit(&x, &y, inputs, Head::Classes(3), solve(l2, 1000, 1e-9), solo).unwrap();
         assert!(report.converged, "{report:?}");
-        let loss = network.loss(&x, &y, rows, l2 as f32);
+        let loss = network.loss(&x, &y, rows, l2 as f32, solo).unwrap();
         assert!(
             (loss - report.final_loss).abs() < 1e-5,
             "the network is the solution: {loss} vs {}",
@@ -359,7 +390,7 @@ mod tests {
             tolerance: 1e-10,
             patience: 50,
         };
-        adam.train(&x, &y, rows, &options, &mut rng);
-        assert!(loss <= adam.loss(&x, &y, rows, l2 as f32) + 1e-7);
+        adam.train(&x, &y, rows, &options, &mut rng, solo).unwrap();
+        assert!(loss <= adam.loss(&x, &y, rows, l2 as f32, solo).unwrap() + 1e-7);
     }
 }

@@ -12,8 +12,8 @@ fn main() -> ExitCode {
             eprintln!("trained: validation {name} = {value:.4}; bundle in {}", contract.model_dir().display());
             ExitCode::SUCCESS
         }
-        Ok(Outcome::SkippedOnSecondaryHost(host)) => {
-            eprintln!("{host} is not the first host: the first host trains on the full data set");
+        Ok(Outcome::TrainedShare(host)) => {
+            eprintln!("{host} trained on its shard; the first host evaluates and writes the model");
             ExitCode::SUCCESS
         }
         Err(err) => {

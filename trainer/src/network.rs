@@ -2,6 +2,7 @@
 //! with Adam on minibatches, stopped when the full training loss stops improving; a linear
 //! model is solved exactly instead (`crate::linear`).
 
+use crate::cluster::{Cluster, ClusterError};
 use crate::rng::Rng;
 
 /// `y = x · W + b`, `W` stored row-major as `[input][output]` (ONNX Gemm without transpose).
@@ -90,6 +91,19 @@ impl Network {
         Self { layers, head }
     }
 
+    /// Takes the first host's initial weights, so that every host of a job starts where it
+    /// does (each drew its own).
+    pub fn start_as_the_first_host(&mut self, cluster: &mut Cluster) -> Result<(), ClusterError> {
+        for layer in &mut self.layers {
+            let mut values: Vec<f64> = layer.weights.iter().chain(&layer.bias).map(|&v| f64::from(v)).collect();
+            cluster.broadcast(&mut values)?;
+            for (parameter, value) in layer.weights.iter_mut().chain(&mut layer.bias).zip(values) {
+                *parameter = value as f32;
+            }
+        }
+        Ok(())
+    }
+
     pub fn inputs(&self) -> usize {
         self.layers[0].input
     }
@@ -117,9 +131,9 @@ impl Network {
         }
     }
 
-    /// Mean loss over the rows plus the L2 penalty. `y` holds class indices or
+    /// Mean loss over every host's rows plus the L2 penalty. `y` holds class indices or
     /// standardised targets.
-    pub fn loss(&self, x: &[f32], y: &[f32], rows: usize, l2: f32) -> f64 {
+    pub fn loss(&self, x: &[f32], y: &[f32], rows: usize, l2: f32, cluster: &mut Cluster) -> Result<f64, ClusterError> {
         let raw = self.activations(x, rows).pop().expect("at least one layer");
         let data = match self.head {
             Head::Classes(classes) => {
@@ -127,13 +141,16 @@ impl Network {
                 (0..rows).map(|r| -(f64::from(probabilities[r * classes + y[r] as usize]).max(1e-15)).ln()).sum::<f64>()
             }
             Head::Regression { .. } => raw.iter().zip(y).map(|(&o, &t)| 0.5 * f64::from(o - t).powi(2)).sum::<f64>(),
-        } / rows as f64;
+        };
+        let mut sums = [data, rows as f64];
+        cluster.sum(&mut sums)?;
         let penalty: f64 = self.layers.iter().flat_map(|l| &l.weights).map(|&w| f64::from(w) * f64::from(w)).sum();
-        data + 0.5 * f64::from(l2) * penalty
+        Ok(sums[0] / sums[1].max(1.0) + 0.5 * f64::from(l2) * penalty)
     }
 
-    /// Gradients of `loss` with respect to every layer's weights and biases.
-    pub fn gradients(&self, x: &[f32], y: &[f32], rows: usize, l2: f32) -> Vec<(Vec<f32>, Vec<f32>)> {
+    /// The loss's gradient summed over the rows, without the penalty: every layer's weights
+    /// then its biases, layer after layer, and last the row count. Hosts add these up.
+    fn gradient_sums(&self, x: &[f32], y: &[f32], rows: usize) -> Vec<f64> {
         let outputs = self.activations(x, rows);
         let last = outputs.last().expect("at least one layer");
         // d loss / d raw output of the last layer.
@@ -143,9 +160,9 @@ impl Network {
                 for r in 0..rows {
                     p[r * classes + y[r] as usize] -= 1.0;
                 }
-                p.iter().map(|v| v / rows as f32).collect()
+                p
             }
-            Head::Regression { .. } => last.iter().zip(y).map(|(&o, &t)| (o - t) / rows as f32).collect(),
+            Head::Regression { .. } => last.iter().zip(y).map(|(&o, &t)| o - t).collect(),
         };
         let mut gradients = vec![(Vec::new(), Vec::new()); self.layers.len()];
         for index in (0..self.layers.len()).rev() {
@@ -154,7 +171,7 @@ impl Network {
                 0 => x.to_vec(),
                 _ => outputs[index - 1].iter().map(|&v| v.max(0.0)).collect(),
             };
-            let mut grad_w: Vec<f32> = layer.weights.iter().map(|&w| l2 * w).collect();
+            let mut grad_w = vec![0.0_f32; layer.weights.len()];
             let mut grad_b = vec![0.0_f32; layer.output];
             for r in 0..rows {
                 let d = &delta[r * layer.output..(r + 1) * layer.output];
@@ -187,25 +204,61 @@ impl Network {
             }
             gradients[index] = (grad_w, grad_b);
         }
-        gradients
+        let mut sums: Vec<f64> = gradients.iter().flat_map(|(w, b)| w.iter().chain(b)).map(|&g| f64::from(g)).collect();
+        sums.push(rows as f64);
+        sums
     }
 
-    /// Trains on `x` (`rows × inputs`) and `y`.
-    pub fn train(&mut self, x: &[f32], y: &[f32], rows: usize, options: &TrainOptions, rng: &mut Rng) -> TrainReport {
+    /// The gradient of the mean loss plus the penalty, per layer, from [`Self::gradient_sums`]
+    /// (of one host, or added up over all of them).
+    fn mean_gradients(&self, sums: &[f64], l2: f32) -> Vec<(Vec<f32>, Vec<f32>)> {
+        let (sums, rows) = sums.split_at(sums.len() - 1);
+        let rows = rows[0].max(1.0);
+        let mut rest = sums;
+        self.layers
+            .iter()
+            .map(|layer| {
+                let (weights, tail) = rest.split_at(layer.weights.len());
+                let (biases, tail) = tail.split_at(layer.output);
+                rest = tail;
+                let grad_w = weights.iter().zip(&layer.weights).map(|(&g, &w)| (g / rows) as f32 + l2 * w).collect();
+                let grad_b = biases.iter().map(|&g| (g / rows) as f32).collect();
+                (grad_w, grad_b)
+            })
+            .collect()
+    }
+
+    /// Trains on `x` (`rows × inputs`) and `y`, this host's share of the rows: every
+    /// minibatch step adds up the gradient sums of every host's slice of the step, so the
+    /// hosts take the same steps and hold the same network throughout.
+    pub fn train(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        rows: usize,
+        options: &TrainOptions,
+        rng: &mut Rng,
+        cluster: &mut Cluster,
+    ) -> Result<TrainReport, ClusterError> {
         let mut adam: Vec<Adam> = self.layers.iter().map(|l| Adam::new(l.weights.len(), l.bias.len())).collect();
         let mut order: Vec<usize> = (0..rows).collect();
         let mut best = f64::INFINITY;
         let mut stale = 0;
         let mut step = 0;
         let inputs = self.inputs();
-        let batch_size = options.batch_size.clamp(1, rows.max(1));
+        let mut all_rows = [rows as f64];
+        cluster.sum(&mut all_rows)?;
+        // Steps per epoch, the same on every host: each host's share of a step is its rows
+        // spread evenly over the steps (all of a host's rows, on one host).
+        let steps = (all_rows[0] as usize).div_ceil(options.batch_size.max(1)).max(1);
         // Adam with a fixed rate circles the optimum; on each plateau the rate drops tenfold,
         // and training has converged when the loss no longer improves at the smallest rate.
         let mut rate = options.learning_rate;
         let smallest_rate = options.learning_rate / 1000.0;
         for epoch in 1..=options.max_epochs {
             rng.shuffle(&mut order);
-            for batch in order.chunks(batch_size) {
+            for slice in 0..steps {
+                let batch = &order[slice * rows / steps..(slice + 1) * rows / steps];
                 let mut bx = Vec::with_capacity(batch.len() * inputs);
                 let mut by = Vec::with_capacity(batch.len());
                 for &r in batch {
@@ -213,12 +266,14 @@ impl Network {
                     by.push(y[r]);
                 }
                 step += 1;
-                let gradients = self.gradients(&bx, &by, batch.len(), options.l2);
+                let mut sums = self.gradient_sums(&bx, &by, batch.len());
+                cluster.sum(&mut sums)?;
+                let gradients = self.mean_gradients(&sums, options.l2);
                 for ((layer, state), (grad_w, grad_b)) in self.layers.iter_mut().zip(&mut adam).zip(gradients) {
                     state.update(&mut layer.weights, &grad_w, &mut layer.bias, &grad_b, rate, step);
                 }
             }
-            let loss = self.loss(x, y, rows, options.l2);
+            let loss = self.loss(x, y, rows, options.l2, cluster)?;
             if best - loss > options.tolerance * best.abs().max(1.0) {
                 best = loss;
                 stale = 0;
@@ -226,14 +281,15 @@ impl Network {
                 stale += 1;
                 if stale >= options.patience {
                     if rate <= smallest_rate {
-                        return TrainReport { epochs: epoch, converged: true, final_loss: loss };
+                        return Ok(TrainReport { epochs: epoch, converged: true, final_loss: loss });
                     }
                     rate /= 10.0;
                     stale = 0;
                 }
             }
         }
-        TrainReport { epochs: options.max_epochs, converged: false, final_loss: self.loss(x, y, rows, options.l2) }
+        let final_loss = self.loss(x, y, rows, options.l2, cluster)?;
+        Ok(TrainReport { epochs: options.max_epochs, converged: false, final_loss })
     }
 }
 
@@ -294,7 +350,7 @@ mod tests {
         }
         let x: Vec<f32> = (0..12).map(|_| rng.normal() as f32).collect();
         let (rows, l2) = (4, 0.01);
-        let analytic = network.gradients(&x, y, rows, l2);
+        let analytic = network.mean_gradients(&network.gradient_sums(&x, y, rows), l2);
         let h = 1e-2_f32;
         for (layer, (analytic_weights, _)) in analytic.iter().enumerate() {
             for (i, &exact) in analytic_weights.iter().enumerate() {
@@ -302,7 +358,8 @@ mod tests {
                 plus.layers[layer].weights[i] += h;
                 let mut minus = network.clone();
                 minus.layers[layer].weights[i] -= h;
-                let numeric = (plus.loss(&x, y, rows, l2) - minus.loss(&x, y, rows, l2)) / (2.0 * f64::from(h));
+                let loss = |n: &Network| n.loss(&x, y, rows, l2, &mut Cluster::solo()).unwrap();
+                let numeric = (loss(&plus) - loss(&minus)) / (2.0 * f64::from(h));
                 let exact = f64::from(exact);
                 assert!(
                     (numeric - exact).abs() < 2e-3 * (1.0 + exact.abs()),
@@ -348,7 +405,7 @@ mod tests {
             tolerance: 1e-4,
             patience: 5,
         };
-        let report = network.train(&x, &y, rows, &options, &mut rng);
+        let report = network.train(&x, &y, rows, &options, &mut rng, &mut Cluster::solo()).unwrap();
         assert!(report.converged, "{report:?}");
         let probabilities = network.predict(&x, rows);
         let correct = (0..rows).filter(|&r| (probabilities[r * 2 + 1] > 0.5) == (y[r] == 1.0)).count();
@@ -369,7 +426,7 @@ mod tests {
             tolerance: 1e-6,
             patience: 20,
         };
-        network.train(&x, &y, 64, &options, &mut rng);
+        network.train(&x, &y, 64, &options, &mut rng, &mut Cluster::solo()).unwrap();
         let probabilities = network.predict(&x[..8], 4);
         let predicted: Vec<bool> = (0..4).map(|r| probabilities[r * 2 + 1] > 0.5).collect();
         assert_eq!(predicted, [false, true, true, false], "{probabilities:?}");

@@ -4,16 +4,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sluice_model::metrics::{
     PREDICTION_COLUMN, PrimaryMetric, ProductionScore, RowCounts, TrainingRun, finite_metrics,
 };
+use sluice_model::pipeline::ColumnSummary;
 use sluice_model::{
-    Baseline, Bundle, BundleLimits, Column, Contents, FeaturePipeline, Frame, MANIFEST_FORMAT_VERSION, Manifest,
-    Metrics, NullNumbers, Task,
+    Baseline, Bundle, BundleLimits, Column, Contents, FeaturePipeline, Frame, FrameSummary, MANIFEST_FORMAT_VERSION,
+    Manifest, Metrics, Moments, NullNumbers, Task,
 };
 use sluice_profile::ColumnProfile;
 use sluice_serving::{Prediction, Predictor};
 
+use crate::cluster::Cluster;
 use crate::contract::Contract;
 use crate::data::{parquet_files, read_frame};
 use crate::metrics::{classification, regression, stratified_split};
@@ -35,8 +39,9 @@ pub enum Outcome {
         primary_metric: (String, f64),
         metrics: Box<Metrics>,
     },
-    /// Not the first host of a multi-instance job: nothing to do (see the README).
-    SkippedOnSecondaryHost(String),
+    /// Not the first host of a multi-instance job: it trained on its shard with the others;
+    /// the first host evaluates and writes the model.
+    TrainedShare(String),
 }
 
 /// Class labels as text: numbers without a needless `.0`.
@@ -76,13 +81,91 @@ impl TargetValue {
     }
 }
 
+/// One host's share of what the hosts of a job must agree on before training: the feature
+/// columns' statistics, the target's and the training data, over its training rows.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Share {
+    features: FrameSummary,
+    target: Moments,
+    rows: u64,
+    without_target: u64,
+    files: Vec<String>,
+}
+
+impl Share {
+    fn merge(self, other: Self) -> Result<Self, TrainError> {
+        Ok(Self {
+            features: self.features.merge(other.features).map_err(|e| TrainError::Input(e.to_string()))?,
+            target: self.target.merge(other.target),
+            rows: self.rows + other.rows,
+            without_target: self.without_target + other.without_target,
+            files: [self.files, other.files].concat(),
+        })
+    }
+}
+
+/// Every host's `part`, merged in host order: the same value on every host.
+fn merged<T: Serialize + DeserializeOwned>(
+    cluster: &mut Cluster,
+    part: T,
+    merge: impl Fn(T, T) -> Result<T, TrainError>,
+) -> Result<T, TrainError> {
+    if cluster.hosts() == 1 {
+        return Ok(part);
+    }
+    let encoded = serde_json::to_vec(&part).expect("shares serialise");
+    let mut parts = cluster.gather(encoded)?.into_iter().map(|bytes| {
+        serde_json::from_slice::<T>(&bytes)
+            .map_err(|e| TrainError::Data(format!("a host sent an unreadable share: {e}")))
+    });
+    let first = parts.next().expect("one part per host")?;
+    parts.try_fold(first, |all, part| merge(all, part?))
+}
+
+/// `frame` with every host's columns, in the same order on every host: a column only some
+/// hosts' files have is null on the others, as in [`Frame::append`] across one host's files.
+fn with_every_hosts_columns(cluster: &mut Cluster, frame: Frame) -> Result<Frame, TrainError> {
+    if cluster.hosts() == 1 {
+        return Ok(frame);
+    }
+    let names: Vec<String> = frame.columns.iter().map(|(name, _)| name.clone()).collect();
+    let kinds = FrameSummary::of(&frame.take(&[]), &names).map_err(|e| TrainError::Data(e.to_string()))?;
+    let every = merged(cluster, kinds, |a, b| {
+        a.merge(b).map_err(|e| TrainError::Data(format!("the hosts' files disagree on a column's type: {e}")))
+    })?;
+    let mut padded = Frame {
+        columns: every
+            .columns
+            .into_iter()
+            .map(|(name, kind)| {
+                let empty = match kind {
+                    ColumnSummary::Numeric(_) => Column::Numeric(Vec::new()),
+                    ColumnSummary::Categorical { .. } => Column::Categorical(Vec::new()),
+                    ColumnSummary::Vector { .. } => Column::Vector(Vec::new()),
+                };
+                (name, empty)
+            })
+            .collect(),
+    };
+    padded.append(frame).map_err(TrainError::Data)?;
+    Ok(padded)
+}
+
+/// Trains on this host's data, with the job's other hosts if there are any; a host that gives
+/// up tells the others why.
 pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
     let hp = Hyperparameters::parse(contract.hyperparameters()?).map_err(TrainError::Input)?;
-    if let Some(resources) = contract.resource_config()? {
-        let first = resources.hosts.iter().min().cloned().unwrap_or_default();
-        if resources.hosts.len() > 1 && resources.current_host != first {
-            return Ok(Outcome::SkippedOnSecondaryHost(resources.current_host));
-        }
+    let mut cluster = contract.cluster()?;
+    let outcome = train(contract, &hp, &mut cluster);
+    if let Err(err) = &outcome {
+        cluster.abort(&err.to_string());
+    }
+    outcome
+}
+
+fn train(contract: &Contract, hp: &Hyperparameters, cluster: &mut Cluster) -> Result<Outcome, TrainError> {
+    if let Some(reason) = hp.algorithm.instances_refused(u32::try_from(cluster.hosts()).unwrap_or(u32::MAX)) {
+        return Err(TrainError::Input(reason));
     }
     let train_dir = contract.channel("train");
     if !train_dir.is_dir() {
@@ -91,21 +174,33 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
     let train_files = parquet_files(&train_dir)?;
     let mut frame = read_frame(&train_files)?;
     if frame.rows() == 0 {
-        return Err(TrainError::Input("channel train has no rows (no Parquet files, or only empty ones)".into()));
+        let shards = if cluster.hosts() > 1 {
+            " (each of the job's instances gets whole S3 objects: train on no more instances than the data set has objects)"
+        } else {
+            ""
+        };
+        return Err(TrainError::Input(format!(
+            "channel train of {} has no rows (no Parquet files, or only empty ones){shards}",
+            cluster.host()
+        )));
     }
+    // The first host holds out the validation rows; the others train on all their rows.
     let validation_dir = contract.channel("validation");
-    let validation_files = if validation_dir.is_dir() { parquet_files(&validation_dir)? } else { Vec::new() };
+    let validation_files =
+        if validation_dir.is_dir() && cluster.is_first() { parquet_files(&validation_dir)? } else { Vec::new() };
     let has_validation_channel = !validation_files.is_empty();
     let train_rows = frame.rows();
     if has_validation_channel {
         frame.append(read_frame(&validation_files)?).map_err(TrainError::Data)?;
     }
 
+    let frame = with_every_hosts_columns(cluster, frame)?;
+
     // Rows without a target teach nothing.
     let targets = target_values(&frame, &hp.target)?;
     let labelled: Vec<usize> = (0..frame.rows()).filter(|&r| targets[r].is_some()).collect();
-    let task = hp.task.unwrap_or(match targets.iter().flatten().next() {
-        Some(TargetValue::Text(_)) => Task::Classification,
+    let task = hp.task.unwrap_or(match frame.column(&hp.target) {
+        Some(Column::Categorical(_)) => Task::Classification,
         _ => Task::Regression,
     });
     let features: Vec<String> =
@@ -117,6 +212,10 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
     let class_labels: Vec<String> = match task {
         Task::Classification => {
             let labels: BTreeSet<String> = targets.iter().flatten().map(TargetValue::label).collect();
+            let labels = merged(cluster, labels, |mut all, more| {
+                all.extend(more);
+                Ok(all)
+            })?;
             if labels.len() < 2 {
                 return Err(TrainError::Input(format!("classification needs at least two classes in {:?}", hp.target)));
             }
@@ -132,7 +231,9 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
     let class_of = |r: usize| class_labels.binary_search(&targets[r].as_ref().expect("labelled").label()).unwrap_or(0);
 
     let mut rng = Rng::new(hp.seed);
-    let (train_index, validation_index): (Vec<usize>, Vec<usize>) = if has_validation_channel {
+    let (train_index, validation_index): (Vec<usize>, Vec<usize>) = if !cluster.is_first() {
+        (labelled.clone(), Vec::new())
+    } else if has_validation_channel {
         labelled.iter().partition(|&&r| r < train_rows)
     } else {
         let strata: Vec<usize> = match task {
@@ -142,7 +243,7 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         let (train, validation) = stratified_split(&strata, hp.validation_fraction, &mut rng);
         (train.iter().map(|&i| labelled[i]).collect(), validation.iter().map(|&i| labelled[i]).collect())
     };
-    if train_index.is_empty() || validation_index.is_empty() {
+    if cluster.is_first() && (train_index.is_empty() || validation_index.is_empty()) {
         return Err(TrainError::Input(format!(
             "too few labelled rows to train and validate ({} for training, {} for validation)",
             train_index.len(),
@@ -156,23 +257,36 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         Algorithm::Gbt => NullNumbers::Missing,
         Algorithm::Linear | Algorithm::Mlp => NullNumbers::Mean,
     };
-    let pipeline = FeaturePipeline::fit(&train_frame, &features, hp.max_categories, null_numbers)
-        .map_err(|e| TrainError::Input(e.to_string()))?;
-    let x_train = pipeline.transform(&train_frame).map_err(|e| TrainError::Input(e.to_string()))?;
-    let x_validation = pipeline.transform(&validation_frame).map_err(|e| TrainError::Input(e.to_string()))?;
     let number_of = |r: usize| match &targets[r] {
         Some(TargetValue::Number(v)) => *v,
         _ => 0.0,
     };
+    let share = Share {
+        features: FrameSummary::of(&train_frame, &features).map_err(|e| TrainError::Input(e.to_string()))?,
+        target: match task {
+            Task::Regression => Moments::of(&train_index.iter().map(|&r| number_of(r)).collect::<Vec<_>>()),
+            Task::Classification => Moments::default(),
+        },
+        rows: train_index.len() as u64,
+        without_target: (frame.rows() - labelled.len()) as u64,
+        files: train_files
+            .iter()
+            .chain(&validation_files)
+            .map(|p| p.strip_prefix(contract.root()).unwrap_or(p).display().to_string())
+            .collect(),
+    };
+    let all = merged(cluster, share, Share::merge)?;
+    let pipeline = FeaturePipeline::from_summary(&all.features, hp.max_categories, null_numbers)
+        .map_err(|e| TrainError::Input(e.to_string()))?;
+    let x_train = pipeline.transform(&train_frame).map_err(|e| TrainError::Input(e.to_string()))?;
+    let x_validation = pipeline.transform(&validation_frame).map_err(|e| TrainError::Input(e.to_string()))?;
 
     // Models learn class indices, or the target standardised with the training rows' mean
     // and spread (the head turns outputs back into target units).
     let (head, standardisation) = match task {
         Task::Classification => (Head::Classes(class_labels.len()), None),
         Task::Regression => {
-            let values: Vec<f64> = train_index.iter().map(|&r| number_of(r)).collect();
-            let mean = values.iter().sum::<f64>() / values.len() as f64;
-            let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64).sqrt().max(1e-12);
+            let (mean, std) = (all.target.mean, all.target.std().max(1e-12));
             (Head::Regression { mean: mean as f32, std: std as f32 }, Some((mean, std)))
         }
     };
@@ -189,13 +303,14 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
     let rows = train_index.len();
     let (model, report) = match hp.algorithm {
         Algorithm::Linear => {
-            let l2 = hp.l2.map_or(1.0 / rows as f64, f64::from);
-            let (network, report) =
-                linear::fit(&x_train, &y_train, pipeline.width(), head, l2, hp.epochs, hp.tolerance);
+            let l2 = hp.l2.map_or(1.0 / all.rows as f64, f64::from);
+            let solve = linear::Solve { l2, max_iterations: hp.epochs, tolerance: hp.tolerance };
+            let (network, report) = linear::fit(&x_train, &y_train, pipeline.width(), head, solve, cluster)?;
             (Model::Network(network), report)
         }
         Algorithm::Mlp => {
             let mut network = Network::new(pipeline.width(), &hp.hidden_units, head, &mut rng);
+            network.start_as_the_first_host(cluster)?;
             let options = TrainOptions {
                 learning_rate: hp.learning_rate,
                 l2: hp.l2.unwrap_or(1e-4),
@@ -204,7 +319,7 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
                 tolerance: hp.tolerance,
                 patience: hp.patience,
             };
-            let report = network.train(&x_train, &y_train, rows, &options, &mut rng);
+            let report = network.train(&x_train, &y_train, rows, &options, &mut rng, cluster)?;
             (Model::Network(network), report)
         }
         Algorithm::Gbt => {
@@ -227,6 +342,9 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         }
     };
 
+    if !cluster.is_first() {
+        return Ok(Outcome::TrainedShare(cluster.host().to_owned()));
+    }
     let evaluate = |predictions: &[f32], index: &[usize]| -> BTreeMap<String, f64> {
         match task {
             Task::Classification => {
@@ -291,9 +409,9 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         validation: validation_metrics,
         train: train_metrics,
         rows: Some(RowCounts {
-            train: train_index.len() as u64,
+            train: all.rows,
             validation: validation_index.len() as u64,
-            without_target: (frame.rows() - labelled.len()) as u64,
+            without_target: all.without_target,
         }),
         training: Some(TrainingRun {
             epochs: report.epochs as u64,
@@ -328,11 +446,7 @@ pub fn run(contract: &Contract) -> Result<Outcome, TrainError> {
         onnx_outputs: vec![onnx::output_name(head).into()],
         class_labels,
         pipeline,
-        training_data: train_files
-            .iter()
-            .chain(&validation_files)
-            .map(|p| p.strip_prefix(contract.root()).unwrap_or(p).display().to_string())
-            .collect(),
+        training_data: all.files,
         hyperparameters: hp.raw.clone(),
         seed: hp.seed,
         library_versions: BTreeMap::from([("sluice-trainer".into(), env!("CARGO_PKG_VERSION").into())]),

@@ -269,18 +269,106 @@ fn bad_input_fails_with_the_reason_in_the_failure_file() {
     assert!(failure(&typo).contains("unknown hyperparameter \"epoch\""));
 }
 
+/// The hosts of one job on loopback, each a `train` process with its own `/opt/ml`.
+struct Job {
+    hosts: Vec<OptMl>,
+    leader: String,
+}
+
+impl Job {
+    fn new(name: &str, hosts: usize, hyperparameters: &[(&str, &str)]) -> Self {
+        let names: Vec<String> = (1..=hosts).map(|i| format!("algo-{i}")).collect();
+        let hosts = names
+            .iter()
+            .map(|host| {
+                let ml = OptMl::new(&format!("{name}-{host}"));
+                ml.hyperparameters(hyperparameters);
+                let resources =
+                    serde_json::json!({"current_host": host, "hosts": names, "network_interface_name": "lo"});
+                std::fs::write(ml.path("input/config/resourceconfig.json"), resources.to_string()).unwrap();
+                ml
+            })
+            .collect();
+        let leader = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+        Self { hosts, leader }
+    }
+
+    /// Runs every host at once; their outputs in host order.
+    fn train(&self) -> Vec<Output> {
+        let children: Vec<_> = self
+            .hosts
+            .iter()
+            .map(|ml| {
+                Command::new(env!("CARGO_BIN_EXE_train"))
+                    .env("SLUICE_SAGEMAKER_ROOT", &ml.0)
+                    .env("SLUICE_CLUSTER_LEADER", &self.leader)
+                    .env("TRAINING_JOB_NAME", "contract-job")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        children.into_iter().map(|child| child.wait_with_output().unwrap()).collect()
+    }
+}
+
+/// Two hosts, each with half of the training rows, train the model one host trains on all of
+/// them: the same pipeline statistics, the same optimum (linear), the same metrics on the
+/// same validation rows. Only the first host writes the model.
 #[test]
-fn only_the_first_host_of_a_multi_instance_job_trains() {
-    let ml = OptMl::new("second-host");
-    ml.hyperparameters(&[("target", "label")]).channel("train", "p.parquet", &classification_csv(40));
-    std::fs::write(
-        ml.path("input/config/resourceconfig.json"),
-        r#"{"current_host":"algo-2","hosts":["algo-1","algo-2"],"network_interface_name":"eth0"}"#,
-    )
-    .unwrap();
-    let output = ml.train();
-    assert!(output.status.success());
-    assert!(!ml.path("model/model.onnx").exists());
+fn hosts_of_a_multi_instance_job_train_one_model_on_all_their_rows() {
+    let rows = classification_csv(400);
+    let lines: Vec<&str> = rows.lines().collect();
+    let (header, body) = (lines[0], &lines[1..]);
+    let part = |range: std::ops::Range<usize>| format!("{header}\n{}\n", body[range].join("\n"));
+    for algorithm in ["linear", "mlp"] {
+        let hyperparameters = [("target", "label"), ("algorithm", algorithm), ("epochs", "40"), ("hidden_units", "8")];
+        let single = OptMl::new(&format!("single-{algorithm}"));
+        single
+            .hyperparameters(&hyperparameters)
+            .channel("train", "a.parquet", &part(0..150))
+            .channel("train", "b.parquet", &part(150..300))
+            .channel("validation", "v.parquet", &part(300..400));
+        let output = single.train();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+        let job = Job::new(algorithm, 2, &hyperparameters);
+        job.hosts[0].channel("train", "a.parquet", &part(0..150)).channel("validation", "v.parquet", &part(300..400));
+        job.hosts[1].channel("train", "b.parquet", &part(150..300));
+        let outputs = job.train();
+        for (ml, output) in job.hosts.iter().zip(&outputs) {
+            let reason = std::fs::read_to_string(ml.path("output/failure")).unwrap_or_default();
+            assert!(output.status.success(), "{algorithm}: {reason} {}", String::from_utf8_lossy(&output.stderr));
+        }
+        assert!(!job.hosts[1].path("model/model.onnx").exists(), "only the first host writes the model");
+        let (one, two) = (metrics_of(&single), metrics_of(&job.hosts[0]));
+        assert_eq!(two["rows"]["train"], 300, "{two}");
+        assert_eq!(one["rows"], two["rows"]);
+        let manifest: Manifest =
+            serde_json::from_slice(&std::fs::read(job.hosts[0].path("model/manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest.training_data.len(), 3, "{:?}", manifest.training_data);
+        let (a, b) = (one["validation"]["log_loss"].as_f64().unwrap(), two["validation"]["log_loss"].as_f64().unwrap());
+        // Linear: the one optimum, to the solver's tolerance. MLP: other minibatches, the same quality.
+        let tolerance = if algorithm == "linear" { 1e-4 } else { 0.1 };
+        assert!((a - b).abs() < tolerance, "{algorithm}: log loss {a} on one host, {b} on two");
+        assert!(two["validation"]["accuracy"].as_f64().unwrap() > 0.8, "{two}");
+    }
+}
+
+/// A host that cannot train fails the job on every host, with its reason.
+#[test]
+fn a_host_that_fails_fails_every_host_with_its_reason() {
+    let job = Job::new("failing", 3, &[("target", "label")]);
+    job.hosts[0].channel("train", "a.parquet", &classification_csv(60));
+    job.hosts[1].channel("train", "b.parquet", &classification_csv(60));
+    std::fs::create_dir_all(job.hosts[2].path("input/data/train")).unwrap();
+    let outputs = job.train();
+    for (ml, output) in job.hosts.iter().zip(&outputs) {
+        assert!(!output.status.success());
+        let reason = std::fs::read_to_string(ml.path("output/failure")).unwrap();
+        assert!(reason.contains("channel train of algo-3 has no rows"), "{reason}");
+    }
 }
 
 /// Runs `model` (in `ml`'s folder) with onnxruntime on `rows × columns` features and fails

@@ -81,10 +81,17 @@ impl TrainingSpec {
                     ChannelSource::Prefix(uri) => (S3DataType::S3Prefix, uri),
                     ChannelSource::Manifest(uri) => (S3DataType::ManifestFile, uri),
                 };
+                // Several instances split the training data, each taking whole objects; the
+                // production bundle every instance gets whole.
+                let distribution = if name == "train" && self.instance_count > 1 {
+                    S3DataDistribution::ShardedByS3Key
+                } else {
+                    S3DataDistribution::FullyReplicated
+                };
                 let source = S3DataSource::builder()
                     .s3_data_type(kind)
                     .s3_uri(uri)
-                    .s3_data_distribution_type(S3DataDistribution::FullyReplicated)
+                    .s3_data_distribution_type(distribution)
                     .build();
                 Channel::builder()
                     .channel_name(name)
@@ -157,6 +164,9 @@ impl SageMaker {
             .resource_config(spec.resources())
             .stopping_condition(spec.stopping_condition())
             .enable_network_isolation(true)
+            // The hosts of a multi-instance job exchange column statistics (category values
+            // among them) and gradients.
+            .enable_inter_container_traffic_encryption(spec.instance_count > 1)
             .set_vpc_config(spec.network.vpc_config())
             .set_hyper_parameters(Some(spec.hyperparameters.clone()))
             .set_tags(Some(spec.tags()))
@@ -190,6 +200,7 @@ impl SageMaker {
             .resource_config(spec.resources())
             .stopping_condition(spec.stopping_condition())
             .enable_network_isolation(true)
+            .enable_inter_container_traffic_encryption(spec.instance_count > 1)
             .set_vpc_config(spec.network.vpc_config())
             .set_static_hyper_parameters(Some(spec.hyperparameters.clone()))
             .build();

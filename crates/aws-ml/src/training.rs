@@ -42,6 +42,9 @@ struct TrainRequest {
     hyperparameters: BTreeMap<String, Value>,
     #[serde(default)]
     instance_type: Option<String>,
+    /// Instances that train the model together, each on its share of the data set's objects.
+    #[serde(default)]
+    instance_count: Option<u32>,
     #[serde(default)]
     tuning: Option<TuningRequest>,
     /// Retrain with this same request every so many days (the schedule checks daily).
@@ -110,6 +113,8 @@ pub struct TrainingSettings {
     /// The instance types a request may ask for (`TrainingInstanceTypes`; the IAM policy
     /// allows no others).
     pub allowed_instance_types: Vec<String>,
+    /// Most instances one job may use (`MaxTrainingInstances`).
+    pub max_instances: u32,
     pub tuning_budget: TuningBudget,
     pub max_runtime_seconds: i32,
     /// Encrypts the training volumes and the model artifacts (`DataKeyArn`).
@@ -145,6 +150,7 @@ impl TrainingSettings {
             stack_name: required(vars, "STACK_NAME")?,
             instance_type,
             allowed_instance_types,
+            max_instances: parsed_or(vars, "MAX_TRAINING_INSTANCES", 4)?,
             tuning_budget: TuningBudget {
                 max_jobs: parsed_or(vars, "MAX_TUNING_JOBS", 20)?,
                 parallel_jobs: parsed_or(vars, "MAX_PARALLEL_TRAINING_JOBS", 4)?,
@@ -242,7 +248,17 @@ impl TrainingService {
             Some(production) => hyperparameters.insert("production_version".into(), production.version.to_string()),
             None => hyperparameters.remove("production_version"),
         };
-        Hyperparameters::parse(hyperparameters.clone()).map_err(TrainError::Invalid)?;
+        let parsed = Hyperparameters::parse(hyperparameters.clone()).map_err(TrainError::Invalid)?;
+        let instance_count = training.instance_count.unwrap_or(1);
+        if let Some(reason) = parsed.algorithm.instances_refused(instance_count) {
+            return Err(invalid(reason));
+        }
+        if instance_count > self.settings.max_instances {
+            return Err(TrainError::OverLimit(format!(
+                "instance_count {instance_count} is more than this stack allows ({}; MaxTrainingInstances)",
+                self.settings.max_instances
+            )));
+        }
         let budget = self.settings.tuning_budget;
         let plan = training.tuning.map(|tuning| tuning.plan(&hyperparameters, budget)).transpose().map_err(invalid)?;
         if let Some(plan) = &plan {
@@ -266,7 +282,7 @@ impl TrainingService {
             channels,
             output_path: format!("s3://{}/training/{model}", self.settings.artifacts_bucket),
             instance_type,
-            instance_count: 1,
+            instance_count: i32::try_from(instance_count).unwrap_or(i32::MAX),
             max_runtime_seconds: self.settings.max_runtime_seconds,
             hyperparameters: hyperparameters.into_iter().collect::<HashMap<_, _>>(),
             metric_regexes: REPORTED_METRICS

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use aws_sdk_sagemaker::types::{
     AlgorithmSpecification, Channel, HyperParameterScalingType, HyperParameterTrainingJobDefinition,
-    HyperParameterTuningJobObjectiveType, ParameterRanges, S3DataType, TrainingJobStatus,
+    HyperParameterTuningJobObjectiveType, ParameterRanges, ResourceConfig, S3DataDistribution, S3DataType,
+    TrainingJobStatus,
 };
 use serde_json::{Value, json};
 use sluice_aws::AwsClients;
@@ -94,6 +95,13 @@ struct JobInput {
     hyperparameters: HashMap<String, String>,
     channels: Vec<Channel>,
     output_path: String,
+    /// `ResourceConfig.InstanceCount`: the trainer processes that run the job together.
+    instances: usize,
+}
+
+/// A job's instance count, as SageMaker reads it (at least one).
+fn instances(config: Option<&ResourceConfig>) -> usize {
+    config.and_then(ResourceConfig::instance_count).map_or(1, |count| usize::try_from(count).unwrap_or(1).max(1))
 }
 
 /// A finished training run: where its bundle went and what it printed.
@@ -152,6 +160,7 @@ impl Runner {
             hyperparameters: described.hyper_parameters().cloned().unwrap_or_default(),
             channels: described.input_data_config().to_vec(),
             output_path: described.output_data_config().and_then(|o| o.s3_output_path()).unwrap_or_default().to_owned(),
+            instances: instances(described.resource_config()),
         };
         if !self.owns(&input.output_path) {
             return;
@@ -243,6 +252,7 @@ impl Runner {
                         .and_then(|o| o.s3_output_path())
                         .unwrap_or_default()
                         .to_owned(),
+                    instances: instances(definition.resource_config()),
                 };
                 let runner = Arc::clone(&self);
                 let definition = definition.clone();
@@ -337,43 +347,56 @@ impl Runner {
         objective_value(&trained.stdout, metric).ok_or_else(|| format!("the trainer printed no {metric}= line"))
     }
 
-    /// Runs the trainer on a temporary `/opt/ml` and uploads the bundle where SageMaker
-    /// would: `<output path>/<job>/output/model.tar.gz`.
+    /// Runs the trainer on a temporary `/opt/ml` per instance and uploads the first host's
+    /// bundle where SageMaker would: `<output path>/<job>/output/model.tar.gz`. A job of N
+    /// instances is N trainer processes on loopback, each with its shard of the
+    /// `ShardedByS3Key` channels, that find each other through `SLUICE_CLUSTER_LEADER`.
     async fn train(&self, job: &str, input: &JobInput) -> Result<Trained, String> {
-        let root = std::env::temp_dir().join(format!("sluice-training-{job}-{}", uuid::Uuid::now_v7().simple()));
+        let run = uuid::Uuid::now_v7().simple();
+        let hosts: Vec<String> = (1..=input.instances).map(|i| format!("algo-{i}")).collect();
+        let roots: Vec<PathBuf> =
+            hosts.iter().map(|host| std::env::temp_dir().join(format!("sluice-training-{job}-{run}-{host}"))).collect();
         let result = async {
-            let _ = std::fs::remove_dir_all(&root);
-            std::fs::create_dir_all(root.join("input/config")).map_err(|e| e.to_string())?;
-            std::fs::write(root.join("input/config/hyperparameters.json"), json!(input.hyperparameters).to_string())
-                .map_err(|e| e.to_string())?;
-            let resources = json!({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"});
-            std::fs::write(root.join("input/config/resourceconfig.json"), resources.to_string())
-                .map_err(|e| e.to_string())?;
-            for channel in &input.channels {
-                let source = channel.data_source().and_then(|d| d.s3_data_source());
-                let uri = source.and_then(|s| s.s3_uri()).unwrap_or_default();
-                let dir = root.join("input/data").join(channel.channel_name().unwrap_or("train"));
-                match source.and_then(|s| s.s3_data_type()) {
-                    Some(S3DataType::ManifestFile) => download_manifest(&self.clients, uri, &dir).await?,
-                    _ => download(&self.clients, uri, &dir).await?,
+            let leader = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .map_err(|e| format!("no free port on loopback for the job's hosts: {e}"))?;
+            let mut processes = Vec::new();
+            for (index, (host, root)) in hosts.iter().zip(&roots).enumerate() {
+                self.prepare(root, host, &hosts, input, index).await?;
+                let process = tokio::process::Command::new(&self.trainer)
+                    .env("SLUICE_SAGEMAKER_ROOT", root)
+                    .env("TRAINING_JOB_NAME", job)
+                    .env("SLUICE_CLUSTER_LEADER", leader.to_string())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(|e| format!("cannot run the trainer {}: {e}", self.trainer.display()))?;
+                // Each process's pipes are drained at once: a host blocked on a full pipe would
+                // hold up the others waiting for it.
+                processes.push(tokio::spawn(process.wait_with_output()));
+            }
+            let mut stdout = String::new();
+            for ((host, root), process) in hosts.iter().zip(&roots).zip(processes) {
+                let output = process
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|output| output.map_err(|e| e.to_string()))
+                    .map_err(|e| format!("the trainer of {host} did not finish: {e}"))?;
+                let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+                for line in printed.lines() {
+                    tracing::info!(%job, %host, "{line}");
+                }
+                if !output.status.success() {
+                    // Every host records the first cause; the first failing host's record is the job's.
+                    return Err(std::fs::read_to_string(root.join("output/failure"))
+                        .unwrap_or_else(|_| String::from_utf8_lossy(&output.stderr).into_owned()));
+                }
+                if stdout.is_empty() {
+                    stdout = printed;
                 }
             }
-            let output = tokio::process::Command::new(&self.trainer)
-                .env("SLUICE_SAGEMAKER_ROOT", &root)
-                .env("TRAINING_JOB_NAME", job)
-                .output()
-                .await
-                .map_err(|e| format!("cannot run the trainer {}: {e}", self.trainer.display()))?;
-            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-            for line in stdout.lines() {
-                tracing::info!(%job, "{line}");
-            }
-            if !output.status.success() {
-                let reason = std::fs::read_to_string(root.join("output/failure"))
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&output.stderr).into_owned());
-                return Err(reason);
-            }
-            let bundle = sluice_model::bundle::pack_dir(&root.join("model"))
+            let bundle = sluice_model::bundle::pack_dir(&roots[0].join("model"))
                 .map_err(|e| format!("cannot pack the model: {e}"))?;
             let (bucket, prefix) = split_s3(input.output_path.trim_end_matches('/'))?;
             let key = format!(
@@ -392,8 +415,43 @@ impl Runner {
             Ok(Trained { bundle: format!("s3://{bucket}/{key}"), stdout })
         }
         .await;
-        let _ = std::fs::remove_dir_all(&root);
+        for root in &roots {
+            let _ = std::fs::remove_dir_all(root);
+        }
         result
+    }
+
+    /// One instance's `/opt/ml`: its configuration and its channels, a `ShardedByS3Key`
+    /// channel holding every `hosts.len()`-th object (by key) from the `index`-th.
+    async fn prepare(
+        &self,
+        root: &Path,
+        host: &str,
+        hosts: &[String],
+        input: &JobInput,
+        index: usize,
+    ) -> Result<(), String> {
+        let _ = std::fs::remove_dir_all(root);
+        std::fs::create_dir_all(root.join("input/config")).map_err(|e| e.to_string())?;
+        std::fs::write(root.join("input/config/hyperparameters.json"), json!(input.hyperparameters).to_string())
+            .map_err(|e| e.to_string())?;
+        let resources = json!({"current_host": host, "hosts": hosts, "network_interface_name": "lo"});
+        std::fs::write(root.join("input/config/resourceconfig.json"), resources.to_string())
+            .map_err(|e| e.to_string())?;
+        for channel in &input.channels {
+            let source = channel.data_source().and_then(|d| d.s3_data_source());
+            let uri = source.and_then(|s| s.s3_uri()).unwrap_or_default();
+            let dir = root.join("input/data").join(channel.channel_name().unwrap_or("train"));
+            let shard = match source.and_then(|s| s.s3_data_distribution_type()) {
+                Some(S3DataDistribution::ShardedByS3Key) => Shard { index, of: hosts.len() },
+                _ => Shard { index: 0, of: 1 },
+            };
+            match source.and_then(|s| s.s3_data_type()) {
+                Some(S3DataType::ManifestFile) => download_manifest(&self.clients, uri, &dir, shard).await?,
+                _ => download(&self.clients, uri, &dir, shard).await?,
+            }
+        }
+        Ok(())
     }
 
     /// Delivers an EventBridge event from SageMaker to the functions whose rules match, with
@@ -482,7 +540,20 @@ impl SplitMix64 {
 }
 
 /// Downloads every object under an `s3://bucket/prefix` into `dir`, keeping relative paths.
-async fn download(clients: &AwsClients, uri: &str, dir: &Path) -> Result<(), String> {
+/// The objects of a channel one instance gets: the `index`-th of every `of` (by key).
+#[derive(Clone, Copy)]
+struct Shard {
+    index: usize,
+    of: usize,
+}
+
+impl Shard {
+    fn holds(self, position: usize) -> bool {
+        position % self.of == self.index
+    }
+}
+
+async fn download(clients: &AwsClients, uri: &str, dir: &Path, shard: Shard) -> Result<(), String> {
     let (bucket, prefix) = split_s3(uri)?;
     let pages = clients
         .s3
@@ -494,7 +565,9 @@ async fn download(clients: &AwsClients, uri: &str, dir: &Path) -> Result<(), Str
         .collect::<Result<Vec<_>, _>>()
         .await
         .map_err(sluice_aws::error_chain)?;
-    for key in pages.iter().flat_map(|p| p.contents()).filter_map(|o| o.key()) {
+    let mut keys: Vec<&str> = pages.iter().flat_map(|p| p.contents()).filter_map(|o| o.key()).collect();
+    keys.sort_unstable();
+    for key in keys.into_iter().enumerate().filter(|&(position, _)| shard.holds(position)).map(|(_, key)| key) {
         let relative = key.strip_prefix(prefix).unwrap_or(key).trim_start_matches('/');
         // A prefix that is a whole key (one file as a channel) keeps the file's name.
         let relative = if relative.is_empty() { key.rsplit('/').next().unwrap_or(key) } else { relative };
@@ -509,7 +582,7 @@ async fn download(clients: &AwsClients, uri: &str, dir: &Path) -> Result<(), Str
 
 /// Downloads the objects a SageMaker manifest file lists (`[{"prefix": "s3://bucket/p/"},
 /// "relative/key", …]`) into `dir`, keeping their paths below the prefix.
-async fn download_manifest(clients: &AwsClients, uri: &str, dir: &Path) -> Result<(), String> {
+async fn download_manifest(clients: &AwsClients, uri: &str, dir: &Path, shard: Shard) -> Result<(), String> {
     let (bucket, key) = split_s3(uri)?;
     let object = clients.s3.get_object().bucket(bucket).key(key).send().await.map_err(sluice_aws::error_chain)?;
     let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
@@ -519,7 +592,8 @@ async fn download_manifest(clients: &AwsClients, uri: &str, dir: &Path) -> Resul
         .and_then(|first| first["prefix"].as_str())
         .ok_or_else(|| format!("manifest {uri} does not start with {{\"prefix\": …}}"))?;
     let (bucket, prefix) = split_s3(prefix)?;
-    for relative in entries.iter().skip(1).filter_map(Value::as_str) {
+    let listed = entries.iter().skip(1).filter_map(Value::as_str).enumerate();
+    for relative in listed.filter(|&(position, _)| shard.holds(position)).map(|(_, relative)| relative) {
         let object = clients
             .s3
             .get_object()

@@ -29,6 +29,19 @@ impl Algorithm {
             Self::Gbt => "gbt",
         }
     }
+
+    /// Why a job of `instances` instances cannot train this algorithm, if it cannot: linear
+    /// models and MLPs share their gradients between hosts; trees do not share their
+    /// histograms yet.
+    pub fn instances_refused(self, instances: u32) -> Option<String> {
+        match (self, instances) {
+            (_, 0) => Some("instance_count must be at least 1".into()),
+            (Self::Gbt, 2..) => Some(format!(
+                "algorithm gbt trains on one instance (its histograms are not shared between hosts yet), not {instances}"
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Hyperparameters, parsed from SageMaker's strings.
@@ -297,5 +310,14 @@ mod tests {
         for name in ["max_leaf_nodes", "max_depth", "min_samples_leaf", "max_bins"] {
             assert_eq!(tunable(name), Some(Tunable::Integer), "{name}");
         }
+    }
+
+    #[test]
+    fn trees_train_on_one_instance_and_networks_on_several() {
+        assert_eq!(Algorithm::Linear.instances_refused(4), None);
+        assert_eq!(Algorithm::Mlp.instances_refused(2), None);
+        assert_eq!(Algorithm::Gbt.instances_refused(1), None);
+        assert!(Algorithm::Gbt.instances_refused(2).is_some_and(|reason| reason.contains("one instance")));
+        assert!(Algorithm::Mlp.instances_refused(0).is_some());
     }
 }

@@ -18,5 +18,5 @@ pub use bundle::{Bundle, BundleError, BundleLimits, Contents};
 pub use frame::{Column, Frame};
 pub use manifest::{MANIFEST_FORMAT_VERSION, Manifest, Task};
 pub use metrics::{Baseline, Metrics};
-pub use pipeline::{FeaturePipeline, NullNumbers, PipelineError};
+pub use pipeline::{FeaturePipeline, FrameSummary, Moments, NullNumbers, PipelineError};
 pub use registry::{Approval, GateDecision};

@@ -60,6 +60,145 @@ fn kind(column: &Column) -> &'static str {
     }
 }
 
+/// Count, mean and sum of squared deviations from the mean of some numbers: what
+/// standardising needs, and mergeable, so that hosts holding different rows agree on the
+/// statistics of all of them (Chan, Golub and LeVeque's pairwise update).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Moments {
+    pub count: u64,
+    pub mean: f64,
+    pub squares: f64,
+}
+
+impl Moments {
+    /// In two passes (the mean, then the deviations from it), which loses no precision to
+    /// values far from zero.
+    pub fn of(values: &[f64]) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let squares = values.iter().map(|v| (v - mean).powi(2)).sum();
+        Self { count: values.len() as u64, mean, squares }
+    }
+
+    /// The moments of both sets of numbers together.
+    pub fn merge(self, other: Self) -> Self {
+        if other.count == 0 {
+            return self;
+        }
+        if self.count == 0 {
+            return other;
+        }
+        let (a, b) = (self.count as f64, other.count as f64);
+        let delta = other.mean - self.mean;
+        Self {
+            count: self.count + other.count,
+            mean: self.mean + delta * b / (a + b),
+            squares: self.squares + other.squares + delta * delta * a * b / (a + b),
+        }
+    }
+
+    /// The population standard deviation.
+    pub fn std(&self) -> f64 {
+        if self.count == 0 { 0.0 } else { (self.squares / self.count as f64).sqrt() }
+    }
+}
+
+/// What fitting a column's step needs to know of its values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ColumnSummary {
+    Numeric(Moments),
+    Categorical { counts: BTreeMap<String, u64> },
+    Vector { length: Option<usize> },
+}
+
+impl ColumnSummary {
+    pub fn of(column: &Column) -> Self {
+        match column {
+            Column::Numeric(values) => {
+                Self::Numeric(Moments::of(&values.iter().flatten().copied().collect::<Vec<_>>()))
+            }
+            Column::Categorical(values) => {
+                let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+                for value in values.iter().flatten() {
+                    match counts.get_mut(value.as_str()) {
+                        Some(count) => *count += 1,
+                        None => {
+                            counts.insert(value.clone(), 1);
+                        }
+                    }
+                }
+                Self::Categorical { counts }
+            }
+            Column::Vector(values) => Self::Vector { length: values.iter().flatten().map(Vec::len).next() },
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Numeric(_) => "numeric",
+            Self::Categorical { .. } => "categorical",
+            Self::Vector { .. } => "a vector",
+        }
+    }
+
+    /// The summary of both parts' values.
+    fn merge(self, other: Self, column: &str) -> Result<Self, PipelineError> {
+        Ok(match (self, other) {
+            (Self::Numeric(a), Self::Numeric(b)) => Self::Numeric(a.merge(b)),
+            (Self::Categorical { mut counts }, Self::Categorical { counts: more }) => {
+                for (value, count) in more {
+                    *counts.entry(value).or_default() += count;
+                }
+                Self::Categorical { counts }
+            }
+            (Self::Vector { length }, Self::Vector { length: other }) => Self::Vector { length: length.or(other) },
+            (a, b) => {
+                return Err(PipelineError::WrongKind {
+                    column: column.to_owned(),
+                    expected: a.kind(),
+                    found: b.kind(),
+                });
+            }
+        })
+    }
+}
+
+/// The feature columns' summaries, from all training rows or from one host's share of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FrameSummary {
+    pub columns: Vec<(String, ColumnSummary)>,
+}
+
+impl FrameSummary {
+    pub fn of(frame: &Frame, features: &[String]) -> Result<Self, PipelineError> {
+        let columns = features
+            .iter()
+            .map(|name| {
+                let column = frame.column(name).ok_or_else(|| PipelineError::MissingColumn(name.clone()))?;
+                Ok((name.clone(), ColumnSummary::of(column)))
+            })
+            .collect::<Result<_, PipelineError>>()?;
+        Ok(Self { columns })
+    }
+
+    /// Both parts together; a column only one part has keeps that part's summary.
+    pub fn merge(mut self, other: Self) -> Result<Self, PipelineError> {
+        for (name, summary) in other.columns {
+            match self.columns.iter().position(|(n, _)| *n == name) {
+                Some(index) => {
+                    let mine = std::mem::replace(&mut self.columns[index].1, ColumnSummary::Vector { length: None });
+                    self.columns[index].1 = mine.merge(summary, &name)?;
+                }
+                None => self.columns.push((name, summary)),
+            }
+        }
+        Ok(self)
+    }
+}
+
 impl FeaturePipeline {
     /// Learns each feature column's transformation from `frame`. Categorical columns keep
     /// their `max_categories` most frequent values.
@@ -69,41 +208,41 @@ impl FeaturePipeline {
         max_categories: usize,
         null_numbers: NullNumbers,
     ) -> Result<Self, PipelineError> {
+        Self::from_summary(&FrameSummary::of(frame, features)?, max_categories, null_numbers)
+    }
+
+    /// Learns each column's transformation from what is known of its values.
+    pub fn from_summary(
+        summary: &FrameSummary,
+        max_categories: usize,
+        null_numbers: NullNumbers,
+    ) -> Result<Self, PipelineError> {
         let mut steps = Vec::new();
-        for name in features {
-            let column = frame.column(name).ok_or_else(|| PipelineError::MissingColumn(name.clone()))?;
+        for (name, column) in &summary.columns {
             let step = match column {
-                Column::Numeric(values) => {
-                    let present: Vec<f64> = values.iter().flatten().copied().collect();
-                    if present.is_empty() {
+                ColumnSummary::Numeric(moments) => {
+                    if moments.count == 0 {
                         return Err(PipelineError::NoValues(name.clone()));
                     }
-                    let mean = present.iter().sum::<f64>() / present.len() as f64;
-                    let variance = present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / present.len() as f64;
-                    let std = variance.sqrt();
-                    FeatureStep::Standardize { column: name.clone(), mean, std: if std > 1e-12 { std } else { 1.0 } }
-                }
-                Column::Categorical(values) => {
-                    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-                    for value in values.iter().flatten() {
-                        *counts.entry(value).or_default() += 1;
+                    let std = moments.std();
+                    FeatureStep::Standardize {
+                        column: name.clone(),
+                        mean: moments.mean,
+                        std: if std > 1e-12 { std } else { 1.0 },
                     }
-                    let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
-                    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+                }
+                ColumnSummary::Categorical { counts } => {
+                    let mut ranked: Vec<(&String, &u64)> = counts.iter().collect();
+                    ranked.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
                     ranked.truncate(max_categories);
-                    let mut categories: Vec<String> = ranked.into_iter().map(|(v, _)| v.to_owned()).collect();
+                    let mut categories: Vec<String> = ranked.into_iter().map(|(v, _)| v.clone()).collect();
                     categories.sort();
                     FeatureStep::OneHot { column: name.clone(), categories }
                 }
-                Column::Vector(values) => {
-                    let length = values
-                        .iter()
-                        .flatten()
-                        .map(Vec::len)
-                        .next()
-                        .ok_or_else(|| PipelineError::NoValues(name.clone()))?;
-                    FeatureStep::Vector { column: name.clone(), length }
-                }
+                ColumnSummary::Vector { length } => FeatureStep::Vector {
+                    column: name.clone(),
+                    length: length.ok_or_else(|| PipelineError::NoValues(name.clone()))?,
+                },
             };
             steps.push(step);
         }
@@ -270,5 +409,46 @@ mod tests {
         let json = serde_json::to_string(&pipeline).unwrap();
         assert!(json.contains("\"kind\":\"one_hot\""));
         assert_eq!(serde_json::from_str::<FeaturePipeline>(&json).unwrap(), pipeline);
+    }
+
+    /// Hosts that each hold part of the rows fit the pipeline all the rows would give.
+    #[test]
+    fn merged_summaries_of_parts_fit_the_pipeline_of_the_whole() {
+        let whole = Frame {
+            columns: vec![
+                (
+                    "x".into(),
+                    Column::Numeric((0..50).map(|i| (i % 7 != 0).then_some(1e5 + f64::from(i) * 0.37)).collect()),
+                ),
+                ("c".into(), Column::Categorical((0..50).map(|i| Some(format!("c{}", i % 4 + i % 3))).collect())),
+                ("v".into(), Column::Vector((0..50).map(|i| (i > 30).then(|| vec![0.5; 3])).collect())),
+            ],
+        };
+        let features: Vec<String> = ["x", "c", "v"].map(String::from).to_vec();
+        let expected = FeaturePipeline::fit(&whole, &features, 3, NullNumbers::Mean).unwrap();
+        let (first, second) = (whole.take(&(0..20).collect::<Vec<_>>()), whole.take(&(20..50).collect::<Vec<_>>()));
+        let merged =
+            FrameSummary::of(&first, &features).unwrap().merge(FrameSummary::of(&second, &features).unwrap()).unwrap();
+        let fitted = FeaturePipeline::from_summary(&merged, 3, NullNumbers::Mean).unwrap();
+        let (FeatureStep::Standardize { mean, std, .. }, FeatureStep::Standardize { mean: m, std: s, .. }) =
+            (&fitted.steps[0], &expected.steps[0])
+        else {
+            panic!("x is standardised")
+        };
+        assert!((mean - m).abs() < 1e-9 * m.abs() && (std - s).abs() < 1e-9 * s, "{mean} {std} vs {m} {s}");
+        assert_eq!(fitted.steps[1..], expected.steps[1..]);
+        assert_eq!(Moments::of(&[]).merge(Moments::of(&[2.0, 4.0])), Moments { count: 2, mean: 3.0, squares: 2.0 });
+    }
+
+    #[test]
+    fn parts_that_disagree_on_a_columns_kind_are_named() {
+        let numbers = Frame { columns: vec![("x".into(), Column::Numeric(vec![Some(1.0)]))] };
+        let text = Frame { columns: vec![("x".into(), Column::Categorical(vec![Some("1".into())]))] };
+        let x = ["x".to_owned()];
+        let merged = FrameSummary::of(&numbers, &x).unwrap().merge(FrameSummary::of(&text, &x).unwrap());
+        assert_eq!(
+            merged.unwrap_err(),
+            PipelineError::WrongKind { column: "x".into(), expected: "numeric", found: "categorical" }
+        );
     }
 }
