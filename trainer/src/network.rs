@@ -240,6 +240,7 @@ impl Network {
         rng: &mut Rng,
         cluster: &mut Cluster,
     ) -> Result<TrainReport, ClusterError> {
+        let _flushed = FlushSubnormals::new();
         let mut adam: Vec<Adam> = self.layers.iter().map(|l| Adam::new(l.weights.len(), l.bias.len())).collect();
         let mut order: Vec<usize> = (0..rows).collect();
         let mut best = f64::INFINITY;
@@ -290,6 +291,66 @@ impl Network {
         }
         let final_loss = self.loss(x, y, rows, options.l2, cluster)?;
         Ok(TrainReport { epochs: options.max_epochs, converged: false, final_loss })
+    }
+}
+
+/// Treats subnormal floats as zero while it lives, on this thread (x86's MXCSR flush-to-zero
+/// and denormals-are-zero, arm64's FPCR flush-to-zero). Training pushes some values toward
+/// zero (the weights and Adam moments of units that stopped learning); once they are
+/// subnormal, each multiplication with them takes the processor's slow path, about a
+/// hundred times longer. Measured: five epochs of a 64-unit MLP on 160,000 rows took 101 s,
+/// the first epoch 6 s. Values below 1.2e-38 change no prediction.
+struct FlushSubnormals {
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+    saved: u64,
+}
+
+impl FlushSubnormals {
+    #[cfg(target_arch = "x86_64")]
+    fn new() -> Self {
+        let mut saved: u32 = 0;
+        // SAFETY: stmxcsr stores the control register to the u32 given; ldmxcsr loads one
+        // that differs only in the FTZ (bit 15) and DAZ (bit 6) modes.
+        unsafe {
+            std::arch::asm!("stmxcsr [{0}]", in(reg) &raw mut saved, options(nostack, preserves_flags));
+            let flushed = saved | 0x8040;
+            std::arch::asm!("ldmxcsr [{0}]", in(reg) &raw const flushed, options(nostack, readonly, preserves_flags));
+        }
+        Self { saved: u64::from(saved) }
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    fn new() -> Self {
+        let saved: u64;
+        // SAFETY: reads the floating-point control register and sets its FZ bit (24) only.
+        unsafe {
+            std::arch::asm!("mrs {0}, fpcr", out(reg) saved, options(nomem, nostack, preserves_flags));
+            std::arch::asm!("msr fpcr, {0}", in(reg) saved | (1 << 24), options(nomem, nostack, preserves_flags));
+        }
+        Self { saved }
+    }
+
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    fn new() -> Self {
+        Self { saved: 0 }
+    }
+}
+
+impl Drop for FlushSubnormals {
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let saved = self.saved as u32;
+            // SAFETY: restores the control register stored in `new`.
+            unsafe {
+                std::arch::asm!("ldmxcsr [{0}]", in(reg) &raw const saved, options(nostack, readonly, preserves_flags));
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: restores the control register read in `new`.
+        unsafe {
+            std::arch::asm!("msr fpcr, {0}", in(reg) self.saved, options(nomem, nostack, preserves_flags));
+        }
     }
 }
 
@@ -367,6 +428,17 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    fn subnormals_are_zero_while_training_and_only_then() {
+        let halve = || std::hint::black_box(f32::MIN_POSITIVE) * std::hint::black_box(0.5);
+        {
+            let _flushed = FlushSubnormals::new();
+            assert_eq!(halve(), 0.0);
+        }
+        assert!(halve() > 0.0, "the mode is restored");
     }
 
     #[test]
