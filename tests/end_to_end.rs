@@ -5,6 +5,7 @@
 //! writes.
 
 mod alarms_local;
+mod cli_signer;
 mod etl_pipeline;
 mod ingest_api;
 mod local_cloud;

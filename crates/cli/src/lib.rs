@@ -1,6 +1,10 @@
-//! The `sluice` command's library: Sluice's functions wired into the local cloud.
+//! The `sluice` command's library: Sluice's functions wired into the local cloud, and the
+//! client commands that use the API.
 
+pub mod client;
+pub mod commands;
 pub mod demo;
+mod progress;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

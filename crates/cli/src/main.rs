@@ -4,12 +4,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use sluice_cli::commands::ApiCommand;
 use sluice_cli::{LocalCloud, LocalOptions, METRICS_FILE, demo, project_root};
 use sluice_localcloud::clock::Clock;
 
 /// Sluice: serverless MLOps on AWS, and its local cloud.
+///
+/// The commands other than `local` use Sluice's HTTP API: the local cloud's
+/// (http://127.0.0.1:3000, or --endpoint URL / SLUICE_API) or a deployed stack's
+/// (--stack NAME: its ApiUrl output, requests SigV4-signed with your AWS credentials).
 #[derive(Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Exit codes:\n  0  done\n  1  the API answered with an error (its message is printed; with --json its JSON is on stdout), or a `local` command failed\n  2  usage error (arguments, unreadable or unknown files)\n  3  the API cannot be reached: endpoint down, stack or its ApiUrl output not found, missing or refused AWS credentials\n  4  --wait ended in FAILED (the ETL of a file, or a training job)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,6 +28,8 @@ enum Command {
     /// The local cloud: AWS APIs on a local endpoint, Sluice's functions in process.
     #[command(subcommand)]
     Local(Local),
+    #[command(flatten)]
+    Api(ApiCommand),
 }
 
 #[derive(Subcommand)]
@@ -114,22 +124,30 @@ impl Options {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The local cloud logs its functions' warnings; the API commands say what went wrong in
+    // their errors, so the SDK's own warnings (no region in IMDS…) only show with SLUICE_LOG.
+    let default_level = if matches!(cli.command, Command::Local(_)) { "warn" } else { "off" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| default_level.into()),
+        )
         .with_writer(std::io::stderr)
         .json()
         .init();
-    match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("sluice: {message}");
-            ExitCode::FAILURE
-        }
+    match cli.command {
+        Command::Api(command) => sluice_cli::commands::run(command).await,
+        Command::Local(local) => match run(local).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("sluice: {message}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    let Command::Local(local) = cli.command;
+async fn run(local: Local) -> Result<(), String> {
     match local {
         Local::Up { options, port } => {
             let options = options.local(port)?;

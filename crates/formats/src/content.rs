@@ -86,6 +86,16 @@ impl ContentKind {
             .find(|kind| kind.extension() == extension)
     }
 
+    /// The kind a file's extension names, in any case and with the usual aliases (`jpeg`,
+    /// `jsonl`), for clients choosing a `Content-Type`.
+    pub fn from_file_extension(extension: &str) -> Option<Self> {
+        match extension.to_ascii_lowercase().as_str() {
+            "jpeg" => Some(Self::Jpeg),
+            "jsonl" => Some(Self::Ndjson),
+            extension => Self::from_extension(extension),
+        }
+    }
+
     pub fn is_image(self) -> bool {
         matches!(self, Self::Png | Self::Jpeg)
     }
@@ -135,6 +145,15 @@ mod tests {
             let kind = ContentKind::from_content_type(mime).unwrap();
             assert_eq!(kind.mime(), mime);
             assert_eq!(ContentKind::from_extension(kind.extension()), Some(kind));
+            assert_eq!(ContentKind::from_file_extension(&kind.extension().to_uppercase()), Some(kind));
         }
+    }
+
+    #[test]
+    fn file_extensions_take_the_usual_aliases() {
+        assert_eq!(ContentKind::from_file_extension("jpeg"), Some(ContentKind::Jpeg));
+        assert_eq!(ContentKind::from_file_extension("JPG"), Some(ContentKind::Jpeg));
+        assert_eq!(ContentKind::from_file_extension("jsonl"), Some(ContentKind::Ndjson));
+        assert_eq!(ContentKind::from_file_extension("txt"), None);
     }
 }
