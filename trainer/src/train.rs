@@ -83,7 +83,7 @@ impl TargetValue {
 
 /// One host's share of what the hosts of a job must agree on before training: the feature
 /// columns' statistics, the target's and the training data, over its training rows.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Share {
     features: FrameSummary,
     target: Moments,

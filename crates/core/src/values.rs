@@ -190,6 +190,20 @@ pub fn numeric_feature(text: &str) -> Option<f64> {
     parse_timestamp(text).map(timestamp_feature)
 }
 
+/// A text that is no value of a numeric feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotNumeric;
+
+/// A text given for a numeric feature (a CSV cell, a quoted JSON value), read as serving and
+/// monitoring read it: [`numeric_feature`], or missing when it is a null token (`""`, `NA`, …).
+pub fn numeric_text(text: &str) -> Result<Option<f64>, NotNumeric> {
+    match numeric_feature(text) {
+        Some(number) => Ok(Some(number)),
+        None if normalise(text).is_none() => Ok(None),
+        None => Err(NotNumeric),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -360,9 +360,12 @@ impl Runner {
             let leader = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|listener| listener.local_addr())
                 .map_err(|e| format!("no free port on loopback for the job's hosts: {e}"))?;
-            let mut processes = Vec::new();
+            // Every instance's data first: a host started early would wait for one that never comes.
             for (index, (host, root)) in hosts.iter().zip(&roots).enumerate() {
                 self.prepare(root, host, &hosts, input, index).await?;
+            }
+            let mut processes = Vec::new();
+            for root in &roots {
                 let process = tokio::process::Command::new(&self.trainer)
                     .env("SLUICE_SAGEMAKER_ROOT", root)
                     .env("TRAINING_JOB_NAME", job)
@@ -376,6 +379,7 @@ impl Runner {
                 // hold up the others waiting for it.
                 processes.push(tokio::spawn(process.wait_with_output()));
             }
+            // The metric lines are the first host's: it evaluates.
             let mut stdout = String::new();
             for ((host, root), process) in hosts.iter().zip(&roots).zip(processes) {
                 let output = process
@@ -392,7 +396,7 @@ impl Runner {
                     return Err(std::fs::read_to_string(root.join("output/failure"))
                         .unwrap_or_else(|_| String::from_utf8_lossy(&output.stderr).into_owned()));
                 }
-                if stdout.is_empty() {
+                if *host == hosts[0] {
                     stdout = printed;
                 }
             }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_core::capture::CaptureRecord;
+use sluice_core::values::numeric_text;
 use sluice_profile::drift::{DriftPolicy, FeatureDrift, LiveColumn, Verdict, compare, report};
 
 use crate::manifest::{Manifest, Task};
@@ -248,8 +249,8 @@ fn quality_metric(task: Task) -> &'static str {
     }
 }
 
-/// A JSON value as serving reads it for the feature's kind: numbers (booleans as 0/1) for
-/// numeric features, strings for categorical ones, arrays of numbers for vectors. A value
+/// A JSON value as serving reads it for the feature's kind: numbers (booleans as 0/1, texts
+/// as `numeric_text` reads them) for numeric features, strings for categorical ones, arrays of numbers for vectors. A value
 /// of another kind reaches the live column as one it counts as unexpected (NaN for a
 /// number, a number for a category).
 fn add_value(live: &mut LiveColumn, reading: Reading, value: &Value) {
@@ -261,6 +262,8 @@ fn add_value(live: &mut LiveColumn, reading: Reading, value: &Value) {
         (_, Value::Null) => live.add_number(None),
         (Reading::Number, Value::Number(n)) => live.add_number(n.as_f64()),
         (Reading::Number, Value::Bool(b)) => live.add_number(Some(f64::from(u8::from(*b)))),
+        // Text as serving reads it: a CSV cell "5.1" is the number 5.1.
+        (Reading::Number, Value::String(text)) => live.add_number(numeric_text(text).unwrap_or(Some(WRONG))),
         (Reading::Vector, Value::Array(items)) => {
             let pixels: Option<Vec<f32>> = items.iter().map(|i| i.as_f64().map(|v| v as f32)).collect();
             live.add_number(Some(pixels.map_or(WRONG, |p| mean_intensity(&p))));
@@ -387,6 +390,26 @@ mod tests {
         let report = window.report(&DriftPolicy::default());
         assert_eq!(report.verdict, Verdict::NoDrift, "{report:#?}");
         assert_eq!(report.predictions, 500);
+    }
+
+    /// Predictions sent as CSV text (`"5.1"`) are monitored as the numbers serving read.
+    #[test]
+    fn numbers_sent_as_text_are_numbers() {
+        let mut window = window();
+        for i in 0..500 {
+            let label = if i % 2 == 0 { "rose" } else { "tulip" };
+            let CaptureRecord::Prediction(mut record) =
+                prediction(3, 0.0, if i % 2 == 0 { "red" } else { "blue" }, label)
+            else {
+                unreachable!()
+            };
+            record.input["petal"] = json!(format!("{}", f64::from(i % 100) / 10.0));
+            window.add(&CaptureRecord::Prediction(record));
+        }
+        let report = window.report(&DriftPolicy::default());
+        assert_eq!(report.verdict, Verdict::NoDrift, "{report:#?}");
+        let petal = report.features.iter().find(|f| f.name == "petal").unwrap();
+        assert_eq!(petal.unexpected_values, 0, "{petal:#?}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
-use sluice_core::values::{normalise, numeric_feature};
+use sluice_core::values::{NotNumeric, numeric_text};
 use sluice_model::pipeline::FeatureStep;
 use sluice_model::{Bundle, BundleError, Column, Frame, Manifest, PipelineError, Task};
 
@@ -197,11 +197,8 @@ impl Predictor {
                         Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
                         // The value as it was ingested: the ETL's parser reads it, so a
                         // timestamp or a number in quotes means what it meant in training.
-                        Value::String(text) => match numeric_feature(text) {
-                            Some(number) => Some(number),
-                            None if normalise(text).is_none() => None,
-                            None => return Err(wrong("a number, a boolean or an ISO date or timestamp")),
-                        },
+                        Value::String(text) => numeric_text(text)
+                            .map_err(|NotNumeric| wrong("a number, a boolean or an ISO date or timestamp"))?,
                         _ => return Err(wrong("a number")),
                     }),
                     Column::Categorical(values) => values.push(match value {
