@@ -37,8 +37,15 @@ impl OptMl {
         self
     }
 
+    /// The `train` binary on this `/opt/ml`.
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_train"));
+        command.env("SLUICE_SAGEMAKER_ROOT", &self.0);
+        command
+    }
+
     fn train(&self) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_train")).env("SLUICE_SAGEMAKER_ROOT", &self.0).output().unwrap()
+        self.command().output().unwrap()
     }
 
     fn path(&self, relative: &str) -> PathBuf {
@@ -299,8 +306,7 @@ impl Job {
             .hosts
             .iter()
             .map(|ml| {
-                Command::new(env!("CARGO_BIN_EXE_train"))
-                    .env("SLUICE_SAGEMAKER_ROOT", &ml.0)
+                ml.command()
                     .env("SLUICE_CLUSTER_LEADER", &self.leader)
                     .env("TRAINING_JOB_NAME", "contract-job")
                     .stdout(std::process::Stdio::piped())

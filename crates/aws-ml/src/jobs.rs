@@ -25,6 +25,10 @@ pub enum ChannelSource {
     Manifest(String),
 }
 
+/// The channel of the data a job trains on; with several instances it is the one they split
+/// between them.
+pub const TRAIN_CHANNEL: &str = "train";
+
 /// What a training job (or each trial of a tuning job) needs from Sluice.
 #[derive(Debug, Clone)]
 pub struct TrainingSpec {
@@ -83,7 +87,7 @@ impl TrainingSpec {
                 };
                 // Several instances split the training data, each taking whole objects; the
                 // production bundle every instance gets whole.
-                let distribution = if name == "train" && self.instance_count > 1 {
+                let distribution = if name == TRAIN_CHANNEL && self.instance_count > 1 {
                     S3DataDistribution::ShardedByS3Key
                 } else {
                     S3DataDistribution::FullyReplicated

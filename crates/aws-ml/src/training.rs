@@ -22,7 +22,7 @@ use sluice_model::tuning::{REPORTED_METRICS, TuningBudget, TuningRequest};
 use sluice_profile::drift::DriftPolicy;
 use time::OffsetDateTime;
 
-use crate::jobs::{ChannelSource, JobNetwork, SageMaker, TrainingSpec};
+use crate::jobs::{ChannelSource, JobNetwork, SageMaker, TRAIN_CHANNEL, TrainingSpec};
 
 /// SageMaker's limits on job names.
 const TRAINING_JOB_NAME_LIMIT: usize = 63;
@@ -272,7 +272,7 @@ impl TrainingService {
             None => ChannelSource::Prefix(format!("s3://{}/data/{dataset}/", self.settings.curated_bucket)),
             Some(since) => self.data_since(model, &dataset, since, &job_name).await?,
         };
-        let mut channels = vec![("train".to_owned(), data)];
+        let mut channels = vec![(TRAIN_CHANNEL.to_owned(), data)];
         if let Some(production) = &production {
             channels.push(("production".to_owned(), ChannelSource::Prefix(production.bundle_uri.clone())));
         }
