@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what running and testing Sluice needs beyond Rust: a project virtualenv (.venv)
-# with the pinned moto server, SAM CLI and cfn-lint, and checkov in a virtualenv of its own
-# (.venv/checkov: its pins conflict with SAM CLI's). Does nothing when they are up to date.
+# with the pinned moto server, SAM CLI and cfn-lint, checkov in a virtualenv of its own
+# (.venv/checkov: its pins conflict with SAM CLI's), and the notebook's kernel in another
+# (.venv/notebook). Does nothing when they are up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,3 +26,4 @@ install_venv() {
 }
 install_venv .venv localstack/requirements.txt "moto, SAM CLI, cfn-lint and cargo-lambda"
 install_venv .venv/checkov localstack/requirements-checkov.txt checkov
+install_venv .venv/notebook notebooks/requirements.txt "the notebook's kernel (pandas, pyarrow, matplotlib, nbclient)"

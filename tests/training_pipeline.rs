@@ -218,6 +218,11 @@ async fn a_training_request_becomes_an_approved_production_version() {
     let approved = cloud.send(Method::POST, &path, Vec::new()).await;
     assert_eq!(approved.status, 200, "{}", String::from_utf8_lossy(&approved.body));
     assert_eq!(approved.json()["production"], true);
+    // A decision changes the approval only: the version's metrics and provenance stay.
+    for field in ["metrics", "primary_metric", "training_job", "dataset", "trained_at", "gate_reason"] {
+        assert!(!newest[field].is_null(), "{field}: {newest}");
+        assert_eq!(approved.json()[field], newest[field], "{field}");
+    }
     let listed = cloud.send(Method::GET, "/models", Vec::new()).await.json();
     let flowers = listed["models"].as_array().unwrap().iter().find(|m| m["model"] == "flowers").unwrap().clone();
     assert_eq!(flowers["production_version"], newest["version"]);

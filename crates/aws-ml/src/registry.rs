@@ -332,10 +332,15 @@ impl ModelRegistry {
     ) -> Result<Option<ModelVersion>, StoreError> {
         let Some(summaries) = self.summaries(model).await? else { return Ok(None) };
         let Some(target) = summaries.into_iter().find(|v| v.version == version) else { return Ok(None) };
+        let current = self.describe(&target.arn).await?;
         self.client
             .update_model_package()
             .model_package_arn(&target.arn)
             .model_approval_status(ModelApprovalStatus::from(approval.as_str()))
+            // Sent back unchanged: AWS keeps a version's metadata (its metrics, job, dataset)
+            // when an update leaves it out, but moto's UpdateModelPackage clears it; sending
+            // the same properties is right for both.
+            .set_customer_metadata_properties(Some(current.metadata).filter(|metadata| !metadata.is_empty()))
             .send()
             .await
             .map_err(|e| failed("UpdateModelPackage", e))?;

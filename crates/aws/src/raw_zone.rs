@@ -83,6 +83,23 @@ impl RawZone {
         })
     }
 
+    /// The datasets that have objects: the bucket's top-level prefixes (`<dataset>/`), in
+    /// name order, every page of the listing.
+    pub async fn datasets(&self) -> Result<Vec<String>, StoreError> {
+        let mut pages = self.s3.list_objects_v2().bucket(&self.bucket).delimiter("/").into_paginator().send();
+        let mut datasets = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| StoreError::new("S3", "ListObjectsV2", err))?;
+            datasets.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|prefix| prefix.prefix()?.strip_suffix('/'))
+                    .map(str::to_owned),
+            );
+        }
+        Ok(datasets)
+    }
+
     /// The whole object, for what is decoded in memory (images, capped by the caller).
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let output = self

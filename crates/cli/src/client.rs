@@ -383,24 +383,7 @@ impl Api {
         content_type: Option<&str>,
         body: Bytes,
     ) -> Result<Value, CliError> {
-        let url = format!("{}{path}", self.base);
-        let mut request = Request::builder().method(method).uri(&url).header(http::header::ACCEPT, "application/json");
-        if let Some(content_type) = content_type {
-            request = request.header(http::header::CONTENT_TYPE, content_type);
-        }
-        let mut request =
-            request.body(body).map_err(|err| CliError::Usage(format!("invalid request to {url}: {err}")))?;
-        self.auth.authenticate(&mut request).await?;
-        let request = request.map(|body| Full::new(body).map_err(|never| match never {}).boxed_unsync());
-        let (status, body) = self.http.send(request).await.map_err(|message| CliError::Unreachable {
-            url: self.base.clone(),
-            message,
-            hint: if self.base.contains("127.0.0.1") || self.base.contains("localhost") {
-                "start the local cloud (sluice local up), or point at another API with --endpoint URL or --stack NAME"
-            } else {
-                "check the network and the URL (--endpoint, SLUICE_API or the stack's ApiUrl output)"
-            },
-        })?;
+        let (status, body) = self.exchange(method, path, content_type, body).await?;
         if !status.is_success() {
             return Err(api_error(status, &body));
         }
@@ -419,6 +402,35 @@ impl Api {
                 hint: "is the endpoint a Sluice API?",
                 body: Value::Null,
             }))
+        })
+    }
+
+    /// One API call as it went: the status and body of whatever the API answered (errors
+    /// included); only a request that could not be authenticated or sent is an error.
+    pub async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), CliError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = Request::builder().method(method).uri(&url).header(http::header::ACCEPT, "application/json");
+        if let Some(content_type) = content_type {
+            request = request.header(http::header::CONTENT_TYPE, content_type);
+        }
+        let mut request =
+            request.body(body).map_err(|err| CliError::Usage(format!("invalid request to {url}: {err}")))?;
+        self.auth.authenticate(&mut request).await?;
+        let request = request.map(|body| Full::new(body).map_err(|never| match never {}).boxed_unsync());
+        self.http.send(request).await.map_err(|message| CliError::Unreachable {
+            url: self.base.clone(),
+            message,
+            hint: if self.base.contains("127.0.0.1") || self.base.contains("localhost") {
+                "start the local cloud (sluice local up), or point at another API with --endpoint URL or --stack NAME"
+            } else {
+                "check the network and the URL (--endpoint, SLUICE_API or the stack's ApiUrl output)"
+            },
         })
     }
 

@@ -89,13 +89,13 @@ pub enum ApiCommand {
         #[arg(long)]
         wait: bool,
     },
-    /// A dataset: its schema, object and row counts, and each column's profile. (The API has
-    /// no route that lists datasets.)
+    /// The datasets, or one dataset: its schema, object and row counts, and each column's
+    /// profile.
     #[command(alias = "dataset")]
     Datasets {
         #[command(flatten)]
         api: ApiOptions,
-        name: String,
+        name: Option<String>,
     },
     /// Start training a model version on a dataset's curated data; the gate then decides
     /// whether it goes to production.
@@ -170,7 +170,19 @@ pub enum ApiCommand {
         api: ApiOptions,
         model: String,
     },
+    /// Serve the web dashboard on localhost until Ctrl-C: datasets, models, a model's health,
+    /// predictions. Its calls go to the API (signed for --stack), as the other commands'.
+    Dashboard {
+        #[command(flatten)]
+        api: ApiOptions,
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = DASHBOARD_PORT)]
+        port: u16,
+    },
 }
+
+/// Where `sluice dashboard` and `sluice local up` serve the dashboard.
+pub const DASHBOARD_PORT: u16 = 3001;
 
 #[derive(Args, Debug)]
 #[group(required = true, multiple = false)]
@@ -203,7 +215,8 @@ impl ApiCommand {
             | Self::Reject { api, .. }
             | Self::Predict { api, .. }
             | Self::Drift { api, .. }
-            | Self::Events { api, .. } => api,
+            | Self::Events { api, .. }
+            | Self::Dashboard { api, .. } => api,
         }
     }
 }
@@ -234,8 +247,11 @@ async fn execute(command: ApiCommand) -> Result<(), CliError> {
             ingest(&api, &out, dataset, &files, label.as_deref(), wait).await
         }
         ApiCommand::Datasets { ref api, ref name } => {
-            let answer = Api::connect(&api.target()).await?.get(&format!("/datasets/{}", encode(name))).await?;
-            out.print(&answer, show_dataset);
+            let api = Api::connect(&api.target()).await?;
+            match name {
+                None => out.print(&api.get("/datasets").await?, show_datasets),
+                Some(name) => out.print(&api.get(&format!("/datasets/{}", encode(name))).await?, show_dataset),
+            }
             Ok(())
         }
         ApiCommand::Train {
@@ -294,6 +310,15 @@ async fn execute(command: ApiCommand) -> Result<(), CliError> {
         ApiCommand::Drift { ref api, ref model } => {
             let answer = Api::connect(&api.target()).await?.get(&format!("/models/{}/drift", encode(model))).await?;
             out.print(&answer, show_drift);
+            Ok(())
+        }
+        ApiCommand::Dashboard { ref api, port } => {
+            let api = Api::connect(&api.target()).await?;
+            let base = api.base().to_owned();
+            let address = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+            let dashboard = crate::dashboard::Dashboard::serve(address, api).await?;
+            say!("Dashboard {} (API {base}). Press Ctrl-C to stop.", dashboard.url());
+            tokio::signal::ctrl_c().await.map_err(|err| CliError::Usage(err.to_string()))?;
             Ok(())
         }
         ApiCommand::Events { ref api, ref model } => {
@@ -631,6 +656,14 @@ async fn registered_version(api: &Api, model: &str, version: i64) -> Result<Valu
 }
 
 // ---- models ----------------------------------------------------------------------------
+
+fn show_datasets(answer: &Value) {
+    let mut table = Table::new(["DATASET"]);
+    for dataset in answer["datasets"].as_array().into_iter().flatten() {
+        table.row([text(&dataset["dataset"])]);
+    }
+    table.print();
+}
 
 fn show_models(answer: &Value) {
     let mut table = Table::new(["MODEL", "VERSIONS", "PRODUCTION"]);

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod dashboard;
 pub mod demo;
 mod progress;
 

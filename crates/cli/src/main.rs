@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use sluice_cli::commands::ApiCommand;
+use sluice_cli::client::{Api, Target};
+use sluice_cli::commands::{ApiCommand, DASHBOARD_PORT};
+use sluice_cli::dashboard::Dashboard;
 use sluice_cli::{LocalCloud, LocalOptions, METRICS_FILE, demo, project_root};
 use sluice_localcloud::clock::Clock;
 
@@ -41,6 +43,9 @@ enum Local {
         /// Port for the API on 127.0.0.1.
         #[arg(long, default_value_t = 3000)]
         port: u16,
+        /// Port for the web dashboard on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = DASHBOARD_PORT)]
+        dashboard_port: u16,
     },
     /// Create the template's resources on the endpoint, then exit.
     Provision {
@@ -149,12 +154,17 @@ async fn main() -> ExitCode {
 
 async fn run(local: Local) -> Result<(), String> {
     match local {
-        Local::Up { options, port } => {
+        Local::Up { options, port, dashboard_port } => {
             let options = options.local(port)?;
             let cloud = LocalCloud::start(&options).await.map_err(|e| e.to_string())?;
+            let api = Api::connect(&Target::Endpoint(cloud.api.url())).await.map_err(|e| e.to_string())?;
+            let dashboard = Dashboard::serve(SocketAddr::from((Ipv4Addr::LOCALHOST, dashboard_port)), api)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("Sluice local cloud is up (stack {}).", cloud.stack.name);
             println!("  AWS endpoint  {}", cloud.endpoint);
             println!("  API           {}", cloud.api.url());
+            println!("  dashboard     {}", dashboard.url());
             println!("  metrics (EMF) {METRICS_FILE}");
             for bucket in &cloud.stack.buckets {
                 println!("  bucket        {} ({})", bucket.name, bucket.logical_id);

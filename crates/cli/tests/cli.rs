@@ -1,6 +1,7 @@
 //! The `sluice` client commands as a user runs them: the binary as a subprocess against a
 //! real local cloud (`sluice local up`, which starts its own moto server), checking what it
 //! prints and the exit codes scripts rely on. One local cloud serves the whole lifecycle.
+//! The dashboard it serves is driven in headless Chromium (tests/browser/dashboard.mjs).
 //! (The signer is checked against AWS's test vector in tests/cli_signer.rs.)
 
 use std::io::{BufRead, BufReader, Read};
@@ -24,13 +25,18 @@ fn sample(name: &str) -> String {
 struct LocalUp {
     child: Child,
     api: String,
+    dashboard: String,
     aws_endpoint: String,
+    /// Bucket names by logical id (`CuratedBucket`: …).
+    buckets: Vec<(String, String)>,
     // Held open: the process prints to it until it stops.
     _stdout: BufReader<ChildStdout>,
 }
 
 impl LocalUp {
-    fn start() -> Self {
+    /// `stack` prefixes the resource names: one per test, as tests run at once. `options`
+    /// go to `sluice local up` too.
+    fn start(stack: &str, options: &[&str]) -> Self {
         let trainer = Path::new(SLUICE).with_file_name("train");
         assert!(
             trainer.is_file(),
@@ -38,13 +44,15 @@ impl LocalUp {
             trainer.display()
         );
         let mut child = Command::new(SLUICE)
-            .args(["local", "up", "--port", "0", "--stack", &format!("cli{}", std::process::id())])
+            .args(["local", "up", "--port", "0", "--dashboard-port", "0"])
+            .args(["--stack", &format!("{stack}{}", std::process::id())])
+            .args(options)
             .current_dir(project_root())
             .stdout(Stdio::piped())
             .spawn()
             .expect("sluice local up starts");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let (mut api, mut aws_endpoint) = (None, None);
+        let (mut api, mut aws_endpoint, mut dashboard, mut buckets) = (None, None, None, Vec::new());
         let mut line = String::new();
         loop {
             line.clear();
@@ -53,6 +61,11 @@ impl LocalUp {
             let field = |name: &str| line.trim().strip_prefix(name).map(|rest| rest.trim().to_owned());
             api = api.or_else(|| field("API"));
             aws_endpoint = aws_endpoint.or_else(|| field("AWS endpoint"));
+            dashboard = dashboard.or_else(|| field("dashboard"));
+            // "  bucket        <name> (<logical id>)"
+            if let Some((name, logical_id)) = field("bucket").as_deref().and_then(|rest| rest.split_once(" (")) {
+                buckets.push((logical_id.trim_end_matches(')').to_owned(), name.to_owned()));
+            }
             if line.starts_with("Press Ctrl-C") {
                 break;
             }
@@ -60,9 +73,19 @@ impl LocalUp {
         Self {
             child,
             api: api.expect("an API line"),
+            dashboard: dashboard.expect("a dashboard line"),
+            buckets,
             aws_endpoint: aws_endpoint.expect("an AWS endpoint line"),
             _stdout: stdout,
         }
+    }
+
+    fn bucket(&self, logical_id: &str) -> &str {
+        self.buckets
+            .iter()
+            .find(|(id, _)| id == logical_id)
+            .map(|(_, name)| name.as_str())
+            .expect("the bucket is listed")
     }
 
     /// `sluice ARGS` against this cloud's API (through SLUICE_API, as a user would set it).
@@ -179,7 +202,7 @@ fn large_csv(path: &Path) {
 
 #[test]
 fn the_cli_runs_the_lifecycle_through_the_api() {
-    let cloud = LocalUp::start();
+    let cloud = LocalUp::start("cli", &[]);
     let scratch = std::env::temp_dir().join(format!("sluice-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
 
@@ -189,6 +212,10 @@ fn the_cli_runs_the_lifecycle_through_the_api() {
         .ok()
         .says("PROCESSED, 150 rows in, 149 out, 1 rejected");
     cloud.sluice(&["datasets", "iris"]).ok().says("rows     150 in, 149 out, 1 rejected").says("3 distinct: setosa 50");
+    assert_eq!(
+        cloud.sluice(&["datasets", "--json"]).ok().json(),
+        serde_json::json!({"datasets": [{"dataset": "iris"}]})
+    );
 
     // Over the body limit: the presigned upload, then the ETL completes the entry.
     let large = scratch.join("large.csv");
@@ -288,4 +315,154 @@ fn usage_errors_exit_2_and_an_unreachable_api_exits_3() {
     run(&["predict", "iris"], &[]).expect_code(2);
     run(&["ingest", "iris", "notes.txt"], &[]).expect_code(2).complains("cannot tell the content type");
     run(&["models", "--endpoint", "http://127.0.0.1:9", "--stack", "x"], &[]).expect_code(2);
+}
+
+/// The browser for the dashboard test: scripts/setup-browser.sh finds Chromium, or installs
+/// it where it can, or says how.
+fn chromium() -> String {
+    let setup = Command::new("bash")
+        .arg(project_root().join("scripts/setup-browser.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("bash runs");
+    assert!(setup.status.success(), "no Chromium for the dashboard test: scripts/setup-browser.sh says how above");
+    String::from_utf8(setup.stdout).unwrap().lines().last().expect("the browser's path").to_owned()
+}
+
+/// A raw HTTP/1.1 request to the dashboard: its status code and the whole answer.
+fn raw_request(dashboard: &str, request: &str) -> (u16, String) {
+    let address = dashboard.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("the dashboard listens");
+    std::io::Write::write_all(&mut stream, request.replace("ADDRESS", address).as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
+#[test]
+fn the_dashboard_shows_datasets_models_and_predictions_in_a_browser() {
+    let browser = chromium();
+    let runner = project_root().join("tests/browser");
+    assert!(
+        runner.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run scripts/setup-node.sh"
+    );
+    let cloud = LocalUp::start("dash", &[]);
+    cloud.sluice(&["ingest", "iris", &sample("iris-full.csv"), "--wait"]).ok();
+    cloud
+        .sluice(&["train", "iris", "--dataset", "iris", "--target", "species", "--algorithm", "linear", "--wait"])
+        .ok();
+
+    // The pages come with a policy that allows nothing but the dashboard's own files; API
+    // calls are forwarded; the proxy answers only its own loopback host, and nothing that
+    // changes something without the dashboard page's header.
+    let (status, page) = raw_request(&cloud.dashboard, "GET / HTTP/1.1\r\nHost: ADDRESS\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.to_ascii_lowercase().contains("content-security-policy: default-src 'none'"), "{page}");
+    let (status, models) =
+        raw_request(&cloud.dashboard, "GET /api/models HTTP/1.1\r\nHost: ADDRESS\r\nConnection: close\r\n\r\n");
+    assert!(status == 200 && models.contains("\"iris\""), "{models}");
+    let rebound = "GET /api/models HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw_request(&cloud.dashboard, rebound).0, 403);
+    let cross_site = "POST /api/models/iris/versions/1/reject HTTP/1.1\r\nHost: ADDRESS\r\nOrigin: https://attacker.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw_request(&cloud.dashboard, cross_site).0, 403);
+    assert_eq!(
+        cloud.sluice(&["models", "iris", "--json"]).ok().json()["production_version"],
+        1,
+        "nothing was rejected"
+    );
+
+    let row = serde_json::json!({"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3});
+    let screenshots = project_root().join("target/dashboard-screenshots");
+    let driven = Command::new("node")
+        .arg(runner.join("dashboard.mjs"))
+        .args([&cloud.dashboard, screenshots.to_str().unwrap(), &row.to_string()])
+        .env("CHROMIUM", &browser)
+        .current_dir(&runner)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("node runs (Node.js 20 or later)");
+    let stdout = String::from_utf8_lossy(&driven.stdout);
+    assert!(driven.status.success(), "the browser run failed (its error is above):\n{stdout}");
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|err| panic!("the browser run prints what it saw ({err}):\n{stdout}"));
+
+    assert_eq!(seen["datasets"], serde_json::json!(["iris"]), "{seen}");
+    assert_eq!(seen["rows_out"], 149, "{seen}");
+    assert!(seen["histogram_bars"].as_u64().unwrap() > 1 && seen["species_bars"].as_u64().unwrap() == 3, "{seen}");
+    assert_eq!(seen["models"], serde_json::json!(["iris"]), "{seen}");
+    assert_eq!(
+        [&seen["production_before"], &seen["production_after_reject"], &seen["production_after_approve"]],
+        ["1", "none", "1"],
+        "{seen}"
+    );
+    let events: Vec<&str> = seen["events"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(events.contains(&"registered") && events.contains(&"decided"), "{seen}");
+    let answer = cloud.sluice(&["predict", "iris", "--rows", &row.to_string(), "--json"]).ok().json();
+    assert_eq!(seen["prediction"], answer["predictions"][0]["prediction"], "the form answers as the API does: {seen}");
+    assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
+    for page in ["datasets", "dataset", "models", "model", "model-decided", "predict-form", "predict-answer"] {
+        assert!(screenshots.join(format!("{page}.png")).is_file(), "screenshot {page}.png");
+    }
+    eprintln!(
+        "dashboard: navigation to the datasets table drawn from the API: {} ms first, {} ms again",
+        seen["first_paint_ms"], seen["warm_paint_ms"]
+    );
+}
+
+/// Executes a notebook with nbclient: `python -c EXECUTE NOTEBOOK OUTPUT`; the executed copy,
+/// outputs and any error included, is written even when a cell fails.
+const EXECUTE: &str = r#"
+import sys, nbformat
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+notebook = nbformat.read(sys.argv[1], as_version=4)
+try:
+    # The kernel over local sockets, not loopback TCP that any local user could reach.
+    kernel = KernelManager(kernel_name="python3", transport="ipc")
+    NotebookClient(notebook, km=kernel, timeout=900).execute()
+finally:
+    nbformat.write(notebook, sys.argv[2])
+"#;
+
+#[test]
+fn the_notebook_runs_from_ingest_to_prediction_and_drift() {
+    let python = project_root().join(".venv/notebook/bin/python");
+    assert!(python.is_file(), "{} is missing: run scripts/setup.sh", python.display());
+    // The monitor's 15-minute schedule every 7.5 s, so that the notebook sees a drift report.
+    let cloud = LocalUp::start("nb", &["--clock-speed", "120"]);
+    let notebooks = project_root().join("notebooks");
+    let executed = project_root().join("target/notebook/explore.ipynb");
+    std::fs::create_dir_all(executed.parent().unwrap()).unwrap();
+    let status = Command::new(&python)
+        .args(["-c", EXECUTE])
+        .arg(notebooks.join("explore.ipynb"))
+        .arg(&executed)
+        .current_dir(&notebooks)
+        .envs(aws_env(&cloud.aws_endpoint))
+        .env("SLUICE_API", &cloud.api)
+        .env("SLUICE_CURATED_BUCKET", cloud.bucket("CuratedBucket"))
+        .env("SLUICE_DRIFT_WAIT", "300")
+        .status()
+        .expect("the notebook's python runs");
+    assert!(status.success(), "the notebook failed (the failing cell is above; outputs in {})", executed.display());
+
+    let notebook: Value = serde_json::from_str(&std::fs::read_to_string(&executed).unwrap()).unwrap();
+    let outputs: Vec<&Value> = notebook["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|cell| cell["outputs"].as_array().into_iter().flatten())
+        .collect();
+    let text: String = outputs
+        .iter()
+        .flat_map(|output| [&output["text"], &output["data"]["text/plain"]])
+        .flat_map(|lines| lines.as_array().into_iter().flatten().filter_map(Value::as_str))
+        .collect();
+    for expected in ["PROCESSED", "149 rows", "registered", "version 1:", "drift report: drift"] {
+        assert!(text.contains(expected), "the notebook's outputs do not say {expected:?}:\n{text}");
+    }
+    let plots = outputs.iter().filter(|output| output["data"]["image/png"].is_string()).count();
+    assert_eq!(plots, 2, "the profile's histograms and the drift plot");
 }

@@ -12,5 +12,5 @@ mod service;
 
 pub use cache::{CacheError, ModelCache, ModelSource, Production, Serving, SourceError};
 pub use engine::EngineChoice;
-pub use predictor::{InputError, Prediction, Predictor, RowPrediction};
+pub use predictor::{InputColumn, InputError, Prediction, Predictor, RowPrediction};
 pub use service::{Input, PredictionRecord, PredictionService, PredictionSink, ServeError, Served, ServiceSettings};

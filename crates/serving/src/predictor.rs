@@ -36,6 +36,19 @@ pub struct RowPrediction {
     pub probabilities: Option<BTreeMap<String, f32>>,
 }
 
+/// One column a request row carries, as a client (a form, a script) needs to know it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InputColumn {
+    /// A number (or a timestamp, sent as a number or as ISO text); `mean` is the training
+    /// rows' average, a reasonable example value.
+    Number { name: String, mean: f64 },
+    /// One of the categories training saw (any other value is accepted, as "unknown").
+    Category { name: String, categories: Vec<String> },
+    /// Image pixels: send the image itself (`image/png` or `image/jpeg`).
+    Image { name: String, length: usize },
+}
+
 pub struct Predictor {
     pub manifest: Manifest,
     engine: Engine,
@@ -106,6 +119,24 @@ impl Predictor {
     /// Feature columns in pipeline order.
     pub fn columns(&self) -> Vec<&str> {
         self.manifest.pipeline.columns()
+    }
+
+    /// What a request row carries, column by column in pipeline order.
+    pub fn inputs(&self) -> Vec<InputColumn> {
+        self.manifest
+            .pipeline
+            .steps
+            .iter()
+            .map(|step| match step {
+                FeatureStep::Standardize { column, mean, .. } => {
+                    InputColumn::Number { name: column.clone(), mean: *mean }
+                }
+                FeatureStep::OneHot { column, categories } => {
+                    InputColumn::Category { name: column.clone(), categories: categories.clone() }
+                }
+                FeatureStep::Vector { column, length } => InputColumn::Image { name: column.clone(), length: *length },
+            })
+            .collect()
     }
 
     /// Whether one row fits the model (columns present and known, values of the right kind),

@@ -19,7 +19,7 @@ use sluice_formats::{ContentKind, image_pixels};
 use sluice_model::pipeline::FeatureStep;
 use time::OffsetDateTime;
 
-use crate::cache::{CacheError, ModelCache, ModelSource, SourceError};
+use crate::cache::{CacheError, ModelCache, ModelSource, Serving, SourceError};
 use crate::{InputError, Prediction, Predictor, RowPrediction};
 
 /// One answered request, as it is recorded.
@@ -137,6 +137,13 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
         &self.sink
     }
 
+    /// The predictor of `model`'s production version, as `serve` would use it.
+    pub async fn production(&self, model: &ModelName) -> Result<Serving, ServeError> {
+        // Boxed: the stores' SDK futures nest deep enough to reach the compiler's type
+        // layout limit in a function's async main.
+        Ok(Box::pin(self.cache.get(model.as_str())).await?)
+    }
+
     /// Predicts with `model`'s production version, records the request and publishes the
     /// request's metrics, including the model's error indicator the error-rate alarm reads.
     pub async fn serve(&self, model: &ModelName, input: Input<'_>) -> Result<Served, ServeError> {
@@ -164,9 +171,7 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
                 return Err(ServeError::TooManyRows { rows: rows.len(), max: self.settings.max_rows });
             }
         }
-        // Boxed: the stores' SDK futures nest deep enough to reach the compiler's type
-        // layout limit in a function's async main.
-        let serving = Box::pin(self.cache.get(model.as_str())).await?;
+        let serving = self.production(model).await?;
         let image_row;
         let rows = match input {
             Input::Rows(rows) => rows,

@@ -5,6 +5,7 @@
 //!   recorded in the catalog with status `RECEIVED`.
 //! - `POST /datasets/{dataset}/uploads`: a presigned PUT URL for files too large for the API.
 //! - `GET /datasets/{dataset}/ingests/{id}`: the catalog entry.
+//! - `GET /datasets`: the datasets that have objects.
 //! - `GET /datasets/{dataset}`: schema, options, object and row counts, merged profile.
 //! - `PUT /datasets/{dataset}/options`: how the ETL reads the dataset and evolves its schema.
 //!
@@ -39,6 +40,7 @@ const DEFAULT_UPLOAD_URL_TTL_SECONDS: u64 = 15 * 60;
 pub const ROUTE_POST_RECORDS: &str = "POST /datasets/{dataset}/records";
 pub const ROUTE_POST_UPLOADS: &str = "POST /datasets/{dataset}/uploads";
 pub const ROUTE_GET_INGEST: &str = "GET /datasets/{dataset}/ingests/{id}";
+pub const ROUTE_LIST_DATASETS: &str = "GET /datasets";
 pub const ROUTE_GET_DATASET: &str = "GET /datasets/{dataset}";
 pub const ROUTE_PUT_OPTIONS: &str = "PUT /datasets/{dataset}/options";
 
@@ -91,6 +93,7 @@ impl Ingest {
             ROUTE_POST_RECORDS => self.post_records(&request).await,
             ROUTE_POST_UPLOADS => self.post_upload(&request).await,
             ROUTE_GET_INGEST => self.get_ingest(&request).await,
+            ROUTE_LIST_DATASETS => self.list_datasets().await,
             ROUTE_GET_DATASET => self.get_dataset(&request).await,
             ROUTE_PUT_OPTIONS => self.put_options(&request).await,
             _ => Err(ApiError::RouteNotFound(route.clone())),
@@ -232,6 +235,12 @@ impl Ingest {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("dataset {dataset} has no ingest {id}")))?;
         Ok(json_response(200, &serde_json::to_value(&entry).expect("catalog entries serialise")))
+    }
+
+    async fn list_datasets(&self) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let datasets: Vec<_> =
+            self.raw_zone.datasets().await?.into_iter().map(|name| json!({ "dataset": name })).collect();
+        Ok(json_response(200, &json!({ "datasets": datasets })))
     }
 
     async fn get_dataset(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {

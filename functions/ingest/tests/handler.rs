@@ -171,3 +171,24 @@ async fn concurrent_retries_with_one_idempotency_key_write_once() {
     assert_eq!(replay.headers["idempotent-replayed"], "true");
     assert!(ids.contains(json_body(&replay)["ingest_id"].as_str().unwrap()));
 }
+
+#[tokio::test]
+async fn the_datasets_with_objects_are_listed_by_name() {
+    let stack = TestStack::provision().await;
+    let ingest = handler(&stack);
+    assert_eq!(listed(&ingest).await, serde_json::json!({"datasets": []}));
+    for dataset in ["iris", "cars"] {
+        let mut posted = event("post-records-csv.json");
+        posted["pathParameters"]["dataset"] = dataset.into();
+        assert_eq!(ingest.handle(request(posted)).await.status_code, 201);
+    }
+    // A second object in a dataset lists it once.
+    assert_eq!(ingest.handle(request(event("post-records-csv.json"))).await.status_code, 201);
+    assert_eq!(listed(&ingest).await, serde_json::json!({"datasets": [{"dataset": "cars"}, {"dataset": "iris"}]}));
+}
+
+async fn listed(ingest: &Ingest) -> Value {
+    let response = ingest.handle(request(event("list-datasets.json"))).await;
+    assert_eq!(response.status_code, 200, "{:?}", response.body);
+    json_body(&response)
+}

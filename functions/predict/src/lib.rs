@@ -4,6 +4,8 @@
 //!   (`image/png`, `image/jpeg`) for image models. Each row gets a prediction (label with
 //!   class probabilities, or a value) and a prediction id; every request is recorded
 //!   (DynamoDB for lookup and feedback, the capture stream for monitoring).
+//! - `GET /models/{model}/predict`: what a request row carries (the production version's
+//!   input columns, with categories and example values), for forms and clients.
 //! - `GET /predictions/{id}`: a recorded prediction, with its feedback.
 //! - `POST /predictions/{id}/feedback`: `{"truth": label or value}`, the ground truth.
 //!
@@ -23,6 +25,7 @@ use sluice_serving::{Input, ServeError};
 use time::OffsetDateTime;
 
 pub const ROUTE_PREDICT: &str = "POST /models/{model}/predict";
+pub const ROUTE_INPUTS: &str = "GET /models/{model}/predict";
 pub const ROUTE_GET_PREDICTION: &str = "GET /predictions/{id}";
 pub const ROUTE_FEEDBACK: &str = "POST /predictions/{id}/feedback";
 
@@ -107,6 +110,7 @@ impl Predict {
         let request_id = request.request_context.request_id.clone().unwrap_or_default();
         let result = match route.as_str() {
             ROUTE_PREDICT => self.predict(&request).await,
+            ROUTE_INPUTS => self.inputs(&request).await,
             ROUTE_GET_PREDICTION => self.get(&request).await,
             ROUTE_FEEDBACK => self.feedback(&request).await,
             _ => Err(ApiError::RouteNotFound(route.clone())),
@@ -156,6 +160,23 @@ impl Predict {
                 "request_id": served.request_id,
                 "predictions": served.predictions,
                 "latency_ms": served.latency_ms,
+            }),
+        ))
+    }
+
+    async fn inputs(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let serving = self.service.production(&model).await?;
+        let manifest = &serving.predictor.manifest;
+        Ok(json_response(
+            200,
+            &json!({
+                "model": model,
+                "version": serving.version,
+                "task": manifest.task,
+                "target": manifest.target,
+                "class_labels": manifest.class_labels,
+                "inputs": serving.predictor.inputs(),
             }),
         ))
     }

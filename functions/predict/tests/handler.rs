@@ -199,3 +199,28 @@ async fn feedback_is_stored_beside_its_prediction() {
     assert_eq!((feedback[0].prediction_id.as_str(), &feedback[0].truth), (id.as_str(), &json!("rose")));
     assert_eq!(feedback[0].output.as_ref().unwrap()["prediction"], body["predictions"][1]["prediction"]);
 }
+
+#[tokio::test]
+async fn the_production_versions_inputs_describe_a_request_row() {
+    let fixture = Fixture::new(&[]).await;
+    let (status, body) = fixture.send(event("get-inputs.json")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+
+    let (network, _) = flower_classifier(11);
+    fixture.register(&network, true).await;
+    let (status, body) = fixture.send(event("get-inputs.json")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "model": "flowers", "version": 1, "task": "classification", "target": "kind",
+            "class_labels": ["iris", "rose", "tulip"],
+            "inputs": [
+                {"kind": "number", "name": "petal", "mean": 2.0},
+                {"kind": "category", "name": "colour", "categories": ["blue", "red"]}
+            ]
+        })
+    );
+    // Nothing is predicted or recorded by describing the inputs.
+    assert!(table_items(&fixture.stack.clients, fixture.stack.table("PredictionsTable")).await.is_empty());
+}

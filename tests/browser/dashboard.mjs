@@ -1,0 +1,80 @@
+// Drives the dashboard in headless Chromium as a person would, against a local cloud that
+// holds the `iris` dataset and a trained `iris` model (crates/cli/tests/dashboard.rs sets it
+// up and runs this): every page renders real data, reject and approve change production, and
+// the prediction form answers. Saves a screenshot of each page; prints one JSON line with
+// what it saw, for the Rust test to compare with the API's own answers.
+//
+//   node dashboard.mjs DASHBOARD_URL SCREENSHOT_DIR ROW_JSON
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const [url, screenshots, rowJson] = process.argv.slice(2);
+const row = JSON.parse(rowJson);
+mkdirSync(screenshots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM,
+  headless: true,
+  // Root in CI containers has no user namespace for Chromium's sandbox.
+  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+});
+const seen = {};
+try {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  // Resources answering 404 are expected (a model's drift before the monitor's first report).
+  page.on("console", (message) => {
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) errors.push(message.text());
+  });
+
+  /** Opens `hash`, waits until the page says it has drawn it; the milliseconds that took. */
+  const open = async (hash, name) => {
+    const started = Date.now();
+    await page.goto(`${url}/${hash}`);
+    await page.waitForFunction((h) => document.body.dataset.ready === h, hash, { timeout: 20000 });
+    const drawn = Date.now() - started;
+    await page.screenshot({ path: `${screenshots}/${name}.png`, fullPage: true });
+    const alert = await page.locator("[role=alert]").allTextContents();
+    if (alert.length) throw new Error(`${hash} shows an error: ${alert.join("; ")}`);
+    return drawn;
+  };
+  const text = async (selector) => (await page.locator(selector).first().textContent()).trim();
+
+  // From navigation to the datasets table drawn from the API: first, and with the API warm.
+  seen.first_paint_ms = await open("#/datasets", "datasets");
+  await page.goto("about:blank");
+  seen.warm_paint_ms = await open("#/datasets", "datasets");
+  seen.datasets = await page.locator("main table tbody tr td:first-child").allTextContents();
+
+  await open("#/datasets/iris", "dataset");
+  seen.rows_out = Number(await text("[data-test=rows-out]"));
+  seen.histogram_bars = await page.locator("[data-column=sepal_length] svg rect").count();
+  seen.species_bars = await page.locator("[data-column=species] svg rect").count();
+
+  await open("#/models", "models");
+  seen.models = await page.locator("main table tbody tr td:first-child").allTextContents();
+
+  await open("#/models/iris", "model");
+  seen.production_before = await text("[data-test=production-version]");
+  await page.click("[data-action=reject-1]");
+  await page.waitForFunction(() => document.querySelector("[data-test=production-version]")?.textContent === "none");
+  seen.production_after_reject = await text("[data-test=production-version]");
+  await page.click("[data-action=approve-1]");
+  await page.waitForFunction(() => document.querySelector("[data-test=production-version]")?.textContent === "1");
+  seen.production_after_approve = await text("[data-test=production-version]");
+  seen.events = await page.locator("ol.timeline .kind").allTextContents();
+  await page.screenshot({ path: `${screenshots}/model-decided.png`, fullPage: true });
+
+  await open("#/models/iris/predict", "predict-form");
+  for (const [name, value] of Object.entries(row)) await page.fill(`#${name}`, String(value));
+  await page.click("button[type=submit]");
+  await page.waitForSelector("[data-test=prediction]");
+  seen.prediction = await text("[data-test=prediction]");
+  await page.screenshot({ path: `${screenshots}/predict-answer.png`, fullPage: true });
+
+  seen.page_errors = errors;
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(seen));
