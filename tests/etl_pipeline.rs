@@ -223,3 +223,35 @@ async fn unknown_datasets_are_404() {
     assert_eq!(response.status, 404);
     assert_eq!(response.json()["error"]["code"], "not_found");
 }
+
+#[tokio::test]
+async fn rejected_rows_are_listed_newest_object_first_with_their_reasons() {
+    let pipeline = Pipeline::start().await;
+    // Clean rows first, so that the column types are iris's and the dirty file's bad cells
+    // are rejected rather than typing their columns as text.
+    let clean = pipeline.upload("/datasets/dirty/records", "text/csv", sample("iris.csv")).await;
+    pipeline.processed("dirty", clean["ingest_id"].as_str().unwrap()).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let created = pipeline.upload("/datasets/dirty/records", "text/csv", sample("iris-dirty.csv")).await;
+        let id = created["ingest_id"].as_str().unwrap().to_owned();
+        assert_eq!(pipeline.processed("dirty", &id).await["processing"]["rows_rejected"], 2);
+        ids.push(id);
+    }
+    let listed = pipeline.send(Method::GET, "/datasets/dirty/rejected", &[], Vec::new()).await;
+    assert_eq!(listed.status, 200, "{}", String::from_utf8_lossy(&listed.body));
+    let listed = listed.json();
+    assert_eq!(listed["total"], 4, "{listed}");
+    let rows = listed["rows"].as_array().unwrap();
+    let from: Vec<&str> = rows.iter().map(|r| r["ingest_id"].as_str().unwrap()).collect();
+    assert_eq!(from, [&ids[1], &ids[1], &ids[0], &ids[0]], "the newest object's rows first");
+    assert!(rows.iter().all(|r| r["row"].as_u64().is_some() && !r["reason"].as_str().unwrap().is_empty()), "{listed}");
+
+    let limited = pipeline.send(Method::GET, "/datasets/dirty/rejected?limit=1", &[], Vec::new()).await.json();
+    assert_eq!(limited["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(limited["rows"][0], rows[0]);
+    let refused = pipeline.send(Method::GET, "/datasets/dirty/rejected?limit=0", &[], Vec::new()).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.json()["error"]["code"], "invalid_request");
+    assert_eq!(pipeline.send(Method::GET, "/datasets/nothing/rejected", &[], Vec::new()).await.status, 404);
+}

@@ -51,6 +51,7 @@ try {
   seen.rows_out = Number(await text("[data-test=rows-out]"));
   seen.histogram_bars = await page.locator("[data-column=sepal_length] svg rect").count();
   seen.species_bars = await page.locator("[data-column=species] svg rect").count();
+  seen.rejected_reasons = await page.locator("[data-test=rejected] tbody td:nth-child(3)").allTextContents();
 
   await open("#/models", "models");
   seen.models = await page.locator("main table tbody tr td:first-child").allTextContents();

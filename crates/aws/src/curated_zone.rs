@@ -33,7 +33,17 @@ impl CuratedZone {
 
     /// The object's bytes, or `None` if there is no such key.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.s3.get_object().bucket(&self.bucket).key(key).send().await {
+        self.fetch(key, None).await
+    }
+
+    /// At most the first `bytes` bytes of the object (a ranged GET), or `None` if there is
+    /// no such key: for reading the start of what may be large.
+    pub async fn get_start(&self, key: &str, bytes: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.fetch(key, Some(format!("bytes=0-{}", bytes.saturating_sub(1)))).await
+    }
+
+    async fn fetch(&self, key: &str, range: Option<String>) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.s3.get_object().bucket(&self.bucket).key(key).set_range(range).send().await {
             Ok(output) => {
                 let body = output.body.collect().await.map_err(|err| StoreError::new("S3", "GetObject", err))?;
                 Ok(Some(body.to_vec()))

@@ -55,6 +55,19 @@ pub fn path_parameter<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> &
     request.path_parameters.get(name).map(String::as_str).unwrap_or_default()
 }
 
+/// The query parameter `name` as a whole number from 1 to `max`: `default` when absent, the
+/// message for the client when it is something else.
+pub fn query_count(request: &ApiGatewayV2httpRequest, name: &str, default: usize, max: usize) -> Result<usize, String> {
+    match request.query_string_parameters.first(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| format!("{name} must be a whole number from 1 to {max}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +83,22 @@ mod tests {
             body,
             serde_json::json!({"error": {"code": "not_found", "message": "no such thing"}, "request_id": "req-7"})
         );
+    }
+
+    #[test]
+    fn counts_in_the_query_are_whole_numbers_in_range() {
+        let mut request = ApiGatewayV2httpRequest::default();
+        assert_eq!(query_count(&request, "limit", 100, 500), Ok(100));
+        for (text, expected) in
+            [("1", Ok(1)), ("500", Ok(500)), ("0", Err(())), ("501", Err(())), ("-3", Err(())), ("x", Err(()))]
+        {
+            request.query_string_parameters =
+                std::collections::HashMap::from([("limit".to_owned(), text.to_owned())]).into();
+            let counted = query_count(&request, "limit", 100, 500);
+            assert_eq!(counted.as_ref().map_err(|_| ()), expected.as_ref().map_err(|_| ()), "{text}");
+            if let Err(message) = counted {
+                assert_eq!(message, "limit must be a whole number from 1 to 500");
+            }
+        }
     }
 }

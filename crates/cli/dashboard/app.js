@@ -192,8 +192,17 @@ function columnProfile(column) {
   return h("section", { "data-column": column.name }, h("b", {}, column.name), " ", h("span", { class: "muted" }, `${column.column_type} · ${facts}`), chart);
 }
 
+function rejectedRows(rejected) {
+  if (!rejected.rows.length) return null;
+  const shown = rejected.rows.length < rejected.total ? ` (the ${rejected.rows.length} newest of ${rejected.total})` : "";
+  return [h("h2", {}, `Rejected rows${shown}`),
+    h("section", { "data-test": "rejected" }, table(["Object", "Row", "Reason", "Values"], rejected.rows.map((r) =>
+      [h("span", { class: "muted" }, r.ingest_id.slice(-12)), r.row, r.reason,
+        h("span", { class: "muted" }, Object.entries(r.values ?? {}).map(([k, v]) => `${k}=${v}`).join(", "))])))];
+}
+
 async function datasetPage(name) {
-  const d = await get(`/datasets/${enc(name)}`);
+  const [d, rejected] = await Promise.all([get(`/datasets/${enc(name)}`), get(`/datasets/${enc(name)}/rejected?limit=50`)]);
   show(h("h1", {}, `Dataset ${d.dataset}`),
     h("div", { class: "cards" },
       h("div", { class: "card" }, h("b", { "data-test": "rows-out" }, d.rows.out), "rows"),
@@ -202,7 +211,7 @@ async function datasetPage(name) {
       h("div", { class: "card" }, h("b", {}, d.schema ? `v${d.schema.version}` : "–"), "schema")),
     h("h2", {}, "Schema"),
     h("section", {}, d.schema ? table(["Column", "Type"], d.schema.fields.map((f) => [f.name, f.type])) : h("p", { class: "muted" }, "Not processed yet.")),
-    h("p", { class: "muted" }, d.rows.rejected ? `Rejected rows, with their row numbers and reasons, are in the curated zone (rejected/${d.dataset}/…): see docs/data-lake.md.` : null),
+    rejectedRows(rejected),
     h("h2", {}, "Columns"),
     d.profile ? h("div", { class: "columns" }, d.profile.columns.map(columnProfile)) : h("p", { class: "muted" }, "No profile yet."),
     uploadForm(d.dataset));

@@ -391,6 +391,7 @@ fn the_dashboard_shows_datasets_models_and_predictions_in_a_browser() {
     assert_eq!(seen["datasets"], serde_json::json!(["iris"]), "{seen}");
     assert_eq!(seen["rows_out"], 149, "{seen}");
     assert!(seen["histogram_bars"].as_u64().unwrap() > 1 && seen["species_bars"].as_u64().unwrap() == 3, "{seen}");
+    assert_eq!(seen["rejected_reasons"].as_array().map(Vec::len), Some(1), "iris-full.csv's one rejected row: {seen}");
     assert_eq!(seen["models"], serde_json::json!(["iris"]), "{seen}");
     assert_eq!(
         [&seen["production_before"], &seen["production_after_reject"], &seen["production_after_approve"]],

@@ -35,6 +35,8 @@ pub enum ApiError {
     InvalidLabel(String),
     #[error("invalid dataset options: {0}")]
     InvalidOptions(String),
+    #[error("{0}")]
+    InvalidQuery(String),
     #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
     InvalidIdempotencyKey,
     #[error("this Idempotency-Key was already used for a different request")]
@@ -59,6 +61,7 @@ impl ApiError {
             | Self::InvalidUploadRequest(_)
             | Self::InvalidLabel(_)
             | Self::InvalidOptions(_)
+            | Self::InvalidQuery(_)
             | Self::InvalidIdempotencyKey => 400,
             Self::NotFound(_) | Self::RouteNotFound(_) => 404,
             Self::RequestInProgress => 409,
@@ -82,6 +85,7 @@ impl ApiError {
             Self::InvalidUploadRequest(_) => "invalid_upload_request",
             Self::InvalidLabel(_) => "invalid_label",
             Self::InvalidOptions(_) => "invalid_options",
+            Self::InvalidQuery(_) => "invalid_request",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::RequestInProgress => "request_in_progress",

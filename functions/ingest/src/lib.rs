@@ -7,6 +7,7 @@
 //! - `GET /datasets/{dataset}/ingests/{id}`: the catalog entry.
 //! - `GET /datasets`: the datasets that have objects.
 //! - `GET /datasets/{dataset}`: schema, options, object and row counts, merged profile.
+//! - `GET /datasets/{dataset}/rejected`: the latest rejected rows, with their reasons.
 //! - `PUT /datasets/{dataset}/options`: how the ETL reads the dataset and evolves its schema.
 //!
 //! A request is validated completely before anything is written, so a rejected request
@@ -20,7 +21,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use http::HeaderValue;
 use serde::Deserialize;
 use serde_json::json;
-use sluice_aws::http_api::{BodyError, body_bytes, json_response, path_parameter};
+use sluice_aws::http_api::{BodyError, body_bytes, json_response, path_parameter, query_count};
 use sluice_aws::settings::{SettingsError, Vars, parsed_or, required};
 use sluice_aws::{AwsClients, Catalog, Claim, CuratedZone, IdempotencyRecord, RawZone, StoreError, StoredResponse};
 use sluice_core::metrics::{Metric, Unit, publish};
@@ -42,6 +43,7 @@ pub const ROUTE_POST_UPLOADS: &str = "POST /datasets/{dataset}/uploads";
 pub const ROUTE_GET_INGEST: &str = "GET /datasets/{dataset}/ingests/{id}";
 pub const ROUTE_LIST_DATASETS: &str = "GET /datasets";
 pub const ROUTE_GET_DATASET: &str = "GET /datasets/{dataset}";
+pub const ROUTE_GET_REJECTED: &str = "GET /datasets/{dataset}/rejected";
 pub const ROUTE_PUT_OPTIONS: &str = "PUT /datasets/{dataset}/options";
 
 /// Longest image label accepted (`?label=` or the upload request's `label`).
@@ -95,6 +97,7 @@ impl Ingest {
             ROUTE_GET_INGEST => self.get_ingest(&request).await,
             ROUTE_LIST_DATASETS => self.list_datasets().await,
             ROUTE_GET_DATASET => self.get_dataset(&request).await,
+            ROUTE_GET_REJECTED => self.get_rejected(&request).await,
             ROUTE_PUT_OPTIONS => self.put_options(&request).await,
             _ => Err(ApiError::RouteNotFound(route.clone())),
         };
@@ -286,6 +289,33 @@ impl Ingest {
         Ok(json_response(200, &body))
     }
 
+    /// The rejected rows of the dataset's newest objects first, each with its object's ingest
+    /// id, its row number and the reason; `total` counts every rejected row.
+    async fn get_rejected(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let dataset = dataset(request)?;
+        let limit =
+            query_count(request, "limit", DEFAULT_REJECTED_ROWS, MAX_REJECTED_ROWS).map_err(ApiError::InvalidQuery)?;
+        let ingests = self.catalog.ingests(&dataset).await?;
+        if ingests.is_empty() {
+            return Err(ApiError::NotFound(format!("dataset {dataset} has no data yet")));
+        }
+        let total: u64 = ingests.iter().filter_map(|e| e.processing.as_ref()?.rows_rejected).sum();
+        let mut rows = Vec::new();
+        for entry in ingests.iter().rev() {
+            let Some(key) = entry.processing.as_ref().and_then(|p| p.rejected_key.as_deref()) else { continue };
+            if rows.len() >= limit {
+                break;
+            }
+            let Some(start) = self.curated.get_start(key, REJECTED_BYTES_READ).await? else { continue };
+            let whole = (start.len() as u64) < REJECTED_BYTES_READ;
+            rows.extend(first_json_lines(&start, whole, limit - rows.len()).into_iter().map(|mut row| {
+                row["ingest_id"] = json!(entry.ingest_id);
+                row
+            }));
+        }
+        Ok(json_response(200, &json!({ "dataset": dataset, "total": total, "rows": rows })))
+    }
+
     /// The current merged profile. The ETL removes a version once the next one is current,
     /// so a version that vanished between the two reads means reading the pointer again.
     async fn dataset_profile(&self, dataset: &DatasetName) -> Result<Option<Vec<u8>>, StoreError> {
@@ -385,6 +415,26 @@ impl Created {
     }
 }
 
+/// Rejected rows a request returns by default, and at most (`?limit=`).
+const DEFAULT_REJECTED_ROWS: usize = 100;
+const MAX_REJECTED_ROWS: usize = 1_000;
+/// How much of each rejected-rows file is read: its first lines, not a file that may be
+/// as large as its object.
+const REJECTED_BYTES_READ: u64 = 1024 * 1024;
+
+/// The first `limit` JSON lines of `start`, the beginning of an NDJSON file (`whole` when it
+/// is the entire file); a line cut off where `start` ends is left out.
+fn first_json_lines(start: &[u8], whole: bool, limit: usize) -> Vec<serde_json::Value> {
+    let complete =
+        if whole { start } else { &start[..start.iter().rposition(|&b| b == b'\n').map_or(0, |end| end + 1)] };
+    complete
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .filter_map(|line| serde_json::from_slice(line).ok())
+        .take(limit)
+        .collect()
+}
+
 fn replayed(stored: StoredResponse) -> ApiGatewayV2httpResponse {
     let body: serde_json::Value = serde_json::from_str(&stored.body).unwrap_or(serde_json::Value::String(stored.body));
     let mut response = json_response(stored.status, &body);
@@ -438,4 +488,24 @@ fn idempotency(
         key_hash: Sha256Digest::of(key.as_bytes()).hex,
         fingerprint: Sha256Digest::of(&fingerprint_input).hex,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_complete_lines_of_a_cut_file_are_read() {
+        let file = b"{\"row\": 1}\n{\"row\": 2}\n{\"row\": 3}\n";
+        let rows = |start: &[u8], whole, limit| -> Vec<u64> {
+            first_json_lines(start, whole, limit).iter().map(|r| r["row"].as_u64().unwrap()).collect()
+        };
+        assert_eq!(rows(file, true, 10), [1, 2, 3]);
+        assert_eq!(rows(file, true, 2), [1, 2]);
+        // Cut inside the third line: two rows; cut inside the first: none.
+        assert_eq!(rows(&file[..26], false, 10), [1, 2]);
+        assert_eq!(rows(&file[..5], false, 10), Vec::<u64>::new());
+        // A last line without its newline is whole when the file is.
+        assert_eq!(rows(b"{\"row\": 7}", true, 10), [7]);
+    }
 }

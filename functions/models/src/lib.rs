@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use serde_json::{Value, json};
-use sluice_aws::http_api::{BodyError, body_bytes, error_response, json_response, path_parameter};
+use sluice_aws::http_api::{BodyError, body_bytes, error_response, json_response, path_parameter, query_count};
 use sluice_aws::settings::{SettingsError, Vars, function_memory_bytes, parsed_or, required};
 use sluice_aws::{AwsClients, Catalog, StoreError};
 use sluice_aws_ml::registry::{metadata, metrics_metadata};
@@ -320,12 +320,7 @@ impl Models {
     async fn events(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let model = ModelName::parse(path_parameter(request, "model"))?;
         let since = query_time(request, "since")?;
-        let limit = match request.query_string_parameters.first("limit") {
-            None => MAX_PAGE,
-            Some(text) => text.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
-                ApiError::InvalidRequest(format!("limit must be a whole number from 1 to {MAX_PAGE}"))
-            })?,
-        };
+        let limit = query_count(request, "limit", MAX_PAGE, MAX_PAGE).map_err(ApiError::InvalidRequest)?;
         let events = self.catalog().events(model.as_str(), since, limit).await?;
         Ok(json_response(200, &json!({ "model": model, "events": events })))
     }
