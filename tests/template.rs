@@ -252,6 +252,8 @@ const WILDCARD_RESOURCE_ACTIONS: &[(&str, &str, Option<&str>)] = &[
         "metrics have no resource type: a namespace condition scopes them",
         Some("cloudwatch:namespace"),
     ),
+    ("cloudwatch:ListMetrics", "the models API lists a model's serving metrics; no resource type", None),
+    ("cloudwatch:GetMetricData", "the models API reads a model's serving metrics; no resource type", None),
     ("ec2:DescribeNetworkInterfaces", "training in a VPC; EC2 Describe calls have no resource type", None),
     ("ec2:DescribeVpcs", "training in a VPC; EC2 Describe calls have no resource type", None),
     ("ec2:DescribeDhcpOptions", "training in a VPC; EC2 Describe calls have no resource type", None),

@@ -197,6 +197,30 @@ async fn a_training_request_becomes_an_approved_production_version() {
         cloud.send(Method::POST, &format!("/predictions/{id}/feedback"), json!({"truth": "rose"}).to_string()).await;
     assert_eq!(feedback.status, 201, "{}", String::from_utf8_lossy(&feedback.body));
 
+    // What predict published comes back from CloudWatch as the model's serving metrics.
+    let series = |metrics: &Value, metric: &str, stat: &str| -> Option<f64> {
+        let found = metrics["series"].as_array()?.iter().find(|s| s["metric"] == metric && s["stat"] == stat)?;
+        Some(found["points"].as_array()?.iter().filter_map(|p| p[1].as_f64()).sum())
+    };
+    let mut metrics = Value::Null;
+    for _ in 0..100 {
+        metrics = cloud.send(Method::GET, "/models/flowers/metrics?hours=1", Vec::new()).await.json();
+        if series(&metrics, "Requests", "Sum").is_some_and(|requests| requests >= 1.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(metrics["period_seconds"], 60, "{metrics}");
+    assert_eq!(
+        series(&metrics, "Requests", "Sum"),
+        Some(1.0),
+        "the answered request (a refused one is the caller's): {metrics}"
+    );
+    assert!(series(&metrics, "InferenceLatency", "Average").is_some_and(|ms| ms > 0.0), "{metrics}");
+    assert_eq!(series(&metrics, "ServerErrors", "Average"), Some(0.0), "{metrics}");
+    let refused = cloud.send(Method::GET, "/models/flowers/metrics?hours=999", Vec::new()).await;
+    assert_eq!(refused.status, 400);
+
     // The same data again cannot beat production: it waits for a person.
     let second = cloud.send(Method::POST, "/models/flowers/train", request.to_string()).await;
     assert_eq!(second.status, 202);

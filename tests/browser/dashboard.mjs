@@ -74,6 +74,15 @@ try {
   seen.prediction = await text("[data-test=prediction]");
   await page.screenshot({ path: `${screenshots}/predict-answer.png`, fullPage: true });
 
+  // The model page counts that prediction among its requests once CloudWatch has it.
+  for (let attempt = 0; attempt < 40 && !(seen.requests >= 1); attempt++) {
+    await page.goto("about:blank"); // a fresh load each time, not the page already drawn
+    await open("#/models/iris", "model-serving");
+    const shown = await page.locator("[data-test=requests]").count();
+    seen.requests = shown ? Number(await text("[data-test=requests]")) : 0;
+    if (!(seen.requests >= 1)) await page.waitForTimeout(250);
+  }
+
   seen.page_errors = errors;
 } finally {
   await browser.close();

@@ -259,6 +259,52 @@ function compare(versions) {
   return h("section", {}, h("h2", {}, "Compare versions"), left, " vs ", right, output);
 }
 
+/** Points of every series of `metric`/`stat`, combined per time with `combine(values, weights)`. */
+function combined(series, metric, stat, combine, weights = new Map()) {
+  const byTime = new Map();
+  for (const one of series.filter((x) => x.metric === metric && x.stat === stat)) {
+    for (const [time, value] of one.points) {
+      const weight = weights.get(`${one.dimensions.Version}|${time}`) ?? 1;
+      if (!byTime.has(time)) byTime.set(time, []);
+      byTime.get(time).push([value, weight]);
+    }
+  }
+  return [...byTime.entries()].sort((a, b) => a[0] - b[0]).map(([time, pairs]) => ({ x: new Date(time * 1000), y: combine(pairs), flagged: false }));
+}
+
+const sum = (pairs) => pairs.reduce((total, [value]) => total + value, 0);
+const weightedMean = (pairs) => pairs.reduce((t, [v, w]) => t + v * w, 0) / Math.max(pairs.reduce((t, [, w]) => t + w, 0), 1e-12);
+
+/** Requests, latency and error rate over the last day, from the model's CloudWatch metrics. */
+async function serving(model) {
+  const metrics = await get(`/models/${enc(model)}/metrics?hours=24`);
+  const requestsByVersion = new Map();
+  for (const one of metrics.series.filter((x) => x.metric === "Requests")) {
+    for (const [time, value] of one.points) requestsByVersion.set(`${one.dimensions.Version}|${time}`, value);
+  }
+  const requests = combined(metrics.series, "Requests", "Sum", sum);
+  const latency = combined(metrics.series, "InferenceLatency", "Average", weightedMean, requestsByVersion);
+  const worst = combined(metrics.series, "InferenceLatency", "Maximum", (pairs) => Math.max(...pairs.map(([v]) => v)));
+  const errors = combined(metrics.series, "ServerErrors", "Average", weightedMean);
+  const total = requests.reduce((t, p) => t + p.y, 0);
+  const parts = [h("h2", {}, "Serving (last 24 hours)")];
+  if (!total && !errors.length) {
+    parts.push(h("section", {}, h("p", { class: "muted" }, "No predictions in the last 24 hours.")));
+    return parts;
+  }
+  const meanLatency = weightedMean(latency.map((p, i) => [p.y, requests[i]?.y ?? 1]));
+  const errorRate = weightedMean(errors.map((p) => [p.y, 1]));
+  const chart = (points, label) => (points.length > 1 ? timeline(points, label) : null);
+  parts.push(h("section", {},
+    h("div", { class: "cards" },
+      h("div", { class: "card" }, h("b", { "data-test": "requests" }, total), "requests"),
+      h("div", { class: "card" }, h("b", {}, `${number(meanLatency, 3)} ms`), "mean inference latency"),
+      h("div", { class: "card" }, h("b", {}, worst.length ? `${number(Math.max(...worst.map((p) => p.y)), 3)} ms` : "–"), "slowest request"),
+      h("div", { class: "card" }, h("b", { class: errorRate > 0 ? "bad" : "good" }, `${(errorRate * 100).toFixed(2)} %`), "server errors")),
+    chart(requests, `requests per ${metrics.period_seconds / 60} min`), chart(latency, "mean inference latency (ms)"), chart(errors, "error rate")));
+  return parts;
+}
+
 async function health(model) {
   const since = new Date(Date.now() - 30 * 86400e3).toISOString().replace(/\.\d+Z$/, "Z");
   const [history, latest] = await Promise.all([getOr(`/models/${enc(model)}/drift?since=${enc(since)}`, { reports: [] }), getOr(`/models/${enc(model)}/drift`, null)]);
@@ -301,6 +347,7 @@ async function modelPage(name) {
     feedback,
     h("section", {}, versions.length ? table(["Version", "Status", "Primary metric", "Metrics", "Gate", "Trained", ""], rows) : h("p", { class: "muted" }, "No versions yet.")),
     compare(versions),
+    await serving(model.model),
     await health(model.model),
     h("h2", {}, "Events"), h("section", {}, events(timeline.events ?? [])));
 }

@@ -402,8 +402,11 @@ fn the_dashboard_shows_datasets_models_and_predictions_in_a_browser() {
     assert!(events.contains(&"registered") && events.contains(&"decided"), "{seen}");
     let answer = cloud.sluice(&["predict", "iris", "--rows", &row.to_string(), "--json"]).ok().json();
     assert_eq!(seen["prediction"], answer["predictions"][0]["prediction"], "the form answers as the API does: {seen}");
+    assert!(seen["requests"].as_f64().is_some_and(|n| n >= 1.0), "the model page counts requests: {seen}");
     assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
-    for page in ["datasets", "dataset", "models", "model", "model-decided", "predict-form", "predict-answer"] {
+    for page in
+        ["datasets", "dataset", "models", "model", "model-decided", "predict-form", "predict-answer", "model-serving"]
+    {
         assert!(screenshots.join(format!("{page}.png")).is_file(), "screenshot {page}.png");
     }
     eprintln!(

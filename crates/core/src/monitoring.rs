@@ -23,6 +23,13 @@ pub const RMSE_INCREASE: &str = "RmseIncrease";
 /// error rate.
 pub const SERVER_ERRORS: &str = "ServerErrors";
 
+/// Per prediction request, dimensions `Function`, `Model`, `Version`: 1 per request, and the
+/// milliseconds the model took.
+pub const REQUESTS: &str = "Requests";
+pub const INFERENCE_LATENCY: &str = "InferenceLatency";
+/// The dimension naming the version that answered.
+pub const VERSION_DIMENSION: &str = "Version";
+
 /// Every metric here grows worse upwards.
 pub const COMPARISON: &str = "GreaterThanOrEqualToThreshold";
 

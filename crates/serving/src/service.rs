@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sluice_core::ModelName;
 use sluice_core::capture::{CaptureRecord, CapturedPrediction, PredictionId};
 use sluice_core::metrics::{Metric, Unit, publish};
-use sluice_core::monitoring::{MODEL_DIMENSION, SERVER_ERRORS};
+use sluice_core::monitoring::{INFERENCE_LATENCY, MODEL_DIMENSION, REQUESTS, SERVER_ERRORS, VERSION_DIMENSION};
 use sluice_formats::{ContentKind, image_pixels};
 use sluice_model::pipeline::FeatureStep;
 use time::OffsetDateTime;
@@ -234,9 +234,9 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
         recorded: bool,
     ) {
         let mut metrics = vec![
-            Metric { name: "Requests".into(), unit: Unit::Count, value: 1.0 },
+            Metric { name: REQUESTS.into(), unit: Unit::Count, value: 1.0 },
             Metric { name: "Rows".into(), unit: Unit::Count, value: predictions.len() as f64 },
-            Metric { name: "InferenceLatency".into(), unit: Unit::Milliseconds, value: latency_ms },
+            Metric { name: INFERENCE_LATENCY.into(), unit: Unit::Milliseconds, value: latency_ms },
             Metric { name: "RecordingErrors".into(), unit: Unit::Count, value: if recorded { 0.0 } else { 1.0 } },
         ];
         let mut classes: BTreeMap<&str, f64> = BTreeMap::new();
@@ -253,7 +253,7 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
         let version = version.to_string();
         publish(
             &self.settings.metrics_namespace,
-            &[("Function", "predict"), (MODEL_DIMENSION, model.as_str()), ("Version", &version)],
+            &[("Function", "predict"), (MODEL_DIMENSION, model.as_str()), (VERSION_DIMENSION, &version)],
             &metrics,
         );
     }

@@ -8,6 +8,7 @@
 //! - `POST /models/{model}/versions`: import a bundle trained elsewhere, checked by loading it.
 //! - `GET /models/{model}/events`: the model's timeline.
 //! - `GET /models/{model}/drift`: the latest drift report; `?since=` the history.
+//! - `GET /models/{model}/metrics`: requests, latency and error rate over time (CloudWatch).
 //! - The daily schedule (EventBridge): starts the retraining plans that are due.
 
 use std::collections::BTreeMap;
@@ -35,6 +36,11 @@ pub const ROUTE_REJECT: &str = "POST /models/{model}/versions/{version}/reject";
 pub const ROUTE_IMPORT: &str = "POST /models/{model}/versions";
 pub const ROUTE_EVENTS: &str = "GET /models/{model}/events";
 pub const ROUTE_DRIFT: &str = "GET /models/{model}/drift";
+pub const ROUTE_METRICS: &str = "GET /models/{model}/metrics";
+
+mod metrics;
+
+use metrics::ModelMetrics;
 
 /// Lambda's 6 MB synchronous payload carries a base64 body of about this many bytes.
 const MAX_IMPORT_BYTES: usize = 4 * 1024 * 1024;
@@ -118,6 +124,7 @@ pub struct Models {
     training: TrainingService,
     artifacts_bucket: String,
     limits: BundleLimits,
+    metrics: ModelMetrics,
 }
 
 impl Models {
@@ -135,6 +142,7 @@ impl Models {
             artifacts_bucket: settings.artifacts_bucket.clone(),
             training: TrainingService::new(clients, catalog, settings),
             limits: BundleLimits::for_memory(function_memory_bytes(vars)?),
+            metrics: ModelMetrics::new(clients, required(vars, "METRICS_NAMESPACE")?),
         })
     }
 
@@ -169,6 +177,7 @@ impl Models {
             ROUTE_IMPORT => self.import(&request).await,
             ROUTE_EVENTS => self.events(&request).await,
             ROUTE_DRIFT => self.drift(&request).await,
+            ROUTE_METRICS => self.metrics(&request).await,
             _ => Err(ApiError::RouteNotFound(route.clone())),
         };
         result.unwrap_or_else(|err| {
@@ -323,6 +332,26 @@ impl Models {
         let limit = query_count(request, "limit", MAX_PAGE, MAX_PAGE).map_err(ApiError::InvalidRequest)?;
         let events = self.catalog().events(model.as_str(), since, limit).await?;
         Ok(json_response(200, &json!({ "model": model, "events": events })))
+    }
+
+    /// The model's serving metrics over the last `?hours=` (default 24).
+    async fn metrics(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let hours = query_count(request, "hours", 24, metrics::MAX_HOURS).map_err(ApiError::InvalidRequest)?;
+        let period = metrics::period_seconds(hours);
+        let end = OffsetDateTime::now_utc();
+        let start = end - time::Duration::hours(hours as i64);
+        let series = self.metrics.series(model.as_str(), start, end, period).await?;
+        Ok(json_response(
+            200,
+            &json!({
+                "model": model,
+                "start": start.format(&Rfc3339).unwrap_or_default(),
+                "end": end.format(&Rfc3339).unwrap_or_default(),
+                "period_seconds": period,
+                "series": series,
+            }),
+        ))
     }
 
     /// The latest drift report in full, or with `?since=` the summaries from then on.
