@@ -199,8 +199,10 @@ async fn a_training_request_becomes_an_approved_production_version() {
 
     // What predict published comes back from CloudWatch as the model's serving metrics.
     let series = |metrics: &Value, metric: &str, stat: &str| -> Option<f64> {
-        let found = metrics["series"].as_array()?.iter().find(|s| s["metric"] == metric && s["stat"] == stat)?;
-        Some(found["points"].as_array()?.iter().filter_map(|p| p[1].as_f64()).sum())
+        let mut found = metrics["series"].as_array()?.iter().filter(|s| s["metric"] == metric && s["stat"] == stat);
+        let first = found.next()?;
+        assert!(found.next().is_none(), "one series of {metric} {stat} per version: {metrics}");
+        Some(first["points"].as_array()?.iter().filter_map(|p| p[1].as_f64()).sum())
     };
     let mut metrics = Value::Null;
     for _ in 0..100 {

@@ -1,49 +1,19 @@
 // Drives the dashboard in headless Chromium as a person would, against a local cloud that
-// holds the `iris` dataset and a trained `iris` model (crates/cli/tests/dashboard.rs sets it
-// up and runs this): every page renders real data, reject and approve change production, and
+// holds the `iris` dataset and a trained `iris` model (crates/cli/tests/cli.rs sets it up
+// and runs this): every page renders real data, reject and approve change production, and
 // the prediction form answers. Saves a screenshot of each page; prints one JSON line with
 // what it saw, for the Rust test to compare with the API's own answers.
 //
 //   node dashboard.mjs DASHBOARD_URL SCREENSHOT_DIR ROW_JSON
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { session } from "./session.mjs";
 
 const [url, screenshots, rowJson] = process.argv.slice(2);
 const row = JSON.parse(rowJson);
-mkdirSync(screenshots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM,
-  headless: true,
-  // Root in CI containers has no user namespace for Chromium's sandbox.
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
-});
+const { browser, page, errors, open, text } = await session(url, screenshots);
 const seen = {};
 try {
-  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-  const errors = [];
-  page.on("pageerror", (error) => errors.push(error.message));
-  // Resources answering 404 are expected (a model's drift before the monitor's first report).
-  page.on("console", (message) => {
-    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) errors.push(message.text());
-  });
-
-  /** Opens `hash`, waits until the page says it has drawn it; the milliseconds that took. */
-  const open = async (hash, name) => {
-    const started = Date.now();
-    await page.goto(`${url}/${hash}`);
-    await page.waitForFunction((h) => document.body.dataset.ready === h, hash, { timeout: 20000 });
-    const drawn = Date.now() - started;
-    await page.screenshot({ path: `${screenshots}/${name}.png`, fullPage: true });
-    const alert = await page.locator("[role=alert]").allTextContents();
-    if (alert.length) throw new Error(`${hash} shows an error: ${alert.join("; ")}`);
-    return drawn;
-  };
-  const text = async (selector) => (await page.locator(selector).first().textContent()).trim();
-
   // From navigation to the datasets table drawn from the API: first, and with the API warm.
   seen.first_paint_ms = await open("#/datasets", "datasets");
-  await page.goto("about:blank");
   seen.warm_paint_ms = await open("#/datasets", "datasets");
   seen.datasets = await page.locator("main table tbody tr td:first-child").allTextContents();
 
@@ -76,7 +46,6 @@ try {
 
   // The model page counts that prediction among its requests once CloudWatch has it.
   for (let attempt = 0; attempt < 40 && !(seen.requests >= 1); attempt++) {
-    await page.goto("about:blank"); // a fresh load each time, not the page already drawn
     await open("#/models/iris", "model-serving");
     const shown = await page.locator("[data-test=requests]").count();
     seen.requests = shown ? Number(await text("[data-test=requests]")) : 0;

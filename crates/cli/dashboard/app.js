@@ -104,19 +104,28 @@ function bars(pairs, format = number) {
 
 /** A line over time: `points` are `{x: Date, y: number, flagged: bool}`; flagged ones red. */
 function timeline(points, label) {
-  const width = 640, height = 140, pad = 28;
-  const xs = points.map((p) => p.x.getTime()), ys = points.map((p) => p.y);
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs) || 1], [y0, y1] = [0, Math.max(...ys, 1e-9)];
+  return timelines([{ name: null, points }], label);
+}
+
+/** Lines over time on one scale, one colour each, named in a legend when they have names. */
+function timelines(lines, label) {
+  const width = 640, height = 150, pad = 28;
+  const all = lines.flatMap((line) => line.points);
+  const xs = all.map((p) => p.x.getTime()), ys = all.map((p) => p.y);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [0, Math.max(...ys, 1e-9)];
   const X = (x) => pad + ((x - x0) / Math.max(x1 - x0, 1)) * (width - 2 * pad);
   const Y = (y) => height - pad - ((y - y0) / (y1 - y0)) * (height - 2 * pad);
-  const path = points.map((p, i) => `${i ? "L" : "M"}${X(p.x.getTime()).toFixed(1)},${Y(p.y).toFixed(1)}`).join(" ");
+  const first = new Date(x0), last = new Date(x1);
   return s("svg", { width, height, role: "img", "aria-label": label },
-    s("path", { class: "line", d: path }),
-    points.map((p) => s("circle", { class: `dot ${p.flagged ? "drift" : "ok"}`, cx: X(p.x.getTime()), cy: Y(p.y), r: 3.5 },
-      s("title", {}, `${when(p.x.toISOString())}: ${number(p.y)}${p.flagged ? " (drift)" : ""}`))),
+    lines.map((line, index) => [
+      s("path", { class: `line line-${index % 6}`, d: line.points.map((p, i) => `${i ? "L" : "M"}${X(p.x.getTime()).toFixed(1)},${Y(p.y).toFixed(1)}`).join(" ") }),
+      line.points.map((p) => s("circle", { class: `dot ${p.flagged ? "drift" : "ok"}`, cx: X(p.x.getTime()), cy: Y(p.y), r: 3 },
+        s("title", {}, `${line.name ? line.name + " " : ""}${when(p.x.toISOString())}: ${number(p.y)}${p.flagged ? " (drift)" : ""}`))),
+      line.name ? s("text", { class: `legend line-${index % 6}`, x: width - pad, y: pad - 8 + index * 11, "text-anchor": "end" }, line.name) : null,
+    ]),
     s("text", { x: 2, y: pad - 8 }, `${label} (max ${number(y1)})`),
-    s("text", { x: pad, y: height - 8 }, when(points[0].x.toISOString())),
-    s("text", { x: width - pad, y: height - 8, "text-anchor": "end" }, when(points.at(-1).x.toISOString())));
+    s("text", { x: pad, y: height - 8 }, when(first.toISOString())),
+    s("text", { x: width - pad, y: height - 8, "text-anchor": "end" }, when(last.toISOString())));
 }
 
 // ---- datasets ----------------------------------------------------------------------------
@@ -320,11 +329,25 @@ async function health(model) {
     h("p", {}, `Latest window ${when(latest.window.start)} – ${when(latest.window.end)}: `, h("b", { class: latest.report.verdict === "drift" ? "bad" : "good" }, latest.report.verdict),
       ` over ${latest.report.predictions} predictions`, quality ? ` · live ${quality.metric} ${number(quality.live)} vs ${number(quality.validation)} at validation (${quality.feedback} feedback)` : ""),
     points("drift_score").length ? timeline(points("drift_score"), "drift score per window") : null,
+    featureLines(reports).length ? timelines(featureLines(reports), "distance to the baseline per feature") : null,
     reports.some((r) => typeof r.quality?.live === "number")
       ? timeline(reports.filter((r) => typeof r.quality?.live === "number").map((r) => ({ x: new Date(r.window_end), y: r.quality.live, flagged: false })), `live ${quality?.metric ?? "quality"}`) : null,
     table(["Feature", "Verdict", "Test", "Statistic", "p value", "Distance", "n", "Reason"], latest.report.features.map((f) =>
       [f.name, h("span", { class: f.verdict === "drift" ? "bad" : "" }, f.verdict), f.test, number(f.statistic), number(f.p_value), number(f.distance), f.n, f.reason ?? ""]))));
   return parts;
+}
+
+/** Each feature's distance to the training baseline per window, from the windows' summaries. */
+function featureLines(reports) {
+  const lines = new Map();
+  for (const report of reports) {
+    for (const feature of report.top_features ?? []) {
+      if (typeof feature.distance !== "number") continue;
+      if (!lines.has(feature.feature)) lines.set(feature.feature, []);
+      lines.get(feature.feature).push({ x: new Date(report.window_end), y: feature.distance, flagged: feature.verdict === "drift" });
+    }
+  }
+  return [...lines.entries()].map(([name, points]) => ({ name, points }));
 }
 
 function events(list) {

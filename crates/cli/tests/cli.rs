@@ -329,6 +329,36 @@ fn chromium() -> String {
     String::from_utf8(setup.stdout).unwrap().lines().last().expect("the browser's path").to_owned()
 }
 
+/// Where the browser tests save their screenshots.
+fn screenshots() -> PathBuf {
+    project_root().join("target/dashboard-screenshots")
+}
+
+/// Runs `tests/browser/SCRIPT DASHBOARD SCREENSHOTS ARGS…` with node in headless Chromium;
+/// the JSON line it prints, what it saw.
+fn drive_browser(script: &str, dashboard: &str, args: &[&str]) -> Value {
+    let browser = chromium();
+    let runner = project_root().join("tests/browser");
+    assert!(
+        runner.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run scripts/setup-node.sh"
+    );
+    let driven = Command::new("node")
+        .arg(runner.join(script))
+        .arg(dashboard)
+        .arg(screenshots())
+        .args(args)
+        .env("CHROMIUM", &browser)
+        .current_dir(&runner)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("node runs (Node.js 20 or later)");
+    let stdout = String::from_utf8_lossy(&driven.stdout);
+    assert!(driven.status.success(), "{script} failed (its error is above):\n{stdout}");
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|err| panic!("{script} prints what it saw ({err}):\n{stdout}"))
+}
+
 /// A raw HTTP/1.1 request to the dashboard: its status code and the whole answer.
 fn raw_request(dashboard: &str, request: &str) -> (u16, String) {
     let address = dashboard.trim_start_matches("http://");
@@ -342,12 +372,6 @@ fn raw_request(dashboard: &str, request: &str) -> (u16, String) {
 
 #[test]
 fn the_dashboard_shows_datasets_models_and_predictions_in_a_browser() {
-    let browser = chromium();
-    let runner = project_root().join("tests/browser");
-    assert!(
-        runner.join("node_modules/playwright-core").is_dir(),
-        "tests/browser/node_modules is missing: run scripts/setup-node.sh"
-    );
     let cloud = LocalUp::start("dash", &[]);
     cloud.sluice(&["ingest", "iris", &sample("iris-full.csv"), "--wait"]).ok();
     cloud
@@ -374,19 +398,7 @@ fn the_dashboard_shows_datasets_models_and_predictions_in_a_browser() {
     );
 
     let row = serde_json::json!({"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3});
-    let screenshots = project_root().join("target/dashboard-screenshots");
-    let driven = Command::new("node")
-        .arg(runner.join("dashboard.mjs"))
-        .args([&cloud.dashboard, screenshots.to_str().unwrap(), &row.to_string()])
-        .env("CHROMIUM", &browser)
-        .current_dir(&runner)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("node runs (Node.js 20 or later)");
-    let stdout = String::from_utf8_lossy(&driven.stdout);
-    assert!(driven.status.success(), "the browser run failed (its error is above):\n{stdout}");
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|err| panic!("the browser run prints what it saw ({err}):\n{stdout}"));
+    let seen = drive_browser("dashboard.mjs", &cloud.dashboard, &[&row.to_string()]);
 
     assert_eq!(seen["datasets"], serde_json::json!(["iris"]), "{seen}");
     assert_eq!(seen["rows_out"], 149, "{seen}");
@@ -407,7 +419,7 @@ fn the_dashboard_shows_datasets_models_and_predictions_in_a_browser() {
     for page in
         ["datasets", "dataset", "models", "model", "model-decided", "predict-form", "predict-answer", "model-serving"]
     {
-        assert!(screenshots.join(format!("{page}.png")).is_file(), "screenshot {page}.png");
+        assert!(screenshots().join(format!("{page}.png")).is_file(), "screenshot {page}.png");
     }
     eprintln!(
         "dashboard: navigation to the datasets table drawn from the API: {} ms first, {} ms again",
@@ -469,4 +481,12 @@ fn the_notebook_runs_from_ingest_to_prediction_and_drift() {
     }
     let plots = outputs.iter().filter(|output| output["data"]["image/png"].is_string()).count();
     assert_eq!(plots, 2, "the profile's histograms and the drift plot");
+
+    // The dashboard of the same cloud draws that traffic and drift on the model's page.
+    let seen = drive_browser("health.mjs", &cloud.dashboard, &[]);
+    assert_eq!(seen["requests"], 4, "the notebook's four prediction requests: {seen}");
+    assert!(seen["feature_lines"].as_u64().is_some_and(|n| n >= 2), "a line per feature: {seen}");
+    let drifting: Vec<&str> = seen["drifting_features"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(drifting.contains(&"drift"), "the latest report's drifting features are marked: {seen}");
+    assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
 }

@@ -80,6 +80,13 @@ impl ModelMetrics {
                 listed.extend(page.map_err(|e| failed("ListMetrics", e))?.metrics.unwrap_or_default());
             }
         }
+        // Each metric once: moto lists a metric again for every datum it holds.
+        let mut seen = std::collections::BTreeSet::new();
+        listed.retain(|metric| {
+            let mut dimensions: Vec<_> = metric.dimensions().iter().map(|d| (d.name(), d.value())).collect();
+            dimensions.sort();
+            seen.insert(format!("{:?}{dimensions:?}", metric.metric_name()))
+        });
         let wanted: Vec<(Metric, &str)> = listed
             .iter()
             .flat_map(|metric| {
