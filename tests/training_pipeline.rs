@@ -219,7 +219,8 @@ async fn a_training_request_becomes_an_approved_production_version() {
         "the answered request (a refused one is the caller's): {metrics}"
     );
     assert!(series(&metrics, "InferenceLatency", "Average").is_some_and(|ms| ms > 0.0), "{metrics}");
-    assert_eq!(series(&metrics, "ServerErrors", "Average"), Some(0.0), "{metrics}");
+    assert_eq!(series(&metrics, "ServerErrors", "Sum"), Some(0.0), "{metrics}");
+    assert_eq!(series(&metrics, "ServerErrors", "SampleCount"), Some(1.0), "{metrics}");
     let refused = cloud.send(Method::GET, "/models/flowers/metrics?hours=999", Vec::new()).await;
     assert_eq!(refused.status, 400);
 

@@ -4,7 +4,7 @@
 // the prediction form answers. Saves a screenshot of each page; prints one JSON line with
 // what it saw, for the Rust test to compare with the API's own answers.
 //
-//   node dashboard.mjs DASHBOARD_URL SCREENSHOT_DIR ROW_JSON
+//   node dashboard.mjs DASHBOARD_URL_WITH_TOKEN SCREENSHOT_DIR ROW_JSON
 import { session } from "./session.mjs";
 
 const [url, screenshots, rowJson] = process.argv.slice(2);

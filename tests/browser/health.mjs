@@ -2,7 +2,7 @@
 // the notebook has served and monitored `iris`): prints one JSON line with what the health
 // section draws, for the Rust test to check.
 //
-//   node health.mjs DASHBOARD_URL SCREENSHOT_DIR
+//   node health.mjs DASHBOARD_URL_WITH_TOKEN SCREENSHOT_DIR
 import { session } from "./session.mjs";
 
 const [url, screenshots] = process.argv.slice(2);

@@ -24,7 +24,7 @@ export async function session(url, screenshots) {
   const open = async (hash, name) => {
     await page.goto("about:blank"); // a fresh load, not a page already drawn
     const started = Date.now();
-    await page.goto(`${url}/${hash}`);
+    await page.goto(`${url}${hash}`); // url is the printed one: http://127.0.0.1:PORT/?token=…
     await page.waitForFunction((h) => document.body.dataset.ready === h, hash, { timeout: 20000 });
     const drawn = Date.now() - started;
     await page.screenshot({ path: `${screenshots}/${name}.png`, fullPage: true });

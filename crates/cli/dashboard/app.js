@@ -7,9 +7,13 @@ const page = document.getElementById("page");
 
 // ---- the API -----------------------------------------------------------------------------
 
+// This run's token, from the URL the dashboard printed (`?token=`), kept for the tab.
+const token = new URLSearchParams(location.search).get("token") ?? sessionStorage.getItem("sluice-token") ?? "";
+sessionStorage.setItem("sluice-token", token);
+
 /** Calls the API; resolves to its JSON, or throws an Error carrying the API's message. */
 async function api(method, path, body, contentType) {
-  const headers = { "x-sluice-dashboard": "1", accept: "application/json" };
+  const headers = { "x-sluice-dashboard": token, accept: "application/json" };
   if (contentType) headers["content-type"] = contentType;
   const response = await fetch("/api" + path, { method, headers, body });
   const text = await response.text();
@@ -67,7 +71,7 @@ function table(headers, rows) {
 }
 
 function show(...children) {
-  page.replaceChildren(...children.flat().filter(Boolean));
+  page.replaceChildren(...children.flat(Infinity).filter(Boolean));
 }
 
 function failure(error) {
@@ -181,10 +185,10 @@ async function datasetsPage() {
       d ? h("span", { class: d.rows.rejected ? "warn" : "" }, d.rows.rejected) : "–", d?.schema ? d.schema.fields.length : "–",
       d ? Object.entries(d.objects.by_status).map(([k, v]) => `${v} ${k}`).join(", ") : "–"];
   });
-  show(h("h1", {}, "Datasets"),
+  return [h("h1", {}, "Datasets"),
     h("section", {}, datasets.length ? table(["Dataset", "Objects", "Rows", "Rejected", "Columns", "Objects by status"], rows)
       : h("p", { class: "muted" }, "No datasets yet: upload a file below, or `sluice ingest DATASET FILE`.")),
-    uploadForm());
+    uploadForm()];
 }
 
 function columnProfile(column) {
@@ -212,7 +216,7 @@ function rejectedRows(rejected) {
 
 async function datasetPage(name) {
   const [d, rejected] = await Promise.all([get(`/datasets/${enc(name)}`), get(`/datasets/${enc(name)}/rejected?limit=50`)]);
-  show(h("h1", {}, `Dataset ${d.dataset}`),
+  return [h("h1", {}, `Dataset ${d.dataset}`),
     h("div", { class: "cards" },
       h("div", { class: "card" }, h("b", { "data-test": "rows-out" }, d.rows.out), "rows"),
       h("div", { class: "card" }, h("b", { class: d.rows.rejected ? "warn" : "" }, d.rows.rejected), "rejected rows"),
@@ -223,16 +227,16 @@ async function datasetPage(name) {
     rejectedRows(rejected),
     h("h2", {}, "Columns"),
     d.profile ? h("div", { class: "columns" }, d.profile.columns.map(columnProfile)) : h("p", { class: "muted" }, "No profile yet."),
-    uploadForm(d.dataset));
+    uploadForm(d.dataset)];
 }
 
 // ---- models ------------------------------------------------------------------------------
 
 async function modelsPage() {
   const { models } = await get("/models");
-  show(h("h1", {}, "Models"), h("section", {}, models.length
+  return [h("h1", {}, "Models"), h("section", {}, models.length
     ? table(["Model", "Versions", "Production"], models.map((m) => [h("a", { href: `#/models/${enc(m.model)}` }, m.model), m.versions, m.production_version ?? "–"]))
-    : h("p", { class: "muted" }, "No models yet: `sluice train MODEL --dataset … --target … --wait`.")));
+    : h("p", { class: "muted" }, "No models yet: `sluice train MODEL --dataset … --target … --wait`."))];
 }
 
 function statusBadge(version) {
@@ -294,7 +298,9 @@ async function serving(model) {
   const requests = combined(metrics.series, "Requests", "Sum", sum);
   const latency = combined(metrics.series, "InferenceLatency", "Average", weightedMean, requestsByVersion);
   const worst = combined(metrics.series, "InferenceLatency", "Maximum", (pairs) => Math.max(...pairs.map(([v]) => v)));
-  const errors = combined(metrics.series, "ServerErrors", "Average", weightedMean);
+  const failed = combined(metrics.series, "ServerErrors", "Sum", sum);
+  const answered = combined(metrics.series, "ServerErrors", "SampleCount", sum);
+  const errors = answered.map((p, i) => ({ ...p, y: (failed[i]?.y ?? 0) / Math.max(p.y, 1) }));
   const total = requests.reduce((t, p) => t + p.y, 0);
   const parts = [h("h2", {}, "Serving (last 24 hours)")];
   if (!total && !errors.length) {
@@ -302,7 +308,7 @@ async function serving(model) {
     return parts;
   }
   const meanLatency = weightedMean(latency.map((p, i) => [p.y, requests[i]?.y ?? 1]));
-  const errorRate = weightedMean(errors.map((p) => [p.y, 1]));
+  const errorRate = sum(failed.map((p) => [p.y])) / Math.max(sum(answered.map((p) => [p.y])), 1);
   const chart = (points, label) => (points.length > 1 ? timeline(points, label) : null);
   parts.push(h("section", {},
     h("div", { class: "cards" },
@@ -356,23 +362,26 @@ function events(list) {
     h("li", {}, h("time", {}, when(e.time)), h("span", { class: "kind" }, e.kind), e.version ? `v${e.version} · ` : "", e.message)));
 }
 
+/** A section's content, or its error in its place: one failing call does not blank the page. */
+const caught = (promise, title) => promise.catch((error) => [h("h2", {}, title), failure(error)]);
+
 async function modelPage(name) {
-  const [model, timeline] = await Promise.all([get(`/models/${enc(name)}`), getOr(`/models/${enc(name)}/events?limit=100`, { events: [] })]);
+  const [model, timeline, ...sections] = await Promise.all([get(`/models/${enc(name)}`), getOr(`/models/${enc(name)}/events?limit=100`, { events: [] }),
+    caught(serving(name), "Serving"), caught(health(name), "Health")]);
   const feedback = h("div");
   const versions = [...model.versions].sort((a, b) => b.version - a.version);
   const rows = versions.map((v) => [String(v.version), statusBadge(v),
     v.primary_metric ? `${v.primary_metric} ${number(v.metrics?.[v.primary_metric])}` : "–",
     h("span", { class: "muted" }, Object.entries(v.metrics ?? {}).map(([k, x]) => `${k} ${number(x)}`).join(" · ")),
     h("span", { class: "muted" }, v.gate_reason ?? ""), when(v.trained_at), decisionButtons(model.model, v, feedback)]);
-  show(h("h1", {}, `Model ${model.model}`),
+  return [h("h1", {}, `Model ${model.model}`),
     h("p", {}, "Production: ", h("b", { "data-test": "production-version" }, model.production_version ?? "none"), " · ",
       h("a", { href: `#/models/${enc(model.model)}/predict` }, "Try a prediction")),
     feedback,
     h("section", {}, versions.length ? table(["Version", "Status", "Primary metric", "Metrics", "Gate", "Trained", ""], rows) : h("p", { class: "muted" }, "No versions yet.")),
     compare(versions),
-    await serving(model.model),
-    await health(model.model),
-    h("h2", {}, "Events"), h("section", {}, events(timeline.events ?? [])));
+    sections,
+    h("h2", {}, "Events"), h("section", {}, events(timeline.events ?? []))];
 }
 
 // ---- predictions -------------------------------------------------------------------------
@@ -402,27 +411,26 @@ async function predictPage(name) {
       send(chosen, chosen.name.toLowerCase().endsWith(".png") ? "image/png" : "image/jpeg");
     } }, h("label", {}, "Image"), file, h("span"), h("button", { class: "primary", type: "submit" }, "Predict"));
   } else {
-    const fields = inputs.inputs.map((input) => {
-      const field = input.kind === "category"
-        ? h("select", { name: input.name }, input.categories.map((c) => h("option", { value: c }, c)))
-        : h("input", { name: input.name, value: number(input.mean, 4), title: "a number (timestamps: ISO text or a number)" });
-      return [h("label", { for: input.name }, input.name), Object.assign(field, { id: input.name })];
-    });
+    // The fields by column, not through form.elements, where a column named `length` or
+    // `item` would be the collection's own property.
+    const fields = new Map(inputs.inputs.map((input) => [input.name, input.kind === "category"
+      ? h("select", { id: input.name }, input.categories.map((c) => h("option", { value: c }, c)))
+      : h("input", { id: input.name, value: number(input.mean, 4), title: "a number (timestamps: ISO text or a number)" })]));
     form = h("form", { class: "grid", onsubmit: (event) => {
       event.preventDefault();
       const row = {};
       for (const input of inputs.inputs) {
-        const text = form.elements[input.name].value.trim();
+        const text = fields.get(input.name).value.trim();
         // Numbers go as numbers; anything else (an ISO timestamp, a category) as text.
         row[input.name] = input.kind === "number" && text !== "" && !Number.isNaN(Number(text)) ? Number(text) : text === "" ? null : text;
       }
       send(JSON.stringify({ rows: [row] }), "application/json");
-    } }, fields, h("span"), h("button", { class: "primary", type: "submit" }, "Predict"));
+    } }, [...fields].map(([name, field]) => [h("label", { for: name }, name), field]), h("span"), h("button", { class: "primary", type: "submit" }, "Predict"));
   }
-  show(h("h1", {}, `Predict with ${inputs.model}`),
+  return [h("h1", {}, `Predict with ${inputs.model}`),
     h("p", { class: "muted" }, `Production version ${inputs.version} · ${inputs.task}, predicts ${inputs.target}`,
       inputs.class_labels?.length ? ` (${inputs.class_labels.join(", ")})` : ""),
-    h("section", {}, form), output);
+    h("section", {}, form), output];
 }
 
 // ---- routing -----------------------------------------------------------------------------
@@ -435,14 +443,24 @@ const routes = [
   [/^#\/models\/([^/]+)\/predict$/, predictPage, "models"],
 ];
 
+let rendering = 0;
+
 async function render() {
+  const generation = ++rendering;
   const hash = location.hash || "#/datasets";
   const route = routes.find(([pattern]) => pattern.test(hash));
   for (const link of document.querySelectorAll("[data-nav]")) link.classList.toggle("active", link.dataset.nav === route?.[2]);
   if (!route) return show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/datasets" }, "Datasets")));
   const [pattern, draw] = route;
-  const parameters = hash.match(pattern).slice(1).map(decodeURIComponent);
-  try { await draw(...parameters); document.body.dataset.ready = hash; } catch (error) { show(failure(error)); document.body.dataset.ready = hash; }
+  // A page that finishes after the user has moved on must not draw over the newer one.
+  const current = () => generation === rendering;
+  try {
+    const content = await draw(...hash.match(pattern).slice(1).map(decodeURIComponent));
+    if (current()) show(content);
+  } catch (error) {
+    if (current()) show(failure(error));
+  }
+  if (current()) document.body.dataset.ready = hash;
 }
 
 window.addEventListener("hashchange", () => { delete document.body.dataset.ready; render(); });

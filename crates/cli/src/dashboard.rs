@@ -5,10 +5,12 @@
 //! credentials let the API do, through the API's own checks.
 //!
 //! Because a forwarding proxy on localhost acts with the user's credentials, it only answers
-//! what the user's own browser tab sends: the `Host` must be the loopback address it listens
-//! on (a DNS-rebinding page cannot reach it), and every call that changes something must
-//! carry the `x-sluice-dashboard` header, which another site's page cannot add without a
-//! CORS preflight this server never grants.
+//! the user's own browser tab, as Jupyter does: every API call must carry the random token
+//! of this run (printed in the dashboard's URL, `?token=`; the page sends it in the
+//! `x-sluice-dashboard` header), so another local user or process cannot borrow the
+//! credentials, and a web page cannot either (a cross-site request cannot add the header
+//! without a CORS preflight, which is never granted). The `Host` must be the loopback address
+//! it listens on, so a DNS-rebinding page does not even get the pages.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -37,7 +39,7 @@ const ASSETS: [(&str, &str, &str); 3] = [
 /// Only this server's own assets and API; charts are inline SVG.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The header the dashboard's own script sends with every API call.
+/// The header carrying the run's token on every API call the page makes.
 pub const DASHBOARD_HEADER: &str = "x-sluice-dashboard";
 
 /// API Gateway's own body limit: nothing larger could reach the API anyway.
@@ -46,6 +48,7 @@ const MAX_FORWARDED_BODY: usize = 10 * 1024 * 1024;
 /// The dashboard being served, until dropped.
 pub struct Dashboard {
     address: SocketAddr,
+    token: String,
     server: JoinHandle<()>,
 }
 
@@ -59,15 +62,27 @@ impl Dashboard {
             ))
         })?;
         let address = listener.local_addr().map_err(|err| CliError::Usage(err.to_string()))?;
-        let api = Arc::new(api);
+        let token = new_token()?;
+        let shared = Arc::new((api, token.clone()));
         let server = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let api = Arc::clone(&api);
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        // Out of file descriptors, say: wait rather than spin.
+                        tracing::warn!(error = %err, "the dashboard cannot accept a connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
-                        let api = Arc::clone(&api);
-                        async move { Ok::<_, std::convert::Infallible>(answer(&api, address, request).await) }
+                        let shared = Arc::clone(&shared);
+                        async move {
+                            let (api, token) = &*shared;
+                            Ok::<_, std::convert::Infallible>(answer(api, token, address, request).await)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -75,12 +90,21 @@ impl Dashboard {
                 });
             }
         });
-        Ok(Self { address, server })
+        Ok(Self { address, token, server })
     }
 
+    /// The address to open, with this run's token.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}/?token={}", self.address, self.token)
     }
+}
+
+/// 128 random bits, hex: this run's token.
+fn new_token() -> Result<String, CliError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| CliError::Usage(format!("no randomness for the dashboard's token: {err}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Drop for Dashboard {
@@ -89,7 +113,7 @@ impl Drop for Dashboard {
     }
 }
 
-async fn answer(api: &Api, address: SocketAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(api: &Api, token: &str, address: SocketAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if !is_own_host(request.headers().get(HOST), address) {
         return error(
             StatusCode::FORBIDDEN,
@@ -99,6 +123,14 @@ async fn answer(api: &Api, address: SocketAddr, request: Request<Incoming>) -> R
     }
     let path = request.uri().path().to_owned();
     if let Some(api_path) = path.strip_prefix("/api/") {
+        let sent = request.headers().get(DASHBOARD_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
+        if !same_secret(sent, token.as_bytes()) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "open the dashboard with the URL it printed (with ?token=): API calls need this run's token",
+            );
+        }
         return forward(api, api_path, request).await;
     }
     if request.method() != Method::GET {
@@ -120,19 +152,16 @@ async fn answer(api: &Api, address: SocketAddr, request: Request<Incoming>) -> R
 fn is_own_host(host: Option<&HeaderValue>, address: SocketAddr) -> bool {
     let Some(host) = host.and_then(|h| h.to_str().ok()) else { return false };
     let port = address.port();
-    ["127.0.0.1", "localhost", "[::1]"].iter().any(|name| host == format!("{name}:{port}"))
+    ["127.0.0.1", "localhost"].iter().any(|name| host == format!("{name}:{port}"))
+}
+
+/// Compares in time that does not depend on where the two differ.
+fn same_secret(sent: &[u8], expected: &[u8]) -> bool {
+    sent.len() == expected.len() && sent.iter().zip(expected).fold(0, |differ, (a, b)| differ | (a ^ b)) == 0
 }
 
 /// Sends the request on to the API as `/<api_path>?<query>` and answers with what it said.
 async fn forward(api: &Api, api_path: &str, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let changes_something = request.method() != Method::GET;
-    if changes_something && !request.headers().contains_key(DASHBOARD_HEADER) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            &format!("calls that change something must come from the dashboard's own page ({DASHBOARD_HEADER} header)"),
-        );
-    }
     let method = request.method().clone();
     let content_type = request.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let path = match request.uri().query() {
@@ -141,13 +170,14 @@ async fn forward(api: &Api, api_path: &str, request: Request<Incoming>) -> Respo
     };
     let body = match Limited::new(request.into_body(), MAX_FORWARDED_BODY).collect().await {
         Ok(body) => body.to_bytes(),
-        Err(_) => {
+        Err(err) if err.is::<LengthLimitError>() => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 &format!("the API takes at most {MAX_FORWARDED_BODY} bytes; send larger files with `sluice ingest`"),
             );
         }
+        Err(err) => return error(StatusCode::BAD_REQUEST, "unreadable_body", &format!("cannot read the body: {err}")),
     };
     match api.exchange(method, &path, content_type.as_deref(), body).await {
         Ok((status, body)) => Response::builder()
@@ -156,8 +186,9 @@ async fn forward(api: &Api, api_path: &str, request: Request<Incoming>) -> Respo
             .header(CACHE_CONTROL, "no-store")
             .body(Full::new(body))
             .expect("a valid response"),
-        // The API could not be reached or the request not signed: the dashboard says why.
-        Err(err) => error(StatusCode::BAD_GATEWAY, "api_unreachable", &err.to_string()),
+        // The API could not be reached, or the request not signed: the dashboard says why.
+        Err(err @ CliError::Unreachable { .. }) => error(StatusCode::BAD_GATEWAY, "api_unreachable", &err.to_string()),
+        Err(err) => error(StatusCode::BAD_GATEWAY, "cannot_sign", &err.to_string()),
     }
 }
 
@@ -167,6 +198,8 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>>
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")
+        .header(CACHE_CONTROL, "no-store")
+        .header("x-content-type-options", "nosniff")
         .body(Full::new(Bytes::from(body.to_string())))
         .expect("a valid response")
 }

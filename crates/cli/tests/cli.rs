@@ -359,11 +359,14 @@ fn drive_browser(script: &str, dashboard: &str, args: &[&str]) -> Value {
         .unwrap_or_else(|err| panic!("{script} prints what it saw ({err}):\n{stdout}"))
 }
 
-/// A raw HTTP/1.1 request to the dashboard: its status code and the whole answer.
-fn raw_request(dashboard: &str, request: &str) -> (u16, String) {
-    let address = dashboard.trim_start_matches("http://");
+/// A raw HTTP/1.1 request to the dashboard at `url` (as it printed it, `?token=` included);
+/// `ADDRESS` and `TOKEN` in `request` become its address and token. Its status code and the
+/// whole answer.
+fn raw_request(url: &str, request: &str) -> (u16, String) {
+    let (address, token) = url.trim_start_matches("http://").split_once("/?token=").expect("the URL has a token");
     let mut stream = std::net::TcpStream::connect(address).expect("the dashboard listens");
-    std::io::Write::write_all(&mut stream, request.replace("ADDRESS", address).as_bytes()).unwrap();
+    let request = request.replace("ADDRESS", address).replace("TOKEN", token);
+    std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let status = answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
@@ -379,18 +382,24 @@ fn the_dashboard_shows_datasets_models_and_predictions_in_a_browser() {
         .ok();
 
     // The pages come with a policy that allows nothing but the dashboard's own files; API
-    // calls are forwarded; the proxy answers only its own loopback host, and nothing that
-    // changes something without the dashboard page's header.
+    // calls with this run's token are forwarded, any other is refused, and the proxy answers
+    // only its own loopback host.
     let (status, page) = raw_request(&cloud.dashboard, "GET / HTTP/1.1\r\nHost: ADDRESS\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 200, "{page}");
     assert!(page.to_ascii_lowercase().contains("content-security-policy: default-src 'none'"), "{page}");
-    let (status, models) =
-        raw_request(&cloud.dashboard, "GET /api/models HTTP/1.1\r\nHost: ADDRESS\r\nConnection: close\r\n\r\n");
+    let with_token =
+        "GET /api/models HTTP/1.1\r\nHost: ADDRESS\r\nx-sluice-dashboard: TOKEN\r\nConnection: close\r\n\r\n";
+    let (status, models) = raw_request(&cloud.dashboard, with_token);
     assert!(status == 200 && models.contains("\"iris\""), "{models}");
-    let rebound = "GET /api/models HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n";
-    assert_eq!(raw_request(&cloud.dashboard, rebound).0, 403);
-    let cross_site = "POST /api/models/iris/versions/1/reject HTTP/1.1\r\nHost: ADDRESS\r\nOrigin: https://attacker.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    assert_eq!(raw_request(&cloud.dashboard, cross_site).0, 403);
+    for refused in [
+        "GET /api/models HTTP/1.1\r\nHost: ADDRESS\r\nConnection: close\r\n\r\n",
+        "GET /api/models HTTP/1.1\r\nHost: ADDRESS\r\nx-sluice-dashboard: 1\r\nConnection: close\r\n\r\n",
+        "GET /api/models HTTP/1.1\r\nHost: attacker.example\r\nx-sluice-dashboard: TOKEN\r\nConnection: close\r\n\r\n",
+        "POST /api/models/iris/versions/1/reject HTTP/1.1\r\nHost: ADDRESS\r\nOrigin: https://attacker.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    ] {
+        let (status, answer) = raw_request(&cloud.dashboard, refused);
+        assert_eq!(status, 403, "{refused}\n{answer}");
+    }
     assert_eq!(
         cloud.sluice(&["models", "iris", "--json"]).ok().json()["production_version"],
         1,

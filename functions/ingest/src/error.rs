@@ -36,7 +36,7 @@ pub enum ApiError {
     #[error("invalid dataset options: {0}")]
     InvalidOptions(String),
     #[error("{0}")]
-    InvalidQuery(String),
+    InvalidRequest(String),
     #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
     InvalidIdempotencyKey,
     #[error("this Idempotency-Key was already used for a different request")]
@@ -61,7 +61,7 @@ impl ApiError {
             | Self::InvalidUploadRequest(_)
             | Self::InvalidLabel(_)
             | Self::InvalidOptions(_)
-            | Self::InvalidQuery(_)
+            | Self::InvalidRequest(_)
             | Self::InvalidIdempotencyKey => 400,
             Self::NotFound(_) | Self::RouteNotFound(_) => 404,
             Self::RequestInProgress => 409,
@@ -85,7 +85,7 @@ impl ApiError {
             Self::InvalidUploadRequest(_) => "invalid_upload_request",
             Self::InvalidLabel(_) => "invalid_label",
             Self::InvalidOptions(_) => "invalid_options",
-            Self::InvalidQuery(_) => "invalid_request",
+            Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::RequestInProgress => "request_in_progress",

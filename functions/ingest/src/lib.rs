@@ -293,21 +293,24 @@ impl Ingest {
     /// id, its row number and the reason; `total` counts every rejected row.
     async fn get_rejected(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let dataset = dataset(request)?;
-        let limit =
-            query_count(request, "limit", DEFAULT_REJECTED_ROWS, MAX_REJECTED_ROWS).map_err(ApiError::InvalidQuery)?;
+        let limit = query_count(request, "limit", DEFAULT_REJECTED_ROWS, MAX_REJECTED_ROWS)
+            .map_err(ApiError::InvalidRequest)?;
         let ingests = self.catalog.ingests(&dataset).await?;
         if ingests.is_empty() {
             return Err(ApiError::NotFound(format!("dataset {dataset} has no data yet")));
         }
         let total: u64 = ingests.iter().filter_map(|e| e.processing.as_ref()?.rows_rejected).sum();
         let mut rows = Vec::new();
-        for entry in ingests.iter().rev() {
-            let Some(key) = entry.processing.as_ref().and_then(|p| p.rejected_key.as_deref()) else { continue };
-            if rows.len() >= limit {
+        let mut budget = REJECTED_BYTES_READ;
+        let with_rejected =
+            ingests.iter().rev().filter_map(|e| Some((e, e.processing.as_ref()?.rejected_key.as_deref()?)));
+        for (entry, key) in with_rejected.take(MAX_REJECTED_OBJECTS) {
+            if rows.len() >= limit || budget == 0 {
                 break;
             }
-            let Some(start) = self.curated.get_start(key, REJECTED_BYTES_READ).await? else { continue };
-            let whole = (start.len() as u64) < REJECTED_BYTES_READ;
+            let Some(start) = self.curated.get_start(key, budget).await? else { continue };
+            let whole = (start.len() as u64) < budget;
+            budget -= start.len() as u64;
             rows.extend(first_json_lines(&start, whole, limit - rows.len()).into_iter().map(|mut row| {
                 row["ingest_id"] = json!(entry.ingest_id);
                 row
@@ -418,9 +421,11 @@ impl Created {
 /// Rejected rows a request returns by default, and at most (`?limit=`).
 const DEFAULT_REJECTED_ROWS: usize = 100;
 const MAX_REJECTED_ROWS: usize = 1_000;
-/// How much of each rejected-rows file is read: its first lines, not a file that may be
-/// as large as its object.
-const REJECTED_BYTES_READ: u64 = 1024 * 1024;
+/// What one request reads of the rejected-rows files, newest object first: the first lines
+/// of at most this many files, and at most this many bytes in all, so that it answers within
+/// the API's time and Lambda's 6 MB response.
+const MAX_REJECTED_OBJECTS: usize = 50;
+const REJECTED_BYTES_READ: u64 = 2 * 1024 * 1024;
 
 /// The first `limit` JSON lines of `start`, the beginning of an NDJSON file (`whole` when it
 /// is the entire file); a line cut off where `start` ends is left out.

@@ -12,9 +12,15 @@ use sluice_core::monitoring::{INFERENCE_LATENCY, MODEL_DIMENSION, REQUESTS, SERV
 use time::OffsetDateTime;
 
 /// What is read, and with which statistic: requests are counted, latency averaged and its
-/// worst kept, and the 0/1 error indicator averaged into a rate.
-const READ: [(&str, &str); 4] =
-    [(REQUESTS, "Sum"), (INFERENCE_LATENCY, "Average"), (INFERENCE_LATENCY, "Maximum"), (SERVER_ERRORS, "Average")];
+/// worst kept, and the 0/1 error indicator summed and counted, so that an error rate over
+/// any span is the failures over the answered requests, not an average of averages.
+const READ: [(&str, &str); 5] = [
+    (REQUESTS, "Sum"),
+    (INFERENCE_LATENCY, "Average"),
+    (INFERENCE_LATENCY, "Maximum"),
+    (SERVER_ERRORS, "Sum"),
+    (SERVER_ERRORS, "SampleCount"),
+];
 
 /// GetMetricData takes at most 500 queries a call.
 const QUERIES_PER_CALL: usize = 500;
