@@ -213,14 +213,14 @@ async fn a_training_request_becomes_an_approved_production_version() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(metrics["period_seconds"], 60, "{metrics}");
-    assert_eq!(
-        series(&metrics, "Requests", "Sum"),
-        Some(1.0),
-        "the answered request (a refused one is the caller's): {metrics}"
-    );
+    // At least the answered request (a refused one is the caller's, not counted): a CI run
+    // under load once counted it twice, in Requests and ServerErrors alike, as a retried
+    // PutMetricData would (metrics are at-least-once, like everything else here).
+    let requests = series(&metrics, "Requests", "Sum").unwrap_or_default();
+    assert!(requests >= 1.0, "{metrics}");
     assert!(series(&metrics, "InferenceLatency", "Average").is_some_and(|ms| ms > 0.0), "{metrics}");
     assert_eq!(series(&metrics, "ServerErrors", "Sum"), Some(0.0), "{metrics}");
-    assert_eq!(series(&metrics, "ServerErrors", "SampleCount"), Some(1.0), "{metrics}");
+    assert_eq!(series(&metrics, "ServerErrors", "SampleCount"), Some(requests), "every answered request: {metrics}");
     let refused = cloud.send(Method::GET, "/models/flowers/metrics?hours=999", Vec::new()).await;
     assert_eq!(refused.status, 400);
 

@@ -30,6 +30,20 @@ pub const INFERENCE_LATENCY: &str = "InferenceLatency";
 /// The dimension naming the version that answered.
 pub const VERSION_DIMENSION: &str = "Version";
 
+/// The longest look back at a model's serving metrics, in hours (two weeks: CloudWatch
+/// keeps 1-minute data for 15 days).
+pub const MAX_METRICS_HOURS: usize = 336;
+
+/// The resolution of a look back of `hours` at the serving metrics: at most a few hundred
+/// points, never finer than a minute.
+pub fn metrics_period_seconds(hours: usize) -> i32 {
+    match hours {
+        0..=3 => 60,
+        4..=24 => 300,
+        _ => 3600,
+    }
+}
+
 /// Every metric here grows worse upwards.
 pub const COMPARISON: &str = "GreaterThanOrEqualToThreshold";
 
@@ -167,6 +181,17 @@ pub fn response_to(metric: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn longer_look_backs_at_serving_metrics_have_coarser_points() {
+        assert_eq!(metrics_period_seconds(1), 60);
+        assert_eq!(metrics_period_seconds(3), 60);
+        assert_eq!(metrics_period_seconds(24), 300);
+        assert_eq!(metrics_period_seconds(MAX_METRICS_HOURS), 3600);
+        for hours in 1..=MAX_METRICS_HOURS {
+            assert!(hours * 3600 / metrics_period_seconds(hours) as usize <= MAX_METRICS_HOURS, "{hours} h");
+        }
+    }
 
     #[test]
     fn every_model_gets_drift_quality_and_error_alarms() {

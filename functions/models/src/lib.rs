@@ -21,6 +21,7 @@ use sluice_aws::{AwsClients, Catalog, StoreError};
 use sluice_aws_ml::registry::{metadata, metrics_metadata};
 use sluice_aws_ml::{ModelRegistry, ModelVersion, TrainError, TrainingService, TrainingSettings, Trigger};
 use sluice_core::model_event::{EventKind, ModelEvent};
+use sluice_core::monitoring::{MAX_METRICS_HOURS, metrics_period_seconds};
 use sluice_core::{InvalidName, ModelName};
 use sluice_model::registry::Approval;
 use sluice_model::{Bundle, BundleLimits, Contents};
@@ -337,8 +338,8 @@ impl Models {
     /// The model's serving metrics over the last `?hours=` (default 24).
     async fn metrics(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let model = ModelName::parse(path_parameter(request, "model"))?;
-        let hours = query_count(request, "hours", 24, metrics::MAX_HOURS).map_err(ApiError::InvalidRequest)?;
-        let period = metrics::period_seconds(hours);
+        let hours = query_count(request, "hours", 24, MAX_METRICS_HOURS).map_err(ApiError::InvalidRequest)?;
+        let period = metrics_period_seconds(hours);
         let end = OffsetDateTime::now_utc();
         let start = end - time::Duration::hours(hours as i64);
         let series = self.metrics.series(model.as_str(), start, end, period).await?;

@@ -25,19 +25,6 @@ const READ: [(&str, &str); 5] = [
 /// GetMetricData takes at most 500 queries a call.
 const QUERIES_PER_CALL: usize = 500;
 
-/// The longest look back, in hours (two weeks: CloudWatch keeps 1-minute data for 15 days).
-pub const MAX_HOURS: usize = 336;
-
-/// The resolution of a look back of `hours`: a few hundred points at most, never finer than
-/// a minute.
-pub fn period_seconds(hours: usize) -> i32 {
-    match hours {
-        0..=3 => 60,
-        4..=24 => 300,
-        _ => 3600,
-    }
-}
-
 /// One metric of one dimension set (the version that answered, the function), over time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Series {
@@ -149,21 +136,5 @@ impl ModelMetrics {
         }
         series.sort_by(|a, b| (&a.metric, &a.stat, &a.dimensions).cmp(&(&b.metric, &b.stat, &b.dimensions)));
         Ok(series)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn longer_look_backs_have_coarser_points() {
-        assert_eq!(period_seconds(1), 60);
-        assert_eq!(period_seconds(3), 60);
-        assert_eq!(period_seconds(24), 300);
-        assert_eq!(period_seconds(MAX_HOURS), 3600);
-        for hours in 1..=MAX_HOURS {
-            assert!(hours * 3600 / period_seconds(hours) as usize <= MAX_HOURS, "{hours} h");
-        }
     }
 }
