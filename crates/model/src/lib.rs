@@ -1,6 +1,7 @@
 //! The contract between the trainer, the registry and serving: the model bundle (its
 //! manifest, metrics and baseline, one reader and one packer), the feature pipeline it
-//! records, and the registry's rules (which version is production, the approval gate).
+//! records, and the registry's rules (which version is production, the approval gate, how a
+//! candidate is rolled out).
 //! The trainer fits the pipeline and `predict` applies the same code to requests, so
 //! training and serving cannot drift apart.
 
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod monitoring;
 pub mod pipeline;
 pub mod registry;
+pub mod rollout;
 pub mod tuning;
 
 pub use bundle::{Bundle, BundleError, BundleLimits, Contents};
