@@ -128,6 +128,11 @@ async fn a_training_request_becomes_an_approved_production_version() {
             "validation:speed",
         ),
         (json!({"dataset": "flowers", "target": "kind", "algorithm": "gbt", "instance_count": 2}), "one instance"),
+        (
+            json!({"dataset": "flowers", "target": "kind", "task": "classification", "instance_count": 2,
+                   "tuning": {"ranges": {"algorithm": {"values": ["linear", "gbt"]}}}}),
+            "tuning range of algorithm",
+        ),
         (json!({"dataset": "flowers", "target": "kind", "instance_count": 0}), "at least 1"),
     ];
     for (request, words) in refused {

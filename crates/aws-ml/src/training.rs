@@ -262,6 +262,9 @@ impl TrainingService {
         let budget = self.settings.tuning_budget;
         let plan = training.tuning.map(|tuning| tuning.plan(&hyperparameters, budget)).transpose().map_err(invalid)?;
         if let Some(plan) = &plan {
+            if let Some(reason) = plan.instances_refused(instance_count) {
+                return Err(invalid(reason));
+            }
             budget.admits(plan).map_err(TrainError::OverLimit)?;
         }
 

@@ -17,7 +17,7 @@ impl Algorithm {
     const ALL: [Self; 3] = [Self::Linear, Self::Mlp, Self::Gbt];
 
     /// The algorithm `name` names.
-    fn named(name: &str) -> Option<Self> {
+    pub(crate) fn named(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|algorithm| algorithm.name() == name)
     }
 

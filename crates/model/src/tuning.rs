@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::hyperparameters::{Hyperparameters, Tunable, tunable};
+use crate::hyperparameters::{Algorithm, Hyperparameters, Tunable, tunable};
 use crate::manifest::Task;
 
 /// The metric lines the trainer prints (`name=value`), and whether higher is better.
@@ -137,6 +137,18 @@ pub struct TuningPlan {
     pub max_jobs: u32,
     pub parallel_jobs: u32,
     pub ranges: BTreeMap<String, Range>,
+}
+
+impl TuningPlan {
+    /// Why trials of `instances` instances each cannot run this plan, if they cannot: every
+    /// algorithm its `algorithm` range holds must train on that many (the rule of
+    /// [`Algorithm::instances_refused`]), or those trials would only fail.
+    pub fn instances_refused(&self, instances: u32) -> Option<String> {
+        let Some(Range::Categorical(names)) = self.ranges.get("algorithm") else { return None };
+        let reason =
+            names.iter().filter_map(|name| Algorithm::named(name)).find_map(|a| a.instances_refused(instances))?;
+        Some(format!("the tuning range of algorithm would run trials that fail: {reason}"))
+    }
 }
 
 /// The `tuning` block of a training request.
@@ -279,6 +291,18 @@ mod tests {
         assert_eq!((plan.max_jobs, plan.parallel_jobs), (10, 2));
         assert_eq!(plan.ranges["epochs"], Range::Integer { min: 50, max: 200, scaling: Scaling::Auto });
         assert_eq!(plan.ranges["algorithm"], Range::Categorical(vec!["linear".into(), "mlp".into()]));
+    }
+
+    #[test]
+    fn a_range_with_trees_needs_one_instance_per_trial() {
+        let with_trees = plan(serde_json::json!({"ranges": {"algorithm": {"values": ["linear", "gbt"]}}})).unwrap();
+        assert_eq!(with_trees.instances_refused(1), None);
+        let refused = with_trees.instances_refused(2).expect("gbt trains on one instance");
+        assert!(refused.contains("tuning range of algorithm") && refused.contains("gbt"), "{refused}");
+        let without = plan(serde_json::json!({"ranges": {"algorithm": {"values": ["linear", "mlp"]}}})).unwrap();
+        assert_eq!(without.instances_refused(4), None);
+        let no_algorithm = plan(serde_json::json!({"ranges": {"l2": {"min": 0.0, "max": 1.0}}})).unwrap();
+        assert_eq!(no_algorithm.instances_refused(4), None);
     }
 
     #[test]
