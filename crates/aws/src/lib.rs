@@ -36,6 +36,16 @@ impl StoreError {
     }
 }
 
+/// When an EventBridge event happened (its `time`), or now if it says no readable time.
+/// Decisions an event causes are made at this time, not at delivery, so that a repeated
+/// delivery of one event makes the same decisions.
+pub fn event_time(event: &serde_json::Value) -> time::OffsetDateTime {
+    event["time"]
+        .as_str()
+        .and_then(|text| time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(time::OffsetDateTime::now_utc)
+}
+
 /// An SDK error with its whole source chain; the top level alone is often just "service error".
 pub fn error_chain(err: impl std::error::Error) -> String {
     aws_sdk_s3::error::DisplayErrorContext(err).to_string()
@@ -68,4 +78,21 @@ async fn delete_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Resu
         .await
         .map_err(|err| StoreError::new("S3", "DeleteObject", err))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_dated_by_its_own_time() {
+        let event = serde_json::json!({"time": "2026-11-22T10:00:00Z", "detail-type": "Scheduled Event"});
+        assert_eq!(event_time(&event), time::macros::datetime!(2026-11-22 10:00:00 UTC));
+        // No time, or not one: now.
+        let before = time::OffsetDateTime::now_utc();
+        for event in [serde_json::json!({}), serde_json::json!({"time": "yesterday"})] {
+            let at = event_time(&event);
+            assert!(at >= before && at <= time::OffsetDateTime::now_utc(), "{event}");
+        }
+    }
 }

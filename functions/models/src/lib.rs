@@ -155,11 +155,7 @@ impl Models {
     /// API request.
     pub async fn handle_event(&self, event: Value) -> Result<Value, ModelsFailure> {
         if event["detail-type"] == SCHEDULED_EVENT {
-            // The event's time, so a repeated delivery makes the same decisions.
-            let now = event["time"]
-                .as_str()
-                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-                .unwrap_or_else(OffsetDateTime::now_utc);
+            let now = sluice_aws::event_time(&event);
             return Ok(self.retrain_due(now).await?);
         }
         let request: ApiGatewayV2httpRequest = serde_json::from_value(event).map_err(ModelsFailure::UnknownEvent)?;

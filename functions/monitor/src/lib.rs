@@ -126,10 +126,7 @@ impl Monitor {
     /// One scheduled run. Its time is the event's, so a repeated delivery looks at the
     /// same window.
     pub async fn handle(&self, event: &Value) -> Result<Value, MonitorFailure> {
-        let now = event["time"]
-            .as_str()
-            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-            .unwrap_or_else(OffsetDateTime::now_utc);
+        let now = sluice_aws::event_time(event);
         let end = window_end(now, self.settings.settle);
         let productions = self.catalog.productions().await?;
         let (mut pending, mut failures) = (Vec::new(), Vec::new());

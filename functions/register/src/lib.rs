@@ -127,10 +127,7 @@ impl Register {
         };
         let job = job.as_str().ok_or_else(|| RegisterFailure::NotATrainingEvent("no job name".into()))?.to_owned();
         // Duplicates of one event carry its time: the log keeps one entry per occurrence.
-        let at = event["time"]
-            .as_str()
-            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-            .unwrap_or_else(OffsetDateTime::now_utc);
+        let at = sluice_aws::event_time(event);
         match status.as_str().unwrap_or_default() {
             "Completed" if detail.get("HyperParameterTuningJobName").is_some() => {
                 // The event may carry the best trial; otherwise the tuning job knows it.
