@@ -225,6 +225,17 @@ impl LocalOptions {
             endpoint_evaluates_alarms: false,
         }
     }
+
+    /// The template's stack as this local cloud runs it: the local defaults
+    /// ([`LOCAL_PARAMETERS`]) under the parameters given.
+    pub fn stack(&self) -> Result<Stack, LocalError> {
+        let mut parameters = LOCAL_PARAMETERS
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect::<BTreeMap<_, _>>();
+        parameters.extend(self.parameters.clone());
+        Ok(Stack::load_with(&self.project_root.join("template.yaml"), &self.stack_name, &parameters)?)
+    }
 }
 
 /// Template parameters the local cloud sets unless told otherwise. Capture is delivered
@@ -264,12 +275,7 @@ impl LocalCloud {
         let endpoint =
             options.endpoint.clone().unwrap_or_else(|| moto.as_ref().expect("started above").endpoint().to_owned());
         let clients = AwsClients::for_local_endpoint(&endpoint).await;
-        let mut parameters = LOCAL_PARAMETERS
-            .iter()
-            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-            .collect::<BTreeMap<_, _>>();
-        parameters.extend(options.parameters.clone());
-        let stack = Stack::load_with(&options.project_root.join("template.yaml"), &options.stack_name, &parameters)?;
+        let stack = options.stack()?;
         provision::provision(&clients, &stack).await?;
         forward_metrics(&endpoint, &options.project_root);
         let functions: Arc<dyn Functions> = Arc::new(LocalFunctions::for_stack(&clients, &stack)?);

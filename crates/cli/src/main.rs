@@ -212,11 +212,7 @@ async fn run(local: Local) -> Result<(), String> {
             let options = options.local(0)?;
             let endpoint = options.endpoint.clone().ok_or("provision needs --endpoint or AWS_ENDPOINT_URL")?;
             let clients = sluice_aws::AwsClients::for_local_endpoint(&endpoint).await;
-            let stack = sluice_localcloud::template::Stack::load(
-                &options.project_root.join("template.yaml"),
-                &options.stack_name,
-            )
-            .map_err(|e| e.to_string())?;
+            let stack = options.stack().map_err(|e| e.to_string())?;
             sluice_localcloud::provision::provision(&clients, &stack).await.map_err(|e| e.to_string())?;
             println!("Provisioned stack {} on {endpoint}.", stack.name);
             Ok(())

@@ -292,6 +292,17 @@ fn the_cli_runs_the_lifecycle_through_the_api() {
         .expect_code(3)
         .complains("cannot read stack missing");
 
+    // `local provision` takes template parameters as `local up` does: a name the template
+    // does not declare is refused.
+    let root = project_root().display().to_string();
+    let provision = ["local", "provision", "--endpoint", &cloud.aws_endpoint, "--project", &root, "--stack", "prov"];
+    run(&[&provision[..], &["--parameter", "NoSuchParameter=1"]].concat(), &[])
+        .expect_code(1)
+        .complains("NoSuchParameter");
+    run(&[&provision[..], &["--parameter", "MaxTrainingInstances=2"]].concat(), &[])
+        .ok()
+        .says("Provisioned stack prov");
+
     std::fs::remove_dir_all(&scratch).unwrap();
 }
 
