@@ -20,11 +20,11 @@ use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+use sluice_localcloud::api::serve_http;
 
 use crate::client::{Api, CliError};
 
@@ -64,30 +64,11 @@ impl Dashboard {
         let address = listener.local_addr().map_err(|err| CliError::Usage(err.to_string()))?;
         let token = new_token()?;
         let shared = Arc::new((api, token.clone()));
-        let server = tokio::spawn(async move {
-            loop {
-                let stream = match listener.accept().await {
-                    Ok((stream, _)) => stream,
-                    Err(err) => {
-                        // Out of file descriptors, say: wait rather than spin.
-                        tracing::warn!(error = %err, "the dashboard cannot accept a connection");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let shared = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let shared = Arc::clone(&shared);
-                        async move {
-                            let (api, token) = &*shared;
-                            Ok::<_, std::convert::Infallible>(answer(api, token, address, request).await)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let server = serve_http(listener, move |request, _| {
+            let shared = Arc::clone(&shared);
+            async move {
+                let (api, token) = &*shared;
+                answer(api, token, address, request).await
             }
         });
         Ok(Self { address, token, server })

@@ -3,6 +3,7 @@
 //! response becomes the HTTP response, with API Gateway's own limits applied.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -308,6 +309,41 @@ async fn dispatch(
     }
 }
 
+/// Serves HTTP/1.1 on `listener` until the returned task is aborted, each request answered
+/// by `handle` (given the peer's address). An accept that fails (out of file descriptors,
+/// say) is retried after a pause, not at once, which would spin.
+pub fn serve_http<H, F>(listener: TcpListener, handle: H) -> JoinHandle<()>
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let handle = Arc::new(handle);
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let handle = Arc::clone(&handle);
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let answer = handle(request, peer);
+                    async move { Ok::<_, std::convert::Infallible>(answer.await) }
+                });
+                if let Err(err) =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
+                {
+                    tracing::debug!(error = %err, "connection closed with an error");
+                }
+            });
+        }
+    })
+}
+
 /// The API served on a loopback port until dropped.
 pub struct ApiServer {
     address: SocketAddr,
@@ -320,34 +356,9 @@ impl ApiServer {
         let listener = TcpListener::bind(address).await?;
         let address = listener.local_addr()?;
         let routes = Arc::new(Routes::from_stack(stack));
-        let task = tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "accept failed");
-                        continue;
-                    }
-                };
-                let routes = Arc::clone(&routes);
-                let functions = Arc::clone(&functions);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let routes = Arc::clone(&routes);
-                        let functions = Arc::clone(&functions);
-                        async move {
-                            Ok::<_, std::convert::Infallible>(
-                                dispatch(request, peer, &routes, functions.as_ref()).await,
-                            )
-                        }
-                    });
-                    if let Err(err) =
-                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
-                    {
-                        tracing::debug!(error = %err, "connection closed with an error");
-                    }
-                });
-            }
+        let task = serve_http(listener, move |request, peer| {
+            let (routes, functions) = (Arc::clone(&routes), Arc::clone(&functions));
+            async move { dispatch(request, peer, &routes, functions.as_ref()).await }
         });
         Ok(Self { address, task })
     }
