@@ -247,12 +247,7 @@ async fn execute(command: ApiCommand) -> Result<(), CliError> {
             ingest(&api, &out, dataset, &files, label.as_deref(), wait).await
         }
         ApiCommand::Datasets { ref api, ref name } => {
-            let api = Api::connect(&api.target()).await?;
-            match name {
-                None => out.print(&api.get("/datasets").await?, show_datasets),
-                Some(name) => out.print(&api.get(&format!("/datasets/{}", encode(name))).await?, show_dataset),
-            }
-            Ok(())
+            list_or_one(api, &out, "/datasets", name.as_deref(), show_datasets, show_dataset).await
         }
         ApiCommand::Train {
             ref api,
@@ -286,12 +281,7 @@ async fn execute(command: ApiCommand) -> Result<(), CliError> {
             train(&api, &out, model, &request, wait).await
         }
         ApiCommand::Models { ref api, ref name } => {
-            let api = Api::connect(&api.target()).await?;
-            match name {
-                None => out.print(&api.get("/models").await?, show_models),
-                Some(name) => out.print(&api.get(&format!("/models/{}", encode(name))).await?, show_model),
-            }
-            Ok(())
+            list_or_one(api, &out, "/models", name.as_deref(), show_models, show_model).await
         }
         ApiCommand::Approve { ref api, ref model, version } | ApiCommand::Reject { ref api, ref model, version } => {
             let decision = if matches!(command, ApiCommand::Approve { .. }) { "approve" } else { "reject" };
@@ -327,6 +317,23 @@ async fn execute(command: ApiCommand) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// `GET <collection>` printed by `list`, or with a name `GET <collection>/<name>` by `one`.
+async fn list_or_one(
+    api: &ApiOptions,
+    out: &Output,
+    collection: &str,
+    name: Option<&str>,
+    list: fn(&Value),
+    one: fn(&Value),
+) -> Result<(), CliError> {
+    let api = Api::connect(&api.target()).await?;
+    match name {
+        None => out.print(&api.get(collection).await?, list),
+        Some(name) => out.print(&api.get(&format!("{collection}/{}", encode(name))).await?, one),
+    }
+    Ok(())
 }
 
 /// Prints a document: the API's JSON, or `human` for people.
