@@ -10,6 +10,7 @@ mod etl_pipeline;
 mod ingest_api;
 mod local_cloud;
 mod loop_pipeline;
+mod rollout_pipeline;
 mod serving_pipeline;
 mod template;
 mod training_pipeline;

@@ -6,11 +6,13 @@
 mod jobs;
 mod operators;
 pub mod registry;
+pub mod rollouts;
 pub mod training;
 
 pub use jobs::{ChannelSource, JobNetwork, SageMaker, TrainingJob, TrainingSpec};
 pub use operators::Operators;
 pub use registry::{ModelRegistry, ModelVersion, ProductionChange};
+pub use rollouts::{Ending, RolloutError, RolloutSettings, Rollouts};
 pub use training::{StartedJob, TrainError, TrainingService, TrainingSettings, Trigger};
 
 use sluice_aws::StoreError;

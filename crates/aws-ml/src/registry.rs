@@ -330,12 +330,10 @@ impl ModelRegistry {
         version: i64,
         approval: Approval,
     ) -> Result<Option<ModelVersion>, StoreError> {
-        let Some(summaries) = self.summaries(model).await? else { return Ok(None) };
-        let Some(target) = summaries.into_iter().find(|v| v.version == version) else { return Ok(None) };
-        let current = self.describe(&target.arn).await?;
+        let Some(current) = self.version(model, version).await? else { return Ok(None) };
         self.client
             .update_model_package()
-            .model_package_arn(&target.arn)
+            .model_package_arn(&current.arn)
             .model_approval_status(ModelApprovalStatus::from(approval.as_str()))
             // Sent back unchanged: AWS keeps a version's metadata (its metrics, job, dataset)
             // when an update leaves it out, but moto's UpdateModelPackage clears it; sending
@@ -344,7 +342,16 @@ impl ModelRegistry {
             .send()
             .await
             .map_err(|e| failed("UpdateModelPackage", e))?;
-        self.describe(&target.arn).await.map(Some)
+        self.describe(&current.arn).await.map(Some)
+    }
+
+    /// One version of `model` in full; `None` when the model has no such version.
+    pub async fn version(&self, model: &ModelName, version: i64) -> Result<Option<ModelVersion>, StoreError> {
+        let Some(summaries) = self.summaries(model).await? else { return Ok(None) };
+        match summaries.into_iter().find(|v| v.version == version) {
+            Some(summary) => self.describe(&summary.arn).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Applies the production rule to the registry as it is now and records the answer in

@@ -13,7 +13,8 @@ pub use log::{PredictionLog, StoredPrediction};
 use sluice_aws::settings::{SettingsError, Vars, function_memory_bytes, parsed_or, required};
 use sluice_aws::{AwsClients, Catalog, StoreError};
 use sluice_model::BundleLimits;
-use sluice_serving::{ModelCache, ModelSource, PredictionService, Production, ServiceSettings, SourceError};
+use sluice_model::rollout::{Rollout, RolloutStatus};
+use sluice_serving::{Candidate, ModelCache, ModelSource, PredictionService, Production, ServiceSettings, SourceError};
 
 /// Recording waits this long at most: a slow store must not hold up the answer.
 const RECORD_DEADLINE: Duration = Duration::from_millis(500);
@@ -32,9 +33,22 @@ pub struct CatalogModels {
 }
 
 impl ModelSource for CatalogModels {
+    /// The production record and the rollout record, read together (two reads, once per
+    /// `MODEL_REFRESH_SECONDS`, not per request).
     async fn production(&self, model: &str) -> Result<Option<Production>, SourceError> {
-        let record = self.catalog.production(model).await.map_err(source_error)?;
-        Ok(record.map(|p| Production { version: p.version, bundle_uri: p.bundle_uri }))
+        let (record, rollout) = tokio::try_join!(self.catalog.production(model), self.catalog.rollout_document(model))
+            .map_err(source_error)?;
+        let rollout = rollout
+            .map(|document| serde_json::from_str::<Rollout>(&document))
+            .transpose()
+            .map_err(|e| SourceError(format!("the rollout record of {model} is corrupt: {e}")))?;
+        Ok(record.map(|p| Production {
+            candidate: rollout
+                .filter(|r| r.status == RolloutStatus::Running && r.production == p.version)
+                .map(|r| Candidate { version: r.candidate, bundle_uri: r.bundle, policy: r.policy }),
+            version: p.version,
+            bundle_uri: p.bundle_uri,
+        }))
     }
 
     async fn bundle(&self, uri: &str) -> Result<Vec<u8>, SourceError> {

@@ -51,7 +51,8 @@ impl PredictionSink for PredictionLog {
     async fn record(&self, record: &PredictionRecord) -> Result<(), SourceError> {
         let time = record.time.format(&Rfc3339).expect("UTC times format as RFC 3339");
         let expires_at = (record.time + time::Duration::days(self.retention_days)).unix_timestamp();
-        let rows = Value::Array(record.rows.iter().map(|(i, o)| json!({ "input": i, "output": o })).collect());
+        let rows =
+            Value::Array(record.rows.iter().map(|row| json!({ "input": row.input, "output": row.output })).collect());
         let rows = rows.to_string();
         let mut item = self
             .dynamodb

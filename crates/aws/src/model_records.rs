@@ -29,6 +29,20 @@ fn production_sk(model: &str) -> AttributeValue {
     s(format!("MODEL#{model}"))
 }
 
+/// A rollout's status while it runs (`sluice_model::rollout::RolloutStatus` as JSON).
+const ROLLOUT_RUNNING: &str = "running";
+
+fn rollout_item(model: &str, candidate: i64, status: &str, document: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), model_pk(model)),
+        ("sk".to_owned(), s("ROLLOUT")),
+        ("entity".to_owned(), s("rollout")),
+        ("status".to_owned(), s(status)),
+        ("candidate".to_owned(), n(candidate)),
+        ("document".to_owned(), s(document)),
+    ])
+}
+
 fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).expect("UTC times format as RFC 3339")
 }
@@ -113,6 +127,17 @@ pub struct MonitorState {
 
 impl Catalog {
     /// Puts `item` if `condition` holds; `false` when it did not (another writer won).
+    async fn put(&self, item: HashMap<String, AttributeValue>) -> Result<(), StoreError> {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|err| StoreError::new("DynamoDB", "PutItem", err))?;
+        Ok(())
+    }
+
     pub(crate) async fn put_if(
         &self,
         item: HashMap<String, AttributeValue>,
@@ -371,18 +396,14 @@ impl Catalog {
 
     /// Marks a claim done for good (until `expires_at`, when the table's TTL removes it).
     pub async fn complete_claim(&self, model: &str, name: &str, expires_at: OffsetDateTime) -> Result<(), StoreError> {
-        self.dynamodb
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", model_pk(model))
-            .item("sk", s(name))
-            .item("entity", s("claim"))
-            .item("status", s("DONE"))
-            .item("expires_at", n(expires_at.unix_timestamp()))
-            .send()
-            .await
-            .map_err(|err| StoreError::new("DynamoDB", "PutItem", err))?;
-        Ok(())
+        self.put(HashMap::from([
+            ("pk".to_owned(), model_pk(model)),
+            ("sk".to_owned(), s(name)),
+            ("entity".to_owned(), s("claim")),
+            ("status".to_owned(), s("DONE")),
+            ("expires_at".to_owned(), n(expires_at.unix_timestamp())),
+        ]))
+        .await
     }
 
     /// Gives up a claim after a failure, so a retry can take it at once.
@@ -476,6 +497,58 @@ impl Catalog {
             .await
             .map_err(|err| StoreError::new("DynamoDB", "DeleteItem", err))?;
         Ok(())
+    }
+
+    // ── Rollouts ───────────────────────────────────────────────────────────────────────
+
+    /// The model's current or last rollout (a JSON document, `sluice_model::rollout::Rollout`).
+    pub async fn rollout_document(&self, model: &str) -> Result<Option<String>, StoreError> {
+        let item = self.item(model_pk(model), s("ROLLOUT")).await?;
+        item.map(|item| string(&item, "document")).transpose()
+    }
+
+    /// Records a new rollout of `candidate` (status `running`), unless one is running or
+    /// this candidate (or a newer one) was rolled out before and not aborted: of concurrent
+    /// duplicate starts exactly one gets `true`.
+    pub async fn start_rollout(&self, model: &str, candidate: i64, document: &str) -> Result<bool, StoreError> {
+        let item = rollout_item(model, candidate, ROLLOUT_RUNNING, document);
+        let condition =
+            "attribute_not_exists(pk) OR (#status <> :running AND (candidate < :candidate OR #status = :aborted))";
+        let values = vec![(":running", s(ROLLOUT_RUNNING)), (":aborted", s("aborted")), (":candidate", n(candidate))];
+        self.put_if(item, condition, &[("#status", "status")], values).await
+    }
+
+    /// Replaces the rollout of `candidate` with `document` in `status`, if it is still in
+    /// `expected` (say `running`: new figures, or how it ended). `false` otherwise: of
+    /// concurrent enders exactly one ends it.
+    pub async fn update_rollout(
+        &self,
+        model: &str,
+        candidate: i64,
+        expected: &str,
+        status: &str,
+        document: &str,
+    ) -> Result<bool, StoreError> {
+        let item = rollout_item(model, candidate, status, document);
+        let condition = "#status = :expected AND candidate = :candidate";
+        let values = vec![(":expected", s(expected)), (":candidate", n(candidate))];
+        self.put_if(item, condition, &[("#status", "status")], values).await
+    }
+
+    /// The model's own rollout policy and guards (a JSON document), if it has one.
+    pub async fn rollout_settings(&self, model: &str) -> Result<Option<String>, StoreError> {
+        let item = self.item(model_pk(model), s("ROLLOUT_SETTINGS")).await?;
+        item.map(|item| string(&item, "document")).transpose()
+    }
+
+    pub async fn put_rollout_settings(&self, model: &str, document: &str) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), model_pk(model)),
+            ("sk".to_owned(), s("ROLLOUT_SETTINGS")),
+            ("entity".to_owned(), s("rollout_settings")),
+            ("document".to_owned(), s(document)),
+        ]);
+        self.put(item).await
     }
 
     // ── Monitoring ─────────────────────────────────────────────────────────────────────

@@ -49,6 +49,58 @@ pub struct CapturedPrediction {
     /// The answer: `prediction`, and `probabilities` for classifiers.
     pub output: Value,
     pub latency_ms: f64,
+    /// During a rollout, what the candidate did with this row (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<CandidateRun>,
+}
+
+/// The candidate's part in one row during a rollout (`sluice_model::rollout`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateRun {
+    /// The candidate's version.
+    pub candidate: i64,
+    pub route: CandidateRoute,
+    /// The candidate's answer on a shadowed row (on a canary row it is `output`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// Why the candidate failed; production answered instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The candidate's own time on the request (shadow; a canary's is `latency_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
+impl CandidateRun {
+    /// A canary row: the candidate answered, or failed with `error` and production did.
+    pub fn canary(candidate: i64, error: Option<String>) -> Self {
+        Self { candidate, route: CandidateRoute::Canary, output: None, error, latency_ms: None }
+    }
+
+    /// A shadowed row the candidate answered with `output`.
+    pub fn shadow(candidate: i64, output: impl Serialize, latency_ms: f64) -> Self {
+        Self {
+            candidate,
+            route: CandidateRoute::Shadow,
+            output: Some(serde_json::to_value(output).expect("answers serialise")),
+            error: None,
+            latency_ms: Some(latency_ms),
+        }
+    }
+
+    /// A shadowed row the candidate could not answer.
+    pub fn failed_shadow(candidate: i64, error: String) -> Self {
+        Self { candidate, route: CandidateRoute::Shadow, output: None, error: Some(error), latency_ms: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateRoute {
+    /// Production answered; the candidate ran beside it.
+    Shadow,
+    /// The candidate was to answer (and did, unless it failed).
+    Canary,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

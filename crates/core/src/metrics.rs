@@ -12,6 +12,8 @@ pub enum Unit {
     Count,
     Bytes,
     Milliseconds,
+    /// A ratio or a score.
+    None,
 }
 
 impl Unit {
@@ -20,6 +22,7 @@ impl Unit {
             Self::Count => "Count",
             Self::Bytes => "Bytes",
             Self::Milliseconds => "Milliseconds",
+            Self::None => "None",
         }
     }
 }

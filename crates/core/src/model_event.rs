@@ -29,6 +29,14 @@ pub enum EventKind {
     Alarm,
     RetrainingStarted,
     RetrainingSkipped,
+    /// A rollout of a candidate version began (its policy and guards in the details).
+    RolloutStarted,
+    /// Every guard was green: the candidate became production.
+    RolloutPromoted,
+    /// A guard was red: the candidate was rejected (the figures in the details).
+    RolledBack,
+    /// A person ended a rollout; the candidate keeps its state.
+    RolloutAborted,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -273,7 +273,7 @@ fn add_value(live: &mut LiveColumn, reading: Reading, value: &Value) {
 }
 
 /// A class label as text: numbers as the trainer names classes (no needless `.0`).
-fn label(value: &Value) -> Option<String> {
+pub(crate) fn label(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
@@ -362,6 +362,7 @@ mod tests {
             input: json!({"petal": petal, "colour": colour}),
             output: json!({"prediction": label}),
             latency_ms: 1.0,
+            rollout: None,
         })
     }
 

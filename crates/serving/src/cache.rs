@@ -8,16 +8,27 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_model::rollout::RolloutPolicy;
 use sluice_model::{Bundle, BundleError, BundleLimits, Contents};
 use tokio::sync::Mutex;
 
 use crate::Predictor;
 
-/// The production version of a model and where its bundle is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The production version of a model and where its bundle is, with the candidate of a
+/// running rollout.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Production {
     pub version: i64,
     pub bundle_uri: String,
+    pub candidate: Option<Candidate>,
+}
+
+/// The version a rollout is trying beside production, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub version: i64,
+    pub bundle_uri: String,
+    pub policy: RolloutPolicy,
 }
 
 /// A store that could not be read (the message names the service and operation).
@@ -41,17 +52,26 @@ pub trait ModelSource: Send + Sync {
     fn bundle(&self, uri: &str) -> impl Future<Output = Result<Vec<u8>, SourceError>> + Send;
 }
 
-struct Cached {
-    version: i64,
-    predictor: Arc<Predictor>,
-    checked: Instant,
-}
-
-/// A predictor and the version it serves.
+/// A predictor and the version it serves, with the rollout's candidate if one is running.
 #[derive(Clone)]
 pub struct Serving {
     pub version: i64,
     pub predictor: Arc<Predictor>,
+    pub candidate: Option<CandidateServing>,
+}
+
+/// A rollout's candidate as serving holds it: a bundle that does not load is kept as its
+/// reason, so the requests routed to it count as its errors (and production answers them).
+#[derive(Clone)]
+pub struct CandidateServing {
+    pub version: i64,
+    pub policy: RolloutPolicy,
+    pub predictor: Result<Arc<Predictor>, String>,
+}
+
+struct Cached {
+    serving: Serving,
+    checked: Instant,
 }
 
 pub struct ModelCache<S> {
@@ -75,55 +95,70 @@ impl<S: ModelSource> ModelCache<S> {
         // One request at a time per Lambda container: holding the lock while refreshing
         // costs nothing there and keeps two refreshes from loading the same bundle.
         let mut models = self.models.lock().await;
-        let serve = |cached: &Cached| Serving { version: cached.version, predictor: Arc::clone(&cached.predictor) };
         if let Some(cached) = models.get(model)
             && cached.checked.elapsed() < self.staleness
         {
-            return Ok(serve(cached));
+            return Ok(cached.serving.clone());
         }
+        // Whatever happens next, the cached version is not asked about again before
+        // `staleness` (a failing source or bundle is not retried on every request).
+        let fallback = |models: &mut HashMap<String, Cached>| {
+            models.get_mut(model).map(|cached| {
+                cached.checked = Instant::now();
+                cached.serving.clone()
+            })
+        };
         let production = match self.source.production(model).await {
             Ok(production) => production,
-            Err(err) => match models.get_mut(model) {
-                Some(cached) => {
-                    tracing::warn!(%model, error = %err, "production record unreachable; serving the cached version");
-                    cached.checked = Instant::now();
-                    return Ok(serve(cached));
-                }
-                None => return Err(err.into()),
-            },
+            Err(err) => {
+                tracing::warn!(%model, error = %err, "production record unreachable; serving the cached version");
+                return fallback(&mut models).ok_or(err.into());
+            }
         };
         let Some(production) = production else {
             models.remove(model);
             return Err(CacheError::NoProduction(model.to_owned()));
         };
-        if let Some(cached) = models.get_mut(model)
-            && cached.version == production.version
-        {
-            cached.checked = Instant::now();
-            return Ok(serve(cached));
-        }
-        let loaded = match self.source.bundle(&production.bundle_uri).await {
-            Ok(bytes) => Bundle::from_tar_gz(&bytes, self.limits, Contents::All)
-                .and_then(|bundle| Predictor::load(&bundle))
-                .map_err(|source| CacheError::Bundle { model: model.to_owned(), version: production.version, source }),
-            Err(err) => Err(err.into()),
+        let cached = models.get(model).map(|cached| &cached.serving);
+        let predictor = match cached.filter(|serving| serving.version == production.version) {
+            Some(serving) => Arc::clone(&serving.predictor),
+            None => match self.load(model, production.version, &production.bundle_uri).await {
+                Ok(predictor) => predictor,
+                // The new version cannot be loaded: the one loaded before keeps serving, and
+                // the new one is tried again after `staleness`.
+                Err(err) => {
+                    tracing::error!(%model, version = production.version, error = %err, "new production version not loaded; serving the cached one");
+                    return fallback(&mut models).ok_or(err);
+                }
+            },
         };
-        let predictor = match (loaded, models.get_mut(model)) {
-            (Ok(predictor), _) => predictor,
-            // The new version cannot be loaded: the one loaded before keeps serving, and the
-            // new one is tried again after `staleness`, not on every request.
-            (Err(err), Some(cached)) => {
-                tracing::error!(%model, version = production.version, error = %err, "new production version not loaded; serving the cached one");
-                cached.checked = Instant::now();
-                return Ok(serve(cached));
-            }
-            (Err(err), None) => return Err(err),
+        let cached_candidate = models.get(model).and_then(|cached| cached.serving.candidate.clone());
+        let candidate = match production.candidate {
+            None => None,
+            Some(wanted) => Some(match cached_candidate.filter(|c| c.version == wanted.version && c.predictor.is_ok()) {
+                Some(loaded) => CandidateServing { policy: wanted.policy, ..loaded },
+                None => CandidateServing {
+                    version: wanted.version,
+                    policy: wanted.policy,
+                    predictor: self.load(model, wanted.version, &wanted.bundle_uri).await.map_err(|err| {
+                        tracing::error!(%model, version = wanted.version, error = %err, "the rollout's candidate did not load");
+                        err.to_string()
+                    }),
+                },
+            }),
         };
-        tracing::info!(%model, version = production.version, "loaded the production version");
-        let cached = Cached { version: production.version, predictor: Arc::new(predictor), checked: Instant::now() };
-        let serving = serve(&cached);
-        models.insert(model.to_owned(), cached);
+        let serving = Serving { version: production.version, predictor, candidate };
+        models.insert(model.to_owned(), Cached { serving: serving.clone(), checked: Instant::now() });
         Ok(serving)
+    }
+
+    async fn load(&self, model: &str, version: i64, bundle_uri: &str) -> Result<Arc<Predictor>, CacheError> {
+        let bytes = self.source.bundle(bundle_uri).await?;
+        let predictor = Bundle::from_tar_gz(&bytes, self.limits, Contents::All)
+            .and_then(|bundle| Predictor::load(&bundle))
+            .map_err(|source| CacheError::Bundle { model: model.to_owned(), version, source })?;
+        tracing::info!(%model, version, "loaded a version");
+        Ok(Arc::new(predictor))
     }
 }
 
@@ -157,7 +192,7 @@ mod tests {
     }
 
     fn production(version: i64) -> Option<Option<Production>> {
-        Some(Some(Production { version, bundle_uri: format!("s3://b/{version}") }))
+        Some(Some(Production { version, bundle_uri: format!("s3://b/{version}"), candidate: None }))
     }
 
     #[tokio::test]

@@ -10,7 +10,9 @@ mod engine;
 mod predictor;
 mod service;
 
-pub use cache::{CacheError, ModelCache, ModelSource, Production, Serving, SourceError};
+pub use cache::{CacheError, Candidate, CandidateServing, ModelCache, ModelSource, Production, Serving, SourceError};
 pub use engine::EngineChoice;
 pub use predictor::{InputColumn, InputError, Prediction, Predictor, RowPrediction};
-pub use service::{Input, PredictionRecord, PredictionService, PredictionSink, ServeError, Served, ServiceSettings};
+pub use service::{
+    Input, PredictionRecord, PredictionService, PredictionSink, RecordedRow, ServeError, Served, ServiceSettings,
+};

@@ -6,20 +6,22 @@
 //! The stores are behind [`ModelSource`] and [`PredictionSink`], so the use case has no
 //! AWS in it; `sluice-aws-serving` implements both for AWS.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sluice_core::ModelName;
-use sluice_core::capture::{CaptureRecord, CapturedPrediction, PredictionId};
+use sluice_core::capture::{CandidateRun, CaptureRecord, CapturedPrediction, PredictionId};
 use sluice_core::metrics::{Metric, Unit, publish};
 use sluice_core::monitoring::{INFERENCE_LATENCY, MODEL_DIMENSION, REQUESTS, SERVER_ERRORS, VERSION_DIMENSION};
 use sluice_formats::{ContentKind, image_pixels};
 use sluice_model::pipeline::FeatureStep;
+use sluice_model::rollout::{Route, route};
 use time::OffsetDateTime;
 
-use crate::cache::{CacheError, ModelCache, ModelSource, Serving, SourceError};
+use crate::cache::{CacheError, CandidateServing, ModelCache, ModelSource, Serving, SourceError};
 use crate::{InputError, Prediction, Predictor, RowPrediction};
 
 /// One answered request, as it is recorded.
@@ -28,24 +30,36 @@ pub struct PredictionRecord {
     pub request_id: String,
     pub time: OffsetDateTime,
     pub model: String,
+    /// The version that answered.
     pub version: i64,
-    /// Per row: the input as sent and the output as answered.
-    pub rows: Vec<(Value, Value)>,
+    pub rows: Vec<RecordedRow>,
     pub latency_ms: f64,
+}
+
+/// One predicted row as it is recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRow {
+    /// The input as sent.
+    pub input: Value,
+    /// The output as answered.
+    pub output: Value,
+    /// What a rollout's candidate did with the row.
+    pub candidate: Option<CandidateRun>,
 }
 
 impl PredictionRecord {
     /// The capture lines of this request, one per row.
     pub fn capture(&self) -> impl Iterator<Item = CaptureRecord> + '_ {
-        self.rows.iter().enumerate().map(|(row, (input, output))| {
+        self.rows.iter().enumerate().map(|(row, recorded)| {
             CaptureRecord::Prediction(CapturedPrediction {
                 prediction_id: PredictionId { request_id: self.request_id.clone(), row }.to_string(),
                 time: self.time,
                 model: self.model.clone(),
                 version: self.version,
-                input: input.clone(),
-                output: output.clone(),
+                input: recorded.input.clone(),
+                output: recorded.output.clone(),
                 latency_ms: self.latency_ms,
+                rollout: recorded.candidate.clone(),
             })
         })
     }
@@ -144,10 +158,12 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
         Ok(Box::pin(self.cache.get(model.as_str())).await?)
     }
 
-    /// Predicts with `model`'s production version, records the request and publishes the
-    /// request's metrics, including the model's error indicator the error-rate alarm reads.
-    pub async fn serve(&self, model: &ModelName, input: Input<'_>) -> Result<Served, ServeError> {
-        let result = self.predict_and_record(model, input).await;
+    /// Predicts with `model`'s production version (or, during a rollout, as its policy
+    /// routes the request: `caller` keeps a canary caller on one version; without it the
+    /// request id decides), records the request and publishes the request's metrics,
+    /// including the model's error indicator the error-rate alarm reads.
+    pub async fn serve(&self, model: &ModelName, input: Input<'_>, caller: Option<&str>) -> Result<Served, ServeError> {
+        let result = self.predict_and_record(model, input, caller).await;
         let server_error = match &result {
             Ok(_) => false,
             Err(err) if err.is_server_error() => true,
@@ -162,7 +178,12 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
         result
     }
 
-    async fn predict_and_record(&self, model: &ModelName, input: Input<'_>) -> Result<Served, ServeError> {
+    async fn predict_and_record(
+        &self,
+        model: &ModelName,
+        input: Input<'_>,
+        caller: Option<&str>,
+    ) -> Result<Served, ServeError> {
         if let Input::Rows(rows) = input {
             if rows.is_empty() {
                 return Err(ServeError::NoRows);
@@ -172,23 +193,45 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
             }
         }
         let serving = self.production(model).await?;
-        let image_row;
-        let rows = match input {
-            Input::Rows(rows) => rows,
-            Input::Image { kind, bytes } => {
-                image_row = image_row_for(&serving.predictor, kind, bytes)?;
-                std::slice::from_ref(&image_row)
+        let request_id = uuid::Uuid::now_v7().simple().to_string();
+        let rows = rows_for(&serving.predictor, input)?;
+        let routed = serving.candidate.as_ref().map(|c| (c, route(&c.policy, caller.unwrap_or(&request_id))));
+        let (version, predictions, latency_ms, candidate_runs) = match routed {
+            Some((candidate, Route::Candidate)) => match candidate.try_predict(input) {
+                Ok((predictions, latency_ms)) => {
+                    let run = CandidateRun::canary(candidate.version, None);
+                    (candidate.version, predictions, latency_ms, vec![Some(run); rows.len()])
+                }
+                // The candidate failed: production answers, and the failure is the
+                // candidate's error in its figures.
+                Err(error) => {
+                    let (predictions, latency_ms) = predict(&serving.predictor, &rows)?;
+                    self.publish_candidate_metrics(model, candidate.version, None);
+                    let run = CandidateRun::canary(candidate.version, Some(error));
+                    (serving.version, predictions, latency_ms, vec![Some(run); rows.len()])
+                }
+            },
+            Some((candidate, Route::ProductionAndShadow)) => {
+                let (predictions, latency_ms) = predict(&serving.predictor, &rows)?;
+                // The shadow never changes the answer nor fails the request.
+                let runs = match candidate.try_predict(input) {
+                    Ok((shadowed, shadow_ms)) => {
+                        self.publish_candidate_metrics(model, candidate.version, Some(shadow_ms));
+                        shadowed.iter().map(|p| Some(CandidateRun::shadow(candidate.version, p, shadow_ms))).collect()
+                    }
+                    Err(error) => {
+                        self.publish_candidate_metrics(model, candidate.version, None);
+                        vec![Some(CandidateRun::failed_shadow(candidate.version, error)); rows.len()]
+                    }
+                };
+                (serving.version, predictions, latency_ms, runs)
+            }
+            Some((_, Route::Production)) | None => {
+                let (predictions, latency_ms) = predict(&serving.predictor, &rows)?;
+                (serving.version, predictions, latency_ms, vec![None; rows.len()])
             }
         };
-        let started = Instant::now();
-        let predictions = serving
-            .predictor
-            .predict(rows)
-            .map_err(|e| ServeError::ModelUnavailable(e.to_string()))?
-            .map_err(ServeError::InvalidRow)?;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
 
-        let request_id = uuid::Uuid::now_v7().simple().to_string();
         let outputs: Vec<Value> =
             predictions.iter().map(|p| serde_json::to_value(p).expect("predictions serialise")).collect();
         let answered = outputs
@@ -204,8 +247,14 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
             request_id: request_id.clone(),
             time: OffsetDateTime::now_utc(),
             model: model.to_string(),
-            version: serving.version,
-            rows: rows.iter().cloned().zip(outputs).collect(),
+            version,
+            rows: rows
+                .iter()
+                .cloned()
+                .zip(outputs)
+                .zip(candidate_runs)
+                .map(|((input, output), candidate)| RecordedRow { input, output, candidate })
+                .collect(),
             latency_ms,
         };
         let recording = Box::pin(self.sink.record(&record));
@@ -220,8 +269,30 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
                 false
             }
         };
-        self.publish_prediction_metrics(model, serving.version, &predictions, latency_ms, recorded);
-        Ok(Served { version: serving.version, request_id, predictions: answered, latency_ms })
+        self.publish_prediction_metrics(model, version, &predictions, latency_ms, recorded);
+        Ok(Served { version, request_id, predictions: answered, latency_ms })
+    }
+
+    /// A rollout candidate's run beside production (shadow, or a canary that failed):
+    /// its latency, or an error (EMF, dimension `Version`).
+    fn publish_candidate_metrics(&self, model: &ModelName, version: i64, latency_ms: Option<f64>) {
+        let mut metrics = vec![
+            Metric { name: "CandidateRuns".into(), unit: Unit::Count, value: 1.0 },
+            Metric {
+                name: "CandidateErrors".into(),
+                unit: Unit::Count,
+                value: f64::from(u8::from(latency_ms.is_none())),
+            },
+        ];
+        if let Some(latency_ms) = latency_ms {
+            metrics.push(Metric { name: "CandidateLatency".into(), unit: Unit::Milliseconds, value: latency_ms });
+        }
+        let version = version.to_string();
+        publish(
+            &self.settings.metrics_namespace,
+            &[("Function", "predict"), (MODEL_DIMENSION, model.as_str()), (VERSION_DIMENSION, &version)],
+            &metrics,
+        );
     }
 
     /// Latency, rows and predicted class counts for the model and version (EMF).
@@ -257,6 +328,34 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
             &metrics,
         );
     }
+}
+
+impl CandidateServing {
+    /// The candidate's predictions and time on `input`, or why it could not answer.
+    fn try_predict(&self, input: Input<'_>) -> Result<(Vec<RowPrediction>, f64), String> {
+        let predictor = self.predictor.as_ref().map_err(Clone::clone)?;
+        let rows = rows_for(predictor, input).map_err(|e| e.to_string())?;
+        predict(predictor, &rows).map_err(|e| e.to_string())
+    }
+}
+
+/// The rows `predictor` is asked about: JSON rows as sent, an image as the row its model
+/// was trained on.
+fn rows_for<'a>(predictor: &Predictor, input: Input<'a>) -> Result<Cow<'a, [Value]>, ServeError> {
+    match input {
+        Input::Rows(rows) => Ok(Cow::Borrowed(rows)),
+        Input::Image { kind, bytes } => Ok(Cow::Owned(vec![image_row_for(predictor, kind, bytes)?])),
+    }
+}
+
+/// Checks and predicts `rows`, timed.
+fn predict(predictor: &Predictor, rows: &[Value]) -> Result<(Vec<RowPrediction>, f64), ServeError> {
+    let started = Instant::now();
+    let predictions = predictor
+        .predict(rows)
+        .map_err(|e| ServeError::ModelUnavailable(e.to_string()))?
+        .map_err(ServeError::InvalidRow)?;
+    Ok((predictions, started.elapsed().as_secs_f64() * 1000.0))
 }
 
 /// The single row an image model gets from an image body: its pixels, sized as in training.

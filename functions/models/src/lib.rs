@@ -5,6 +5,10 @@
 //!   when the request has a `tuning` block (`sluice_aws_ml::TrainingService`).
 //! - `GET /models`, `GET /models/{model}`: models, their versions and which is production.
 //! - `POST /models/{model}/versions/{version}/approve|reject`: the manual side of the gate.
+//! - `POST /models/{model}/rollouts`: rolls an approved-by-gate or waiting version out
+//!   against production (shadow, canary or immediate; `sluice_model::rollout`); `GET` shows
+//!   the running or last rollout with its figures; `POST …/rollouts/promote|abort` end it by
+//!   hand. `GET|PUT /models/{model}/rollout-settings`: the model's own policy and guards.
 //! - `POST /models/{model}/versions`: import a bundle trained elsewhere, checked by loading it.
 //! - `GET /models/{model}/events`: the model's timeline.
 //! - `GET /models/{model}/drift`: the latest drift report; `?since=` the history.
@@ -19,11 +23,15 @@ use sluice_aws::http_api::{BodyError, body_bytes, error_response, json_response,
 use sluice_aws::settings::{SettingsError, Vars, function_memory_bytes, parsed_or, required};
 use sluice_aws::{AwsClients, Catalog, StoreError};
 use sluice_aws_ml::registry::{metadata, metrics_metadata};
-use sluice_aws_ml::{ModelRegistry, ModelVersion, TrainError, TrainingService, TrainingSettings, Trigger};
+use sluice_aws_ml::{
+    Ending, ModelRegistry, ModelVersion, Operators, RolloutError, RolloutSettings, Rollouts, TrainError,
+    TrainingService, TrainingSettings, Trigger,
+};
 use sluice_core::model_event::{EventKind, ModelEvent};
 use sluice_core::monitoring::{MAX_METRICS_HOURS, metrics_period_seconds};
 use sluice_core::{InvalidName, ModelName};
 use sluice_model::registry::Approval;
+use sluice_model::rollout::{Guards, RolloutPolicy};
 use sluice_model::{Bundle, BundleLimits, Contents};
 use sluice_serving::Predictor;
 use time::OffsetDateTime;
@@ -38,6 +46,12 @@ pub const ROUTE_IMPORT: &str = "POST /models/{model}/versions";
 pub const ROUTE_EVENTS: &str = "GET /models/{model}/events";
 pub const ROUTE_DRIFT: &str = "GET /models/{model}/drift";
 pub const ROUTE_METRICS: &str = "GET /models/{model}/metrics";
+pub const ROUTE_START_ROLLOUT: &str = "POST /models/{model}/rollouts";
+pub const ROUTE_GET_ROLLOUT: &str = "GET /models/{model}/rollouts";
+pub const ROUTE_PROMOTE_ROLLOUT: &str = "POST /models/{model}/rollouts/promote";
+pub const ROUTE_ABORT_ROLLOUT: &str = "POST /models/{model}/rollouts/abort";
+pub const ROUTE_GET_ROLLOUT_SETTINGS: &str = "GET /models/{model}/rollout-settings";
+pub const ROUTE_PUT_ROLLOUT_SETTINGS: &str = "PUT /models/{model}/rollout-settings";
 
 mod metrics;
 
@@ -53,6 +67,10 @@ const RECENT_EVENTS: usize = 5;
 const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
 
 const SCHEDULED_EVENT: &str = "Scheduled Event";
+/// Rollout requests and settings are a few hundred bytes.
+const MAX_SMALL_BODY_BYTES: usize = 16 * 1024;
+/// A person's reason for ending a rollout, as kept in the record and the event log.
+const MAX_REASON_CHARS: usize = 500;
 
 /// Failures the function reports to Lambda rather than to an API client.
 #[derive(Debug, thiserror::Error)]
@@ -78,10 +96,24 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     NotFound(String),
+    /// The model's state forbids it now (a rollout running, a version rejected).
+    #[error("{0}")]
+    Conflict(String),
     #[error("no route {0}")]
     RouteNotFound(String),
     #[error("internal error")]
     Store(#[from] StoreError),
+}
+
+impl From<RolloutError> for ApiError {
+    fn from(err: RolloutError) -> Self {
+        match err {
+            RolloutError::NotFound(what) => Self::NotFound(what),
+            RolloutError::Conflict(why) => Self::Conflict(why),
+            RolloutError::Invalid(why) => Self::InvalidRequest(why),
+            RolloutError::Store(store) => Self::Store(store),
+        }
+    }
 }
 
 impl From<TrainError> for ApiError {
@@ -101,6 +133,7 @@ impl ApiError {
             Self::InvalidName(_) | Self::InvalidRequest(_) | Self::InvalidBundle(_) | Self::OverLimit(_) => 400,
             Self::PayloadTooLarge(_) => 413,
             Self::NotFound(_) | Self::RouteNotFound(_) => 404,
+            Self::Conflict(_) => 409,
             Self::Store(_) => 500,
         }
     }
@@ -113,6 +146,7 @@ impl ApiError {
             Self::OverLimit(_) => "over_limit",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
             Self::RouteNotFound(_) => "route_not_found",
             Self::Store(_) => "internal_error",
         }
@@ -126,20 +160,27 @@ pub struct Models {
     artifacts_bucket: String,
     limits: BundleLimits,
     metrics: ModelMetrics,
+    rollouts: Rollouts,
 }
 
 impl Models {
     pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
         let catalog = Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?);
         let settings = TrainingSettings::from_vars(vars)?;
+        let registry = ModelRegistry::new(
+            clients,
+            catalog.clone(),
+            &parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
+            &settings.trainer_image,
+        );
         Ok(Self {
             s3: clients.s3.clone(),
-            registry: ModelRegistry::new(
-                clients,
-                catalog.clone(),
-                &parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
-                &settings.trainer_image,
+            rollouts: Rollouts::new(
+                registry.clone(),
+                Operators::new(clients, required(vars, "OPERATORS_TOPIC_ARN")?),
+                RolloutSettings::from_vars(vars)?,
             ),
+            registry,
             artifacts_bucket: settings.artifacts_bucket.clone(),
             training: TrainingService::new(clients, catalog, settings),
             limits: BundleLimits::for_memory(function_memory_bytes(vars)?),
@@ -175,6 +216,12 @@ impl Models {
             ROUTE_EVENTS => self.events(&request).await,
             ROUTE_DRIFT => self.drift(&request).await,
             ROUTE_METRICS => self.metrics(&request).await,
+            ROUTE_START_ROLLOUT => self.start_rollout(&request).await,
+            ROUTE_GET_ROLLOUT => self.rollout(&request).await,
+            ROUTE_PROMOTE_ROLLOUT => self.end_rollout(&request, Ending::Promote).await,
+            ROUTE_ABORT_ROLLOUT => self.end_rollout(&request, Ending::Abort).await,
+            ROUTE_GET_ROLLOUT_SETTINGS => self.rollout_settings(&request).await,
+            ROUTE_PUT_ROLLOUT_SETTINGS => self.put_rollout_settings(&request).await,
             _ => Err(ApiError::RouteNotFound(route.clone())),
         };
         result.unwrap_or_else(|err| {
@@ -351,6 +398,78 @@ impl Models {
         ))
     }
 
+    /// Starts a rollout: `{"version": N}`, optionally with `policy` and `guards` for this
+    /// rollout only (the model's settings otherwise).
+    async fn start_rollout(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Start {
+            version: i64,
+            policy: Option<RolloutPolicy>,
+            guards: Option<Guards>,
+        }
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let start: Start = small_json(request, "{\"version\": N, \"policy\"?: {…}, \"guards\"?: {…}}")?;
+        let defaults = self.rollouts.settings(&model).await?;
+        let settings = RolloutSettings {
+            policy: start.policy.unwrap_or(defaults.policy),
+            guards: start.guards.unwrap_or(defaults.guards),
+        };
+        let rollout = self.rollouts.start(&model, start.version, &settings, "api", OffsetDateTime::now_utc()).await?;
+        Ok(json_response(201, &json!({ "model": model, "rollout": rollout })))
+    }
+
+    async fn rollout(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let rollout = self
+            .rollouts
+            .current(&model)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("model {model} has had no rollout")))?;
+        Ok(json_response(200, &json!({ "model": model, "rollout": rollout })))
+    }
+
+    /// Promotes or aborts the running rollout by hand: `{"reason": "…"}` is optional.
+    async fn end_rollout(
+        &self,
+        request: &ApiGatewayV2httpRequest,
+        ending: Ending,
+    ) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct End {
+            reason: Option<String>,
+        }
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let end: End = if request.body.as_deref().unwrap_or_default().trim().is_empty() {
+            End { reason: None }
+        } else {
+            small_json(request, "{\"reason\"?: \"…\"}")?
+        };
+        let reason = match end.reason {
+            Some(reason) => format!("by hand: {}", reason.chars().take(MAX_REASON_CHARS).collect::<String>()),
+            None => "by hand".to_owned(),
+        };
+        let rollout = self.rollouts.end(&model, None, ending, reason, None, OffsetDateTime::now_utc()).await?;
+        Ok(json_response(200, &json!({ "model": model, "rollout": rollout })))
+    }
+
+    async fn rollout_settings(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let settings = self.rollouts.settings(&model).await?;
+        Ok(json_response(200, &json!({ "model": model, "settings": settings })))
+    }
+
+    async fn put_rollout_settings(
+        &self,
+        request: &ApiGatewayV2httpRequest,
+    ) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let model = ModelName::parse(path_parameter(request, "model"))?;
+        let settings: RolloutSettings = small_json(request, "{\"policy\": {\"mode\": …}, \"guards\"?: {…}}")?;
+        self.rollouts.set_settings(&model, &settings).await?;
+        Ok(json_response(200, &json!({ "model": model, "settings": settings })))
+    }
+
     /// The latest drift report in full, or with `?since=` the summaries from then on.
     async fn drift(&self, request: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let model = ModelName::parse(path_parameter(request, "model"))?;
@@ -372,6 +491,16 @@ impl Models {
         })?;
         Ok(json_response(200, &report))
     }
+}
+
+/// A small JSON body (at most [`MAX_SMALL_BODY_BYTES`]) as `T`; `shape` says what is
+/// expected when it is not.
+fn small_json<T: serde::de::DeserializeOwned>(request: &ApiGatewayV2httpRequest, shape: &str) -> Result<T, ApiError> {
+    let text = request.body.as_deref().unwrap_or_default();
+    if text.len() > MAX_SMALL_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!("the body is at most {MAX_SMALL_BODY_BYTES} bytes")));
+    }
+    serde_json::from_str(text).map_err(|e| ApiError::InvalidRequest(format!("the body must be {shape}: {e}")))
 }
 
 /// An RFC 3339 time from the query string, if given.

@@ -7,6 +7,12 @@
 //! and drift is logged in the model's event log. Then the alarms are reconciled with the
 //! production models.
 //!
+//! The same pass checks every running rollout (`sluice_aws_ml::rollouts`): the capture
+//! since the rollout started is tallied per version (`sluice_model::rollout::Tally`) and
+//! the rollout rule promotes, rolls back or waits. A rollout whose production moved
+//! underneath it (a person rejected production) is aborted: its figures compare the
+//! candidate with a version that no longer serves.
+//!
 //! A window with too few predictions publishes nothing that could trip an alarm and keeps
 //! its start, so the next run sees more data (up to `MONITOR_MAX_WINDOW_HOURS`). A repeated
 //! run (the same scheduled event delivered twice) computes the same window from the event's
@@ -21,12 +27,16 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use sluice_aws::settings::{SettingsError, Vars, function_memory_bytes, parsed_or, required};
 use sluice_aws::{AwsClients, Catalog, MonitorState, ProductionRecord, StoreError};
+use sluice_aws_ml::{Ending, ModelRegistry, Operators, RolloutError, RolloutSettings, Rollouts};
+use sluice_core::ModelName;
+use sluice_core::metrics::{Metric, Unit, publish};
 use sluice_core::model_event::{EventKind, ModelEvent};
 use sluice_core::monitoring::{
     ACCURACY_DROP, AlarmSpec, AlarmThresholds, DRIFT_DETECTED, DRIFT_SCORE, DRIFTING_FEATURES, LIVE_ACCURACY,
-    LIVE_RMSE, MONITORED_PREDICTIONS, QualityMetric, RMSE_INCREASE, alarms,
+    LIVE_RMSE, MODEL_DIMENSION, MONITORED_PREDICTIONS, QualityMetric, RMSE_INCREASE, VERSION_DIMENSION, alarms,
 };
 use sluice_model::monitoring::{ModelWindow, MonitoringOverrides, WindowReport};
+use sluice_model::rollout::{Decision, Rollout, RolloutStatus, Tally};
 use sluice_model::{Bundle, BundleLimits, Contents, Task};
 use sluice_profile::drift::{DriftPolicy, FeatureDrift, Verdict};
 use time::format_description::well_known::Rfc3339;
@@ -73,6 +83,15 @@ pub struct Monitor {
     settings: MonitorSettings,
     limits: BundleLimits,
     bundles: Mutex<HashMap<String, Arc<Judged>>>,
+    rollouts: Rollouts,
+    metrics_namespace: String,
+}
+
+/// One running rollout in this run: its tally of the capture since it started.
+struct Checking {
+    model: ModelName,
+    rollout: Rollout,
+    tally: Tally,
 }
 
 /// One model's window in this run.
@@ -91,8 +110,21 @@ impl Monitor {
         let period_minutes: i32 = parsed_or(vars, "MONITOR_PERIOD_MINUTES", 15)?;
         let defaults = DriftPolicy::default();
         let capture_bucket = required(vars, "CAPTURE_BUCKET")?;
+        let catalog = Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?);
+        let registry = ModelRegistry::new(
+            clients,
+            catalog.clone(),
+            &parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
+            &required(vars, "TRAINER_IMAGE")?,
+        );
         Ok(Self {
-            catalog: Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?),
+            rollouts: Rollouts::new(
+                registry,
+                Operators::new(clients, required(vars, "OPERATORS_TOPIC_ARN")?),
+                RolloutSettings::from_vars(vars)?,
+            ),
+            metrics_namespace: required(vars, "METRICS_NAMESPACE")?,
+            catalog,
             s3: clients.s3.clone(),
             cloudwatch: cloudwatch::CloudWatch::new(
                 clients,
@@ -137,13 +169,29 @@ impl Monitor {
                 Err(err) => failures.push(format!("{}: {err}", production.model)),
             }
         }
-        let objects = self.read_window(&mut pending, end).await?;
+        let mut checking = Vec::new();
+        for production in &productions {
+            match self.running_rollout(production, now).await {
+                Ok(Some(check)) => checking.push(check),
+                Ok(None) => {}
+                Err(err) => failures.push(format!("{} rollout: {err}", production.model)),
+            }
+        }
+        let objects = self.read_window(&mut pending, &mut checking, end).await?;
         let mut results = Vec::new();
         for model in pending {
             let name = model.production.model.clone();
             match self.finish(model, end, now).await {
                 Ok(result) => results.push(result),
                 Err(err) => failures.push(format!("{name}: {err}")),
+            }
+        }
+        let mut rollouts = Vec::new();
+        for check in checking {
+            let name = check.model.clone();
+            match self.check_rollout(check, now).await {
+                Ok(result) => rollouts.push(result),
+                Err(err) => failures.push(format!("{name} rollout: {err}")),
             }
         }
         let alarms = self.reconcile_alarms(&productions).await?;
@@ -153,7 +201,8 @@ impl Monitor {
             tracing::error!(%failure, "model not monitored");
         }
         tracing::info!(models = results.len(), failed = failures.len(), objects, "monitoring run done");
-        Ok(json!({ "window_end": time_text(end), "capture_objects": objects, "models": results, "failed": failures,
+        Ok(json!({ "window_end": time_text(end), "capture_objects": objects, "models": results, "rollouts": rollouts,
+                   "failed": failures,
                    "alarms": { "put": alarms.put, "deleted": alarms.deleted } }))
     }
 
@@ -224,20 +273,85 @@ impl Monitor {
         Ok(judged)
     }
 
-    /// Reads every capture object delivered in any model's window once, handing each line
-    /// to the windows it belongs to. Returns how many objects were read.
-    async fn read_window(&self, pending: &mut [Pending], end: OffsetDateTime) -> Result<usize, StoreError> {
-        let Some(from) = pending.iter().map(|p| p.start).min() else { return Ok(0) };
+    /// The model's running rollout, ready to tally; a rollout against a version that is no
+    /// longer production is aborted here.
+    async fn running_rollout(
+        &self,
+        production: &ProductionRecord,
+        now: OffsetDateTime,
+    ) -> Result<Option<Checking>, RolloutError> {
+        let model = ModelName::parse(&production.model)
+            .map_err(|e| RolloutError::Invalid(format!("production record of {:?}: {e}", production.model)))?;
+        let Some(rollout) = self.rollouts.current(&model).await? else { return Ok(None) };
+        if rollout.status != RolloutStatus::Running {
+            // An ending whose ender failed half-way is finished here, not left silent.
+            if !rollout.applied {
+                self.rollouts.finish_ending(&model, rollout).await?;
+            }
+            return Ok(None);
+        }
+        if rollout.production != production.version {
+            let reason = format!(
+                "production changed from version {} to version {} during the rollout",
+                rollout.production, production.version
+            );
+            self.rollouts.end(&model, Some(rollout.candidate), Ending::Abort, reason, None, now).await?;
+            return Ok(None);
+        }
+        let task = self.judged(&production.bundle_uri).await?.manifest.task;
+        Ok(Some(Checking { tally: Tally::new(&rollout, task), rollout, model }))
+    }
+
+    /// Tallies are complete: the rollout rule decides, and the candidate's agreement goes
+    /// to CloudWatch (EMF, dimension `Version`).
+    async fn check_rollout(&self, check: Checking, now: OffsetDateTime) -> Result<Value, RolloutError> {
+        let figures = check.tally.figures();
+        let candidate = &figures.1;
+        if candidate.compared > 0 {
+            let version = check.rollout.candidate.to_string();
+            publish(
+                &self.metrics_namespace,
+                &[("Function", "monitor"), (MODEL_DIMENSION, check.model.as_str()), (VERSION_DIMENSION, &version)],
+                &[Metric { name: "RolloutAgreement".into(), unit: Unit::None, value: candidate.agreement() }],
+            );
+        }
+        let decision = self.rollouts.check(&check.model, &check.rollout, figures, now).await?;
+        let (outcome, reason) = match decision {
+            Decision::Continue(why) => ("continue", why),
+            Decision::Promote(why) => ("promote", why),
+            Decision::RollBack(why) => ("roll_back", why),
+        };
+        Ok(json!({ "model": check.model, "candidate": check.rollout.candidate, "decision": outcome, "reason": reason }))
+    }
+
+    /// Reads every capture object delivered in any model's window or rollout once, handing
+    /// each line to the windows and tallies it belongs to. Returns how many objects were
+    /// read.
+    async fn read_window(
+        &self,
+        pending: &mut [Pending],
+        checking: &mut [Checking],
+        end: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let starts = pending.iter().map(|p| p.start).chain(checking.iter().map(rollout_reading_start));
+        let Some(from) = starts.min() else { return Ok(0) };
         let objects = capture::delivered(&self.s3, &self.capture_bucket, from, end).await?;
         for object in &objects {
             let mut interested: Vec<&mut Pending> =
                 pending.iter_mut().filter(|p| object.delivered > p.start && object.delivered <= end).collect();
-            if interested.is_empty() {
+            let mut tallies: Vec<&mut Checking> = checking
+                .iter_mut()
+                .filter(|c| object.delivered > rollout_reading_start(c) && object.delivered <= end)
+                .collect();
+            if interested.is_empty() && tallies.is_empty() {
                 continue;
             }
             let lines = capture::read(&self.s3, &self.capture_bucket, object, |record| {
                 for model in interested.iter_mut().filter(|p| p.production.model == record.model()) {
                     model.window.add(record);
+                }
+                for check in tallies.iter_mut().filter(|c| c.model.as_str() == record.model()) {
+                    check.tally.add(record);
                 }
             })
             .await?;
@@ -334,6 +448,12 @@ impl Monitor {
         let keep: Vec<String> = productions.iter().map(|p| p.model.clone()).collect();
         self.cloudwatch.reconcile(&wanted, &keep).await
     }
+}
+
+/// Capture objects a rollout's tally reads: delivered from a minute before it started
+/// (object times have whole seconds; the tally skips older lines itself).
+fn rollout_reading_start(check: &Checking) -> OffsetDateTime {
+    check.rollout.started_at - Duration::minutes(1)
 }
 
 /// The end of this run's window: S3 gives objects whole-second times, so the window ends at

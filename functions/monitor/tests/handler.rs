@@ -104,6 +104,7 @@ impl Fixture {
                 input: input.clone(),
                 output: serde_json::to_value(prediction).unwrap(),
                 latency_ms: 0.1,
+                rollout: None,
             });
             lines.extend_from_slice(record.to_line().as_bytes());
         }

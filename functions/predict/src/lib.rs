@@ -4,6 +4,8 @@
 //!   (`image/png`, `image/jpeg`) for image models. Each row gets a prediction (label with
 //!   class probabilities, or a value) and a prediction id; every request is recorded
 //!   (DynamoDB for lookup and feedback, the capture stream for monitoring).
+//!   During a rollout the model's policy decides which version answers (`x-sluice-caller`
+//!   keeps a caller on one version of a canary) and the answer names it.
 //! - `GET /models/{model}/predict`: what a request row carries (the production version's
 //!   input columns, with categories and example values), for forms and clients.
 //! - `GET /predictions/{id}`: a recorded prediction, with its feedback.
@@ -28,6 +30,10 @@ pub const ROUTE_PREDICT: &str = "POST /models/{model}/predict";
 pub const ROUTE_INPUTS: &str = "GET /models/{model}/predict";
 pub const ROUTE_GET_PREDICTION: &str = "GET /predictions/{id}";
 pub const ROUTE_FEEDBACK: &str = "POST /predictions/{id}/feedback";
+
+/// The header naming the caller, for a canary's stickiness (any stable text: a user or
+/// session id).
+pub const CALLER_HEADER: &str = "x-sluice-caller";
 
 /// Lambda's 6 MB synchronous payload, less base64's growth for image bodies.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -145,12 +151,14 @@ impl Predict {
                 )));
             }
         };
+        // A canary keeps a caller on one version when it names itself.
+        let caller = request.headers.get(CALLER_HEADER).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
         let served = match image {
             None => {
                 let rows = json_rows(&body)?;
-                self.service.serve(&model, Input::Rows(&rows)).await?
+                self.service.serve(&model, Input::Rows(&rows), caller).await?
             }
-            Some(kind) => self.service.serve(&model, Input::Image { kind, bytes: &body }).await?,
+            Some(kind) => self.service.serve(&model, Input::Image { kind, bytes: &body }, caller).await?,
         };
         Ok(json_response(
             200,

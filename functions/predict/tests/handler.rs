@@ -6,12 +6,15 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use aws_lambda_events::encodings::Body;
 use predict::Predict;
 use serde_json::{Value, json};
+use sluice_aws::Catalog;
 use sluice_core::ModelName;
-use sluice_core::capture::CaptureRecord;
+use sluice_core::capture::{CandidateRoute, CaptureRecord, CapturedPrediction};
 use sluice_model::registry::Approval;
+use sluice_model::rollout::{Guards, Rollout, RolloutPolicy, RolloutStatus};
 use sluice_tests::bundle::{flower_classifier, register_flowers, registry};
 use sluice_tests::{TestStack, captured, table_items};
 use sluice_trainer::network::Network;
+use time::OffsetDateTime;
 
 struct Fixture {
     stack: TestStack,
@@ -223,4 +226,88 @@ async fn the_production_versions_inputs_describe_a_request_row() {
     );
     // Nothing is predicted or recorded by describing the inputs.
     assert!(table_items(&fixture.stack.clients, fixture.stack.table("PredictionsTable")).await.is_empty());
+}
+
+impl Fixture {
+    /// Records a running rollout of `candidate` against version 1 with `policy` (as
+    /// `sluice_aws_ml::Rollouts` does), replacing the one running.
+    async fn roll_out(&self, candidate: i64, bundle: &str, policy: RolloutPolicy) {
+        let rollout = Rollout {
+            candidate,
+            bundle: bundle.to_owned(),
+            production: 1,
+            policy,
+            guards: Guards::default(),
+            started_at: OffsetDateTime::now_utc(),
+            started_by: "test".into(),
+            status: RolloutStatus::Running,
+            ended_at: None,
+            reason: None,
+            figures: None,
+            applied: false,
+        };
+        let catalog = Catalog::new(self.stack.clients.dynamodb.clone(), self.stack.table("CatalogTable"));
+        let document = serde_json::to_string(&rollout).unwrap();
+        if !catalog.start_rollout("flowers", candidate, &document).await.unwrap() {
+            assert!(catalog.update_rollout("flowers", candidate, "running", "running", &document).await.unwrap());
+        }
+    }
+
+    /// The capture lines of one answered request.
+    async fn lines_of(&self, request_id: &str) -> Vec<CapturedPrediction> {
+        let lines = self.captured().await.into_iter().filter_map(|record| match record {
+            CaptureRecord::Prediction(line) if line.prediction_id.starts_with(request_id) => Some(line),
+            _ => None,
+        });
+        lines.collect()
+    }
+}
+
+/// The answers without their prediction ids, to compare two requests.
+fn answers(body: &Value) -> Vec<Value> {
+    let mut predictions = body["predictions"].as_array().unwrap().clone();
+    for prediction in &mut predictions {
+        prediction.as_object_mut().unwrap().remove("prediction_id");
+    }
+    predictions
+}
+
+#[tokio::test]
+async fn during_a_rollout_the_candidate_shadows_or_answers_and_never_breaks_a_request() {
+    let fixture = Fixture::new(&[("MODEL_REFRESH_SECONDS", "0")]).await;
+    fixture.register(&flower_classifier(1).0, true).await;
+    let candidate =
+        register_flowers(&fixture.stack.clients, &fixture.stack.stack, &flower_classifier(2).0, false).await;
+    let bundle = candidate.bundle_uri.clone().unwrap();
+    let (_, alone) = fixture.send(event("predict-rows.json")).await;
+
+    // Shadow: production's answer, unchanged; the candidate's beside it in the capture.
+    fixture.roll_out(candidate.version, &bundle, RolloutPolicy::Shadow { fraction: 1.0 }).await;
+    let (status, shadowed) = fixture.send(event("predict-rows.json")).await;
+    assert_eq!((status, shadowed["version"].as_i64()), (200, Some(1)), "{shadowed}");
+    assert_eq!(answers(&shadowed), answers(&alone), "a shadow never changes the answer");
+    let lines = fixture.lines_of(shadowed["request_id"].as_str().unwrap()).await;
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        let run = line.rollout.as_ref().expect("the candidate's run is recorded");
+        assert_eq!((run.candidate, run.route, &run.error), (2, CandidateRoute::Shadow, &None));
+        assert!(run.output.as_ref().unwrap()["probabilities"].is_object(), "{run:?}");
+    }
+
+    // Canary over every caller: the candidate answers, and says so.
+    fixture.roll_out(candidate.version, &bundle, RolloutPolicy::Canary { fraction: 1.0 }).await;
+    let (status, canary) = fixture.send(event("predict-rows.json")).await;
+    assert_eq!((status, canary["version"].as_i64()), (200, Some(2)), "{canary}");
+
+    // A candidate whose bundle is gone: production answers both ways, the failure is the
+    // candidate's.
+    for policy in [RolloutPolicy::Canary { fraction: 1.0 }, RolloutPolicy::Shadow { fraction: 1.0 }] {
+        fixture.roll_out(candidate.version, "s3://no-such-bucket/model.tar.gz", policy).await;
+        let (status, body) = fixture.send(event("predict-rows.json")).await;
+        assert_eq!((status, body["version"].as_i64()), (200, Some(1)), "{policy:?}: {body}");
+        assert_eq!(answers(&body), answers(&alone));
+        let lines = fixture.lines_of(body["request_id"].as_str().unwrap()).await;
+        let run = lines[0].rollout.as_ref().unwrap();
+        assert!(run.error.as_deref().unwrap().contains("no-such-bucket"), "{run:?}");
+    }
 }

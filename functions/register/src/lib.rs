@@ -2,7 +2,8 @@
 //! HyperParameter Tuning Job State Change", whose best trial is registered) → a version in
 //! the model's registry group, approved only if the gate says so (`sluice_model::registry`:
 //! the candidate beats production on the same validation rows), then production is
-//! recorded. Failed jobs are logged in the model's event log with the trainer's reason and
+//! recorded. A version the gate approves over a production version is rolled out by the
+//! model's policy (`sluice_aws_ml::rollouts`) unless that policy is `immediate`. Failed jobs are logged in the model's event log with the trainer's reason and
 //! reported to the operators' topic.
 //!
 //! EventBridge delivers at least once: each job is claimed in the catalog before anything
@@ -16,10 +17,11 @@ use serde_json::{Value, json};
 use sluice_aws::settings::{SettingsError, Vars, function_memory_bytes, parsed_or, required};
 use sluice_aws::{AwsClients, Catalog, StoreError};
 use sluice_aws_ml::registry::{metadata, metrics_metadata};
-use sluice_aws_ml::{ModelRegistry, Operators, SageMaker};
+use sluice_aws_ml::{ModelRegistry, Operators, RolloutError, RolloutSettings, Rollouts, SageMaker};
 use sluice_core::ModelName;
 use sluice_core::model_event::{EventKind, ModelEvent};
 use sluice_model::registry::{Approval, gate};
+use sluice_model::rollout::RolloutPolicy;
 use sluice_model::{Bundle, BundleLimits, Contents};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -85,6 +87,7 @@ pub struct Register {
     sagemaker: SageMaker,
     registry: ModelRegistry,
     operators: Operators,
+    rollouts: Rollouts,
     /// How much better than production a version must be to be approved automatically.
     approval_margin: f64,
     limits: BundleLimits,
@@ -93,16 +96,19 @@ pub struct Register {
 impl Register {
     pub fn from_settings(clients: &AwsClients, vars: &dyn Vars) -> Result<Self, SettingsError> {
         let catalog = Catalog::new(clients.dynamodb.clone(), required(vars, "CATALOG_TABLE")?);
+        let registry = ModelRegistry::new(
+            clients,
+            catalog,
+            &parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
+            &required(vars, "TRAINER_IMAGE")?,
+        );
+        let operators = Operators::new(clients, required(vars, "OPERATORS_TOPIC_ARN")?);
         Ok(Self {
             s3: clients.s3.clone(),
             sagemaker: SageMaker::new(clients),
-            registry: ModelRegistry::new(
-                clients,
-                catalog,
-                &parsed_or(vars, "MODEL_GROUP_PREFIX", "sluice-".to_owned())?,
-                &required(vars, "TRAINER_IMAGE")?,
-            ),
-            operators: Operators::new(clients, required(vars, "OPERATORS_TOPIC_ARN")?),
+            rollouts: Rollouts::new(registry.clone(), operators.clone(), RolloutSettings::from_vars(vars)?),
+            registry,
+            operators,
             approval_margin: parsed_or(vars, "APPROVAL_MARGIN", 0.0)?,
             limits: BundleLimits::for_memory(function_memory_bytes(vars)?),
         })
@@ -234,7 +240,17 @@ impl Register {
                 .map_err(|e| bundle_error(format!("{bundle_uri}: {e}")))?;
             let metrics = bundle.metrics.ok_or_else(|| bundle_error(format!("{bundle_uri} has no metrics.json")))?;
             let production = self.catalog().production(model.as_str()).await?.map(|p| p.version);
-            let decision = gate(&metrics, production, self.approval_margin);
+            let mut decision = gate(&metrics, production, self.approval_margin);
+            // A version the gate approves over a production version is rolled out by the
+            // model's policy; it waits while it is, so production keeps serving.
+            let settings = self.rollouts.settings(&model).await?;
+            let rolls_out = decision.approval == Approval::Approved
+                && production.is_some()
+                && settings.policy != RolloutPolicy::Immediate;
+            if rolls_out {
+                decision.approval = Approval::PendingManualApproval;
+                decision.reason = format!("{}; rolled out first ({})", decision.reason, settings.policy);
+            }
 
             let mut entries = metrics_metadata(&metrics);
             entries.insert(metadata::SOURCE.into(), "training".into());
@@ -278,6 +294,19 @@ impl Register {
             .details(json!({ "job_name": job_name, "approval": version.approval.as_str(), "reason": reason,
                              "production_version": production }));
             self.catalog().append_event(model.as_str(), &registered, Some(&format!("registered {job_name}"))).await?;
+            if rolls_out {
+                match self.rollouts.start(&model, version.version, &settings, "gate", at).await {
+                    Ok(_) => {}
+                    // Another rollout is running: this version waits for a person.
+                    Err(RolloutError::Conflict(why)) => {
+                        tracing::warn!(%model, version = version.version, %why, "the gate's rollout did not start");
+                    }
+                    Err(RolloutError::Store(err)) => return Err(err.into()),
+                    Err(err @ (RolloutError::NotFound(_) | RolloutError::Invalid(_))) => {
+                        return Err(bundle_error(err.to_string()));
+                    }
+                }
+            }
             self.registry.publish_production(&model).await?;
             tracing::info!(%model, job = job_name, version = version.version, approval = version.approval.as_str(), %reason, "registered");
             Ok(Outcome::Registered {

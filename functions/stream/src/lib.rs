@@ -63,6 +63,6 @@ impl Stream {
         let request: PredictionRequest =
             serde_json::from_str(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
         let model = ModelName::parse(&request.model)?;
-        Ok(self.service.serve(&model, Input::Rows(&request.rows)).await?)
+        Ok(self.service.serve(&model, Input::Rows(&request.rows), None).await?)
     }
 }
