@@ -147,13 +147,24 @@ impl Rollouts {
         if candidate.approval == Approval::Rejected {
             return Err(RolloutError::Conflict(format!("version {version} is rejected")));
         }
+        let current = self.current(model).await?;
+        if let Some(unfinished) = current.clone().filter(|r| r.status != RolloutStatus::Running && !r.applied) {
+            // The last ending failed half-way: finish it (it may move production) before
+            // anything replaces it.
+            self.finish_ending(model, unfinished).await?;
+        }
         let production = self.catalog().production(model.as_str()).await?.ok_or_else(|| {
             RolloutError::Conflict(format!(
                 "model {model} has no production version to roll out against: approve version {version} instead"
             ))
         })?;
-        if let Some(running) = self.current(model).await?.filter(|r| r.status == RolloutStatus::Running) {
+        if let Some(running) = current.filter(|r| r.status == RolloutStatus::Running) {
             if running.candidate == version {
+                // A repeated immediate start whose first call stopped after recording it.
+                if running.policy == RolloutPolicy::Immediate {
+                    let reason = "immediate policy".to_owned();
+                    return self.end(model, Some(version), Ending::Promote, reason, None, at).await;
+                }
                 return Ok(running);
             }
             return Err(RolloutError::Conflict(format!(

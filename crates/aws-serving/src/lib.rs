@@ -34,15 +34,20 @@ pub struct CatalogModels {
 
 impl ModelSource for CatalogModels {
     /// The production record and the rollout record, read together (two reads, once per
-    /// `MODEL_REFRESH_SECONDS`, not per request).
+    /// `MODEL_REFRESH_SECONDS`, not per request). The rollout is best effort: a rollout
+    /// record that cannot be read or parsed leaves production serving alone.
     async fn production(&self, model: &str) -> Result<Option<Production>, SourceError> {
-        let (record, rollout) = tokio::try_join!(self.catalog.production(model), self.catalog.rollout_document(model))
-            .map_err(source_error)?;
-        let rollout = rollout
-            .map(|document| serde_json::from_str::<Rollout>(&document))
-            .transpose()
-            .map_err(|e| SourceError(format!("the rollout record of {model} is corrupt: {e}")))?;
-        Ok(record.map(|p| Production {
+        let (record, rollout) = tokio::join!(self.catalog.production(model), self.catalog.rollout_document(model));
+        let rollout = match rollout.map_err(|e| e.to_string()).and_then(|document| {
+            document.map(|d| serde_json::from_str::<Rollout>(&d).map_err(|e| e.to_string())).transpose()
+        }) {
+            Ok(rollout) => rollout,
+            Err(err) => {
+                tracing::error!(%model, error = %err, "rollout record unreadable; serving production alone");
+                None
+            }
+        };
+        Ok(record.map_err(source_error)?.map(|p| Production {
             candidate: rollout
                 .filter(|r| r.status == RolloutStatus::Running && r.production == p.version)
                 .map(|r| Candidate { version: r.candidate, bundle_uri: r.bundle, policy: r.policy }),

@@ -32,10 +32,16 @@ fn production_sk(model: &str) -> AttributeValue {
 /// A rollout's status while it runs (`sluice_model::rollout::RolloutStatus` as JSON).
 const ROLLOUT_RUNNING: &str = "running";
 
+/// A model's rollout lives beside its production record, so serving reads both within the
+/// one partition its role may read.
+fn rollout_sk(model: &str) -> AttributeValue {
+    s(format!("ROLLOUT#{model}"))
+}
+
 fn rollout_item(model: &str, candidate: i64, status: &str, document: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        ("pk".to_owned(), model_pk(model)),
-        ("sk".to_owned(), s("ROLLOUT")),
+        ("pk".to_owned(), s(partitions::PRODUCTION)),
+        ("sk".to_owned(), rollout_sk(model)),
         ("entity".to_owned(), s("rollout")),
         ("status".to_owned(), s(status)),
         ("candidate".to_owned(), n(candidate)),
@@ -503,7 +509,7 @@ impl Catalog {
 
     /// The model's current or last rollout (a JSON document, `sluice_model::rollout::Rollout`).
     pub async fn rollout_document(&self, model: &str) -> Result<Option<String>, StoreError> {
-        let item = self.item(model_pk(model), s("ROLLOUT")).await?;
+        let item = self.item(s(partitions::PRODUCTION), rollout_sk(model)).await?;
         item.map(|item| string(&item, "document")).transpose()
     }
 

@@ -72,13 +72,14 @@ pub enum Route {
     Candidate,
 }
 
-/// Where the request with `key` goes: for a canary the caller's key (sticky), for a shadow
-/// the request id (a sample of requests).
-pub fn route(policy: &RolloutPolicy, key: &str) -> Route {
+/// Where a request goes: a canary places the caller (its key, sticky; the request id when
+/// it sends none), a shadow samples requests by their id (a caller's key would let a few
+/// busy callers starve the candidate of rows).
+pub fn route(policy: &RolloutPolicy, caller: Option<&str>, request_id: &str) -> Route {
     match policy {
         RolloutPolicy::Immediate => Route::Candidate,
-        RolloutPolicy::Shadow { fraction } if position(key) < *fraction => Route::ProductionAndShadow,
-        RolloutPolicy::Canary { fraction } if position(key) < *fraction => Route::Candidate,
+        RolloutPolicy::Shadow { fraction } if position(request_id) < *fraction => Route::ProductionAndShadow,
+        RolloutPolicy::Canary { fraction } if position(caller.unwrap_or(request_id)) < *fraction => Route::Candidate,
         RolloutPolicy::Shadow { .. } | RolloutPolicy::Canary { .. } => Route::Production,
     }
 }
@@ -567,21 +568,23 @@ mod tests {
     fn a_canary_takes_its_fraction_of_callers_and_keeps_them() {
         let policy = RolloutPolicy::Canary { fraction: 0.1 };
         let callers = 20_000;
-        let on_candidate = (0..callers).filter(|i| route(&policy, &format!("caller-{i}")) == Route::Candidate).count();
+        let on_candidate = (0..callers)
+            .filter(|i| route(&policy, Some(&format!("caller-{i}")), "request") == Route::Candidate)
+            .count();
         // Within four standard deviations of 10% (sd = sqrt(0.1 * 0.9 / 20000) = 0.0021).
         let share = on_candidate as f64 / callers as f64;
         assert!((share - 0.1).abs() < 4.0 * 0.0021, "{share}");
         // Sticky: the same caller, the same version, every time.
         for i in 0..100 {
             let key = format!("caller-{i}");
-            assert_eq!(route(&policy, &key), route(&policy, &key));
+            assert_eq!(route(&policy, Some(&key), "one"), route(&policy, Some(&key), "another"));
         }
         // Raising the fraction keeps every caller already on the candidate there.
         let wider = RolloutPolicy::Canary { fraction: 0.3 };
         for i in 0..callers {
             let key = format!("caller-{i}");
-            if route(&policy, &key) == Route::Candidate {
-                assert_eq!(route(&wider, &key), Route::Candidate, "{key}");
+            if route(&policy, Some(&key), "r") == Route::Candidate {
+                assert_eq!(route(&wider, Some(&key), "r"), Route::Candidate, "{key}");
             }
         }
     }
@@ -589,11 +592,13 @@ mod tests {
     #[test]
     fn a_shadow_never_lets_the_candidate_answer() {
         let policy = RolloutPolicy::Shadow { fraction: 0.5 };
-        let routes: Vec<Route> = (0..2_000).map(|i| route(&policy, &format!("request-{i}"))).collect();
+        // Sampled by request, whoever the caller.
+        let routes: Vec<Route> =
+            (0..2_000).map(|i| route(&policy, Some("one caller"), &format!("request-{i}"))).collect();
         assert!(!routes.contains(&Route::Candidate));
         let shadowed = routes.iter().filter(|r| **r == Route::ProductionAndShadow).count();
         assert!((shadowed as f64 / 2_000.0 - 0.5).abs() < 0.05, "{shadowed}");
-        assert_eq!(route(&RolloutPolicy::Immediate, "any"), Route::Candidate);
+        assert_eq!(route(&RolloutPolicy::Immediate, None, "any"), Route::Candidate);
     }
 
     #[test]

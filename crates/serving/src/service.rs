@@ -195,10 +195,11 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
         let serving = self.production(model).await?;
         let request_id = uuid::Uuid::now_v7().simple().to_string();
         let rows = rows_for(&serving.predictor, input)?;
-        let routed = serving.candidate.as_ref().map(|c| (c, route(&c.policy, caller.unwrap_or(&request_id))));
+        let routed = serving.candidate.as_ref().map(|c| (c, route(&c.policy, caller, &request_id)));
         let (version, predictions, latency_ms, candidate_runs) = match routed {
             Some((candidate, Route::Candidate)) => match candidate.try_predict(input) {
                 Ok((predictions, latency_ms)) => {
+                    self.publish_candidate_metrics(model, candidate.version, Some(latency_ms));
                     let run = CandidateRun::canary(candidate.version, None);
                     (candidate.version, predictions, latency_ms, vec![Some(run); rows.len()])
                 }
@@ -273,8 +274,8 @@ impl<S: ModelSource, R: PredictionSink> PredictionService<S, R> {
         Ok(Served { version, request_id, predictions: answered, latency_ms })
     }
 
-    /// A rollout candidate's run beside production (shadow, or a canary that failed):
-    /// its latency, or an error (EMF, dimension `Version`).
+    /// A rollout candidate's run (shadow or canary): its latency, or an error (EMF,
+    /// dimension `Version`).
     fn publish_candidate_metrics(&self, model: &ModelName, version: i64, latency_ms: Option<f64>) {
         let mut metrics = vec![
             Metric { name: "CandidateRuns".into(), unit: Unit::Count, value: 1.0 },

@@ -31,7 +31,7 @@ use sluice_core::model_event::{EventKind, ModelEvent};
 use sluice_core::monitoring::{MAX_METRICS_HOURS, metrics_period_seconds};
 use sluice_core::{InvalidName, ModelName};
 use sluice_model::registry::Approval;
-use sluice_model::rollout::{Guards, RolloutPolicy};
+use sluice_model::rollout::{Guards, RolloutPolicy, RolloutStatus};
 use sluice_model::{Bundle, BundleLimits, Contents};
 use sluice_serving::Predictor;
 use time::OffsetDateTime;
@@ -366,6 +366,21 @@ impl Models {
             .details(json!({ "approval": approval.as_str() }));
         self.catalog().append_event(model.as_str(), &event, None).await?;
         let production = self.registry.publish_production(&model).await?;
+        // A person's decision on a rollout's candidate ends its rollout the same way, so
+        // serving stops routing to it and the checker cannot overrule the person.
+        let running = self.rollouts.current(&model).await?.filter(|r| r.status == RolloutStatus::Running);
+        if running.is_some_and(|r| r.candidate == version) {
+            let (ending, reason) = match approval {
+                Approval::Approved => (Ending::Promote, "approved by hand"),
+                _ => (Ending::RollBack, "rejected by hand"),
+            };
+            let ended =
+                self.rollouts.end(&model, Some(version), ending, reason.into(), None, OffsetDateTime::now_utc());
+            match ended.await {
+                Ok(_) | Err(RolloutError::Conflict(_)) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
         tracing::info!(%model, version, approval = approval.as_str(), "version decided by hand");
         Ok(json_response(200, &version_json(&decided, production.production.map(|p| p.version))))
     }
