@@ -230,7 +230,7 @@ async fn the_production_versions_inputs_describe_a_request_row() {
 
 impl Fixture {
     /// Records a running rollout of `candidate` against version 1 with `policy` (as
-    /// `sluice_aws_ml::Rollouts` does), replacing the one running.
+    /// `sluice_aws_ml::Rollouts` does), aborting the one running.
     async fn roll_out(&self, candidate: i64, bundle: &str, policy: RolloutPolicy) {
         let rollout = Rollout {
             candidate,
@@ -248,9 +248,14 @@ impl Fixture {
         };
         let catalog = Catalog::new(self.stack.clients.dynamodb.clone(), self.stack.table("CatalogTable"));
         let document = serde_json::to_string(&rollout).unwrap();
-        if !catalog.start_rollout("flowers", candidate, &document).await.unwrap() {
-            assert!(catalog.update_rollout("flowers", candidate, "running", "running", &document).await.unwrap());
+        if let Some(running) = catalog.rollout_document("flowers").await.unwrap() {
+            // The one running ends (aborted), so this one can start.
+            let running: Rollout = serde_json::from_str(&running).unwrap();
+            let ended = Rollout { status: RolloutStatus::Aborted, ..running.clone() };
+            let ended = serde_json::to_string(&ended).unwrap();
+            catalog.update_rollout("flowers", running.candidate, "running", "aborted", &ended).await.unwrap();
         }
+        assert!(catalog.start_rollout("flowers", candidate, &document).await.unwrap());
     }
 
     /// The capture lines of one answered request.
@@ -299,10 +304,12 @@ async fn during_a_rollout_the_candidate_shadows_or_answers_and_never_breaks_a_re
     let (status, canary) = fixture.send(event("predict-rows.json")).await;
     assert_eq!((status, canary["version"].as_i64()), (200, Some(2)), "{canary}");
 
-    // A candidate whose bundle is gone: production answers both ways, the failure is the
+    // A candidate (another version: a version's bundle never changes, and serving keeps a
+    // loaded one) whose bundle is gone: production answers both ways, the failure is the
     // candidate's.
+    let broken = register_flowers(&fixture.stack.clients, &fixture.stack.stack, &flower_classifier(3).0, false).await;
     for policy in [RolloutPolicy::Canary { fraction: 1.0 }, RolloutPolicy::Shadow { fraction: 1.0 }] {
-        fixture.roll_out(candidate.version, "s3://no-such-bucket/model.tar.gz", policy).await;
+        fixture.roll_out(broken.version, "s3://no-such-bucket/model.tar.gz", policy).await;
         let (status, body) = fixture.send(event("predict-rows.json")).await;
         assert_eq!((status, body["version"].as_i64()), (200, Some(1)), "{policy:?}: {body}");
         assert_eq!(answers(&body), answers(&alone));
