@@ -1,6 +1,6 @@
 //! Rollouts on AWS: the rules of `sluice_model::rollout` applied to the registry and the
-//! catalog. One rollout runs per model at a time; its record (`MODEL#<model>` / `ROLLOUT`)
-//! is what serving reads to route requests, and every change to it is a conditional write,
+//! catalog. One rollout runs per model at a time; its record (`PRODUCTION` /
+//! `ROLLOUT#<model>`, beside the production record) is what serving reads to route requests, and every change to it is a conditional write,
 //! so duplicate starts make one rollout and concurrent enders (a person, the checker) end
 //! it once. Ending writes the record first and then the registry: a retry of an ending that
 //! failed half-way finds the record ended the same way and applies the approval again.
@@ -48,12 +48,15 @@ impl RolloutSettings {
             "canary" => RolloutPolicy::Canary { fraction },
             _ => return Err(SettingsError::Invalid { name: "ROLLOUT_MODE", value: mode }),
         };
+        policy
+            .validate()
+            .map_err(|_| SettingsError::Invalid { name: "ROLLOUT_FRACTION", value: fraction.to_string() })?;
         let guards_text = parsed_or(vars, "ROLLOUT_GUARDS", "{}".to_owned())?;
-        let guards = serde_json::from_str(&guards_text)
-            .map_err(|_| SettingsError::Invalid { name: "ROLLOUT_GUARDS", value: guards_text.clone() })?;
-        let settings = Self { policy, guards };
-        settings.validate().map_err(|_| SettingsError::Invalid { name: "ROLLOUT_GUARDS", value: guards_text })?;
-        Ok(settings)
+        let guards = serde_json::from_str::<Guards>(&guards_text)
+            .ok()
+            .filter(|guards| guards.validate().is_ok())
+            .ok_or(SettingsError::Invalid { name: "ROLLOUT_GUARDS", value: guards_text })?;
+        Ok(Self { policy, guards })
     }
 }
 
@@ -79,12 +82,19 @@ pub enum Ending {
 }
 
 impl Ending {
+    const ALL: [Self; 3] = [Self::Promote, Self::RollBack, Self::Abort];
+
     fn status(self) -> RolloutStatus {
         match self {
             Self::Promote => RolloutStatus::Promoted,
             Self::RollBack => RolloutStatus::RolledBack,
             Self::Abort => RolloutStatus::Aborted,
         }
+    }
+
+    /// The ending a rollout's status records; `None` while it runs.
+    fn of(status: RolloutStatus) -> Option<Self> {
+        Self::ALL.into_iter().find(|ending| ending.status() == status)
     }
 }
 
@@ -254,7 +264,7 @@ impl Rollouts {
                     ..current
                 };
                 let document = serde_json::to_string(&ended).expect("rollouts serialise");
-                let (running, status) = (status_name(RolloutStatus::Running), status_name(ended.status));
+                let (running, status) = (RolloutStatus::Running.as_str(), ended.status.as_str());
                 if !self.catalog().update_rollout(model.as_str(), ended.candidate, running, status, &document).await? {
                     // Ended meanwhile by someone else: that ending stands.
                     return self.settled(model, ending).await;
@@ -270,13 +280,10 @@ impl Rollouts {
 
     /// Finishes an ending whose effects were not all done (its ender failed half-way).
     pub async fn finish_ending(&self, model: &ModelName, ended: Rollout) -> Result<Rollout, RolloutError> {
-        let ending = match ended.status {
-            RolloutStatus::Promoted => Ending::Promote,
-            RolloutStatus::RolledBack => Ending::RollBack,
-            RolloutStatus::Aborted => Ending::Abort,
-            RolloutStatus::Running => return Ok(ended),
-        };
-        self.apply(model, ended, ending).await
+        match Ending::of(ended.status) {
+            Some(ending) => self.apply(model, ended, ending).await,
+            None => Ok(ended),
+        }
     }
 
     async fn settled(&self, model: &ModelName, ending: Ending) -> Result<Rollout, RolloutError> {
@@ -324,7 +331,7 @@ impl Rollouts {
         }
         let applied = Rollout { applied: true, ..ended };
         let document = serde_json::to_string(&applied).expect("rollouts serialise");
-        let status = status_name(applied.status);
+        let status = applied.status.as_str();
         self.catalog().update_rollout(model.as_str(), version, status, status, &document).await?;
         tracing::info!(%model, version, ?ending, %reason, "rollout ended");
         Ok(applied)
@@ -346,7 +353,7 @@ impl Rollouts {
             Decision::Continue(why) => {
                 let checked = Rollout { reason: Some(why.clone()), figures: Some(figures), ..rollout.clone() };
                 let document = serde_json::to_string(&checked).expect("rollouts serialise");
-                let running = status_name(RolloutStatus::Running);
+                let running = RolloutStatus::Running.as_str();
                 self.catalog().update_rollout(model.as_str(), rollout.candidate, running, running, &document).await?;
             }
             Decision::Promote(why) => {
@@ -360,16 +367,6 @@ impl Rollouts {
     }
 }
 
-/// A status as the catalog's condition reads it: its JSON name.
-fn status_name(status: RolloutStatus) -> &'static str {
-    match status {
-        RolloutStatus::Running => "running",
-        RolloutStatus::Promoted => "promoted",
-        RolloutStatus::RolledBack => "rolled_back",
-        RolloutStatus::Aborted => "aborted",
-    }
-}
-
 fn no_rollout(model: &ModelName) -> RolloutError {
     RolloutError::NotFound(format!("model {model} has no rollout"))
 }
@@ -379,15 +376,6 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-
-    #[test]
-    fn status_names_are_the_records_json_names() {
-        for status in
-            [RolloutStatus::Running, RolloutStatus::Promoted, RolloutStatus::RolledBack, RolloutStatus::Aborted]
-        {
-            assert_eq!(serde_json::to_value(status).unwrap(), status_name(status));
-        }
-    }
 
     #[test]
     fn the_stacks_default_comes_from_the_template_parameters() {

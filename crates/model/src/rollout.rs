@@ -168,6 +168,18 @@ pub enum RolloutStatus {
     Aborted,
 }
 
+impl RolloutStatus {
+    /// Its JSON name, as the catalog's conditions compare it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Promoted => "promoted",
+            Self::RolledBack => "rolled_back",
+            Self::Aborted => "aborted",
+        }
+    }
+}
+
 /// One rollout of a model, as the catalog records it and `GET /models/{model}/rollouts`
 /// shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -779,6 +791,14 @@ mod tests {
         assert_eq!((production.requests, candidate.requests, candidate.errors), (1, 2, 1));
         assert_eq!(candidate.latency_p99_ms, Some(4.0));
         assert_eq!((candidate.feedback, candidate.correct), (1, 1), "104 and 100 agree within 5%");
+    }
+
+    #[test]
+    fn status_names_are_their_json_names() {
+        use RolloutStatus::*;
+        for status in [Running, Promoted, RolledBack, Aborted] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
     }
 
     #[test]

@@ -508,14 +508,14 @@ impl Models {
     }
 }
 
-/// A small JSON body (at most [`MAX_SMALL_BODY_BYTES`]) as `T`; `shape` says what is
-/// expected when it is not.
+/// A small JSON body (at most [`MAX_SMALL_BODY_BYTES`], base64 or not) as `T`; `shape`
+/// says what is expected when it is not.
 fn small_json<T: serde::de::DeserializeOwned>(request: &ApiGatewayV2httpRequest, shape: &str) -> Result<T, ApiError> {
-    let text = request.body.as_deref().unwrap_or_default();
-    if text.len() > MAX_SMALL_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!("the body is at most {MAX_SMALL_BODY_BYTES} bytes")));
-    }
-    serde_json::from_str(text).map_err(|e| ApiError::InvalidRequest(format!("the body must be {shape}: {e}")))
+    let bytes = body_bytes(request, MAX_SMALL_BODY_BYTES).map_err(|err| match err {
+        BodyError::TooLarge { .. } => ApiError::PayloadTooLarge(err.to_string()),
+        BodyError::InvalidBase64(_) => ApiError::InvalidRequest(err.to_string()),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidRequest(format!("the body must be {shape}: {e}")))
 }
 
 /// An RFC 3339 time from the query string, if given.
