@@ -11,7 +11,12 @@ use serde_json::{Value, json};
 use sluice_cli::LocalCloud;
 use sluice_localcloud::client::HttpClient;
 use sluice_model::Task;
-use sluice_tests::bundle::{flower_bundle, flower_classifier, flower_manifest, register_bundle, register_flowers};
+use sluice_tests::bundle::{flower_bundle, flower_classifier, flower_manifest, register_bundle};
+
+/// Not `flowers`, the other tests' model: moto's GetMetricData drops the namespace filter
+/// when a query has dimensions, so this test's hundreds of predictions under the same
+/// model name would count in a concurrent test's metrics of another stack.
+const MODEL: &str = "blooms";
 
 struct Api {
     client: HttpClient,
@@ -32,7 +37,7 @@ impl Api {
 
     async fn predict(&self, petal: f64) -> Value {
         let rows = json!({"rows": [{"petal": petal, "colour": if petal > 2.0 { "red" } else { "blue" }}]});
-        let (status, body) = self.call(http::Method::POST, "/models/flowers/predict", Some(rows)).await;
+        let (status, body) = self.call(http::Method::POST, &format!("/models/{MODEL}/predict"), Some(rows)).await;
         assert_eq!(status, 200, "{body}");
         body
     }
@@ -41,9 +46,9 @@ impl Api {
     /// monitor checks it on its schedule); bounded: 3 minutes.
     async fn until_rollout_ends(&self, candidate: i64) -> Value {
         for i in 0..1800 {
-            let (_, before) = self.call(http::Method::GET, "/models/flowers/rollouts", None).await;
+            let (_, before) = self.call(http::Method::GET, &format!("/models/{MODEL}/rollouts"), None).await;
             let answer = self.predict(1.0 + f64::from(i % 30) / 10.0).await;
-            let (_, body) = self.call(http::Method::GET, "/models/flowers/rollouts", None).await;
+            let (_, body) = self.call(http::Method::GET, &format!("/models/{MODEL}/rollouts"), None).await;
             if body["rollout"]["status"] == "running" && before["rollout"]["status"] == "running" {
                 assert_ne!(answer["version"], candidate, "a shadowed candidate never answers: {answer}");
             }
@@ -64,18 +69,24 @@ async fn a_good_candidate_is_promoted_from_shadow_and_a_broken_one_rolled_back()
     let parameters = [("RolloutMode", "shadow"), ("RolloutGuards", guards), ("ModelRefreshSeconds", "1")];
     let cloud = local_cloud::start_with(&parameters, 120.0).await;
     let api = Api::new(&cloud);
-    let (network, manifest) = flower_classifier(3);
-    register_flowers(&cloud.clients, &cloud.stack, &network, true).await;
+    let (network, _) = flower_classifier(3);
+    let labels = ["iris", "rose", "tulip"];
+    let manifest = flower_manifest(MODEL, Task::Classification, &labels, "probabilities");
+    let bundle = flower_bundle(&network, &manifest);
+    register_bundle(&cloud.clients, &cloud.stack, &bundle, true).await;
     // Version 2: the same weights, so it agrees with production on every row.
-    let good = register_flowers(&cloud.clients, &cloud.stack, &network, false).await;
+    let good = register_bundle(&cloud.clients, &cloud.stack, &bundle, false).await;
 
-    let (status, body) = api.call(http::Method::POST, "/models/flowers/rollouts", Some(json!({"version": 9}))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
     let (status, body) =
-        api.call(http::Method::POST, "/models/flowers/rollouts", Some(json!({"version": good.version}))).await;
+        api.call(http::Method::POST, &format!("/models/{MODEL}/rollouts"), Some(json!({"version": 9}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    let (status, body) = api
+        .call(http::Method::POST, &format!("/models/{MODEL}/rollouts"), Some(json!({"version": good.version})))
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["rollout"]["policy"], json!({"mode": "shadow", "fraction": 1.0}), "the stack's default");
-    let (status, body) = api.call(http::Method::POST, "/models/flowers/rollouts", Some(json!({"version": 1}))).await;
+    let (status, body) =
+        api.call(http::Method::POST, &format!("/models/{MODEL}/rollouts"), Some(json!({"version": 1}))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("conflict")), "one rollout at a time: {body}");
 
     let promoted = api.until_rollout_ends(good.version).await;
@@ -85,28 +96,29 @@ async fn a_good_candidate_is_promoted_from_shadow_and_a_broken_one_rolled_back()
         candidate["compared"].as_u64().unwrap() >= 30 && candidate["agreed"] == candidate["compared"],
         "{promoted}"
     );
-    let (_, model) = api.call(http::Method::GET, "/models/flowers", None).await;
+    let (_, model) = api.call(http::Method::GET, &format!("/models/{MODEL}"), None).await;
     assert_eq!(model["production_version"], good.version, "{model}");
 
     // Version 3: version 2's network with its labels rotated — quick, confident and wrong.
-    let rotated = flower_manifest("flowers", Task::Classification, &["rose", "tulip", "iris"], "probabilities");
-    assert_eq!(manifest.class_labels, ["iris", "rose", "tulip"]);
+    let rotated = flower_manifest(MODEL, Task::Classification, &["rose", "tulip", "iris"], "probabilities");
+    assert_eq!(manifest.class_labels, labels);
     let broken = register_bundle(&cloud.clients, &cloud.stack, &flower_bundle(&network, &rotated), false).await;
-    let (status, body) =
-        api.call(http::Method::POST, "/models/flowers/rollouts", Some(json!({"version": broken.version}))).await;
+    let (status, body) = api
+        .call(http::Method::POST, &format!("/models/{MODEL}/rollouts"), Some(json!({"version": broken.version})))
+        .await;
     assert_eq!(status, 201, "{body}");
     let rolled_back = api.until_rollout_ends(broken.version).await;
     assert_eq!(rolled_back["status"], "rolled_back", "{rolled_back}");
     assert!(rolled_back["reason"].as_str().unwrap().contains("agrees with production on 0.0000"), "{rolled_back}");
 
-    let (_, model) = api.call(http::Method::GET, "/models/flowers", None).await;
+    let (_, model) = api.call(http::Method::GET, &format!("/models/{MODEL}"), None).await;
     assert_eq!(model["production_version"], good.version, "production stayed: {model}");
     let versions = model["versions"].as_array().unwrap();
     let status_of = |version: i64| versions.iter().find(|v| v["version"] == version).unwrap()["status"].clone();
     assert_eq!(status_of(broken.version), "Rejected");
     assert_eq!(status_of(good.version), "Approved");
 
-    let (_, events) = api.call(http::Method::GET, "/models/flowers/events", None).await;
+    let (_, events) = api.call(http::Method::GET, &format!("/models/{MODEL}/events"), None).await;
     let kinds: Vec<&str> = events["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
     let order = ["rollout_started", "rollout_promoted", "promoted", "rollout_started", "rolled_back"];
     let mut position = 0;
@@ -116,6 +128,6 @@ async fn a_good_candidate_is_promoted_from_shadow_and_a_broken_one_rolled_back()
         }
     }
     assert_eq!(position, order.len(), "the rollouts happened in order: {kinds:?}");
-    let (status, _) = api.call(http::Method::POST, "/models/flowers/rollouts/promote", None).await;
+    let (status, _) = api.call(http::Method::POST, &format!("/models/{MODEL}/rollouts/promote"), None).await;
     assert_eq!(status, 409, "the rollout ended another way");
 }
